@@ -1,0 +1,162 @@
+//! The object-safe backend trait every store implements.
+
+use crate::error::Result;
+use crate::expiry::Expiry;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt;
+use std::time::Duration;
+
+/// What a backend can do and where its limits are. Read it through
+/// [`CacheBackend::capabilities`]; the conformance suite adapts to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The backend's short name (`"memory"`, `"redis"`, ...).
+    pub backend: &'static str,
+    /// Smallest TTL step the store honours (1 ms for most, 1 s for Memcached).
+    pub ttl_precision: Duration,
+    /// The store's own key length limit in bytes, if any. Longer keys still work:
+    /// the backend maps them to a digest (see [`store_key`](crate::key::store_key)).
+    pub max_key_len: Option<usize>,
+    /// Largest value accepted, in bytes; larger ones are an `InvalidInput` error.
+    pub max_value_size: Option<usize>,
+    /// Whether the batch calls use the store's own batch operations.
+    pub native_batch: bool,
+    /// Whether `acquire_lock`/`release_lock` give a lock shared by every process
+    /// using the same store (false for a process-local store).
+    pub distributed_locks: bool,
+}
+
+impl Capabilities {
+    /// Capabilities with millisecond TTLs, no limits, no native batch.
+    pub fn new(backend: &'static str) -> Self {
+        Capabilities {
+            backend,
+            ttl_precision: Duration::from_millis(1),
+            max_key_len: None,
+            max_value_size: None,
+            native_batch: false,
+            distributed_locks: false,
+        }
+    }
+    /// Set [`Capabilities::ttl_precision`].
+    pub fn ttl_precision(mut self, d: Duration) -> Self {
+        self.ttl_precision = d;
+        self
+    }
+    /// Set [`Capabilities::max_key_len`].
+    pub fn max_key_len(mut self, n: Option<usize>) -> Self {
+        self.max_key_len = n;
+        self
+    }
+    /// Set [`Capabilities::max_value_size`].
+    pub fn max_value_size(mut self, n: Option<usize>) -> Self {
+        self.max_value_size = n;
+        self
+    }
+    /// Set [`Capabilities::native_batch`].
+    pub fn native_batch(mut self, yes: bool) -> Self {
+        self.native_batch = yes;
+        self
+    }
+    /// Set [`Capabilities::distributed_locks`].
+    pub fn distributed_locks(mut self, yes: bool) -> Self {
+        self.distributed_locks = yes;
+        self
+    }
+}
+
+/// Proof of holding a lock: a random token that only the holder knows.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LockToken(String);
+
+impl LockToken {
+    /// A fresh random token (128 random bits).
+    pub fn random() -> Self {
+        LockToken(uuid::Uuid::new_v4().simple().to_string())
+    }
+    /// Rebuild a token from its text (for backends that read it back from the store).
+    pub fn from_string(s: impl Into<String>) -> Self {
+        LockToken(s.into())
+    }
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a prefix: enough to correlate in logs, not enough to steal the lock.
+        write!(f, "LockToken({}…)", &self.0[..self.0.len().min(6)])
+    }
+}
+
+/// A cache store: bytes in, bytes out.
+///
+/// Every method validates its key (see [`crate::key`]) and returns
+/// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after [`close`](Self::close).
+/// Implementations must keep one namespace's data apart from every other's.
+/// The conformance suite (`conformance-tests`) checks all of this for any implementation.
+#[async_trait]
+pub trait CacheBackend: Send + Sync + 'static {
+    /// Limits and features of this backend.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The value stored under `key`, or `None`.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Store `value` under `key`. A zero or past expiry removes the key instead.
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()>;
+
+    /// Remove `key`; true if something was there.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Whether a live value is stored under `key`.
+    async fn has(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    /// Remove every key of this backend's namespace, and nothing else.
+    async fn clear(&self) -> Result<()>;
+
+    /// Values for many keys, in the same order.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
+
+    /// Store many values with one expiry.
+    async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        for (k, v) in items {
+            self.set(k, v.clone(), expiry).await?;
+        }
+        Ok(())
+    }
+
+    /// Remove many keys; returns how many were there.
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let mut n = 0;
+        for k in keys {
+            n += usize::from(self.delete(k).await?);
+        }
+        Ok(n)
+    }
+
+    /// Store `value` only if no live value is under `key` (atomic add); true if stored.
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool>;
+
+    /// Try to take the lock `key` for at most `ttl`; `None` if someone else holds it.
+    /// The lock frees itself after `ttl` even if never released.
+    async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>>;
+
+    /// Release the lock if `token` still owns it; true if released.
+    async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool>;
+
+    /// Release connections and background work. Later calls return `Closed`.
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,222 @@
+//! The same calls for code without an async runtime, like the Python library's
+//! synchronous methods.
+//!
+//! A [`blocking::Cache`](Cache) owns a small Tokio runtime and drives each call on it.
+//! Called from inside an async runtime it returns an [`ErrorKind::Unsupported`] error
+//! instead of blocking (and possibly deadlocking) a worker thread.
+//!
+//! ```
+//! # fn demo(backend: impl cache_core::CacheBackend) -> cache_core::Result<()> {
+//! let cache = cache_core::blocking::Cache::new(backend)?;
+//! cache.set("k", &1u32, std::time::Duration::from_secs(60))?;
+//! assert_eq!(cache.get::<u32>("k")?, Some(1));
+//! let v: u32 = cache.cached("slow").get_or_compute(|| Ok::<_, std::io::Error>(2)).unwrap();
+//! # Ok(()) }
+//! ```
+
+use crate::backend::CacheBackend;
+use crate::codec::{Codec, MessagePack};
+use crate::compute::{ComputeError, IntoKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Never blocks, so dropping the last handle inside an async context is safe.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A blocking handle: every call of [`crate::Cache`], without `async`.
+#[derive(Clone)]
+pub struct Cache<C: Codec = MessagePack> {
+    cache: crate::Cache<C>,
+    rt: Arc<Runtime>,
+}
+
+fn new_runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cache-blocking")
+        .enable_all()
+        .build()
+        .map(|rt| Runtime(Some(rt)))
+        .map_err(|e| {
+            Error::new(ErrorKind::Backend, "blocking", "cannot start the blocking cache's runtime")
+                .with_source(e)
+        })
+}
+
+fn check_not_async() -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "blocking",
+            "blocking::Cache was called inside an async runtime, where blocking would stall it; use the async cache_core::Cache there (blocking::Cache::as_async gives one)",
+        ));
+    }
+    Ok(())
+}
+
+impl Cache<MessagePack> {
+    /// A blocking cache over a backend that needs no runtime to be built (memory).
+    pub fn new(backend: impl CacheBackend) -> Result<Self> {
+        Self::connect(|| async move { Ok(crate::Cache::new(backend)) })
+    }
+
+    /// Build the async cache inside this handle's runtime, for backends whose
+    /// connections belong to the runtime that opened them (Redis, PostgreSQL, ...).
+    pub fn connect<C, F, Fut>(make: F) -> Result<Cache<C>>
+    where
+        C: Codec,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<crate::Cache<C>>>,
+    {
+        check_not_async()?;
+        let rt = new_runtime()?;
+        let cache = rt.0.as_ref().expect("runtime present until drop").block_on(make())?;
+        Ok(Cache { cache, rt: Arc::new(rt) })
+    }
+}
+
+impl<C: Codec> Cache<C> {
+    fn run<F: Future>(&self, fut: F) -> Result<F::Output> {
+        check_not_async()?;
+        let rt = self.rt.0.as_ref().expect("runtime present until drop");
+        Ok(rt.block_on(fut))
+    }
+
+    /// The async handle over the same backend (for code that has both worlds).
+    pub fn as_async(&self) -> &crate::Cache<C> {
+        &self.cache
+    }
+
+    /// See [`crate::Cache::get`].
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.run(self.cache.get(key))?
+    }
+    /// See [`crate::Cache::set`].
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: impl Into<Expiry>) -> Result<()> {
+        self.run(self.cache.set(key, value, expiry))?
+    }
+    /// See [`crate::Cache::insert`].
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.run(self.cache.insert(key, value))?
+    }
+    /// See [`crate::Cache::delete`].
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.run(self.cache.delete(key))?
+    }
+    /// See [`crate::Cache::has`].
+    pub fn has(&self, key: &str) -> Result<bool> {
+        self.run(self.cache.has(key))?
+    }
+    /// See [`crate::Cache::clear`].
+    pub fn clear(&self) -> Result<()> {
+        self.run(self.cache.clear())?
+    }
+    /// See [`crate::Cache::get_many`].
+    pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        self.run(self.cache.get_many(keys))?
+    }
+    /// See [`crate::Cache::set_many`].
+    pub fn set_many<T: Serialize>(&self, items: &[(&str, T)], expiry: impl Into<Expiry>) -> Result<()> {
+        self.run(self.cache.set_many(items, expiry))?
+    }
+    /// See [`crate::Cache::delete_many`].
+    pub fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.run(self.cache.delete_many(keys))?
+    }
+    /// See [`crate::Cache::set_if_absent`].
+    pub fn set_if_absent<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: impl Into<Expiry>) -> Result<bool> {
+        self.run(self.cache.set_if_absent(key, value, expiry))?
+    }
+    /// See [`crate::Cache::close`].
+    pub fn close(&self) -> Result<()> {
+        self.run(self.cache.close())?
+    }
+
+    /// Get-or-compute with a plain closure; see [`crate::Cache::get_or_compute`].
+    pub fn get_or_compute<T, E, F>(&self, key: impl IntoKey, compute: F) -> Result<T, ComputeError<E>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> std::result::Result<T, E>,
+    {
+        self.cached(key).get_or_compute(compute)
+    }
+
+    /// Start a get-or-compute call with options; see [`crate::Cache::cached`].
+    pub fn cached(&self, key: impl IntoKey) -> Cached<'_, C> {
+        Cached { handle: self, inner: self.cache.cached(key) }
+    }
+}
+
+/// Options of one blocking get-or-compute call; see [`crate::compute::Cached`].
+#[must_use = "call .get_or_compute(...) to run it"]
+pub struct Cached<'a, C: Codec> {
+    handle: &'a Cache<C>,
+    inner: crate::compute::Cached<'a, C>,
+}
+
+impl<C: Codec> Cached<'_, C> {
+    /// See [`crate::compute::Cached::expiry`].
+    pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
+        self.inner = self.inner.expiry(expiry);
+        self
+    }
+    /// See [`crate::compute::Cached::namespace`].
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.inner = self.inner.namespace(namespace);
+        self
+    }
+    /// See [`crate::compute::Cached::timeout`].
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.inner = self.inner.timeout(d);
+        self
+    }
+    /// See [`crate::compute::Cached::stampede_protection`].
+    pub fn stampede_protection(mut self, on: bool) -> Self {
+        self.inner = self.inner.stampede_protection(on);
+        self
+    }
+    /// See [`crate::compute::Cached::lock_timeout`].
+    pub fn lock_timeout(mut self, d: Duration) -> Self {
+        self.inner = self.inner.lock_timeout(d);
+        self
+    }
+    /// See [`crate::compute::Cached::lock_wait`].
+    pub fn lock_wait(mut self, d: Duration) -> Self {
+        self.inner = self.inner.lock_wait(d);
+        self
+    }
+    /// See [`crate::compute::Cached::skip`].
+    pub fn skip(mut self, skip: bool) -> Self {
+        self.inner = self.inner.skip(skip);
+        self
+    }
+    /// See [`crate::compute::Cached::refresh`].
+    pub fn refresh(mut self, refresh: bool) -> Self {
+        self.inner = self.inner.refresh(refresh);
+        self
+    }
+
+    /// Look up the key, computing and storing the value on a miss.
+    pub fn get_or_compute<T, E, F>(self, compute: F) -> Result<T, ComputeError<E>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> std::result::Result<T, E>,
+    {
+        let Cached { handle, inner } = self;
+        handle.run(inner.get_or_compute(|| async move { compute() }))?
+    }
+}

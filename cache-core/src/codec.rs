@@ -1,0 +1,90 @@
+//! How typed values become bytes.
+
+use crate::error::{Error, ErrorKind, Result};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Turns values into bytes and back. [`MessagePack`] is the default; [`Json`] is
+/// readable by other languages; implement this trait to plug in another format.
+pub trait Codec: Clone + Send + Sync + 'static {
+    /// A short name used in error messages.
+    fn name(&self) -> &'static str;
+    /// Encode a value.
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>>;
+    /// Decode a value; undecodable bytes are an [`ErrorKind::Serialization`] error.
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T>;
+}
+
+fn codec_error(codec: &'static str, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(
+        ErrorKind::Serialization,
+        codec,
+        format!("{what} failed; the stored bytes do not match the requested type (was it written by another version or codec?)"),
+    )
+    .with_source(e)
+}
+
+/// MessagePack through `rmp-serde`, with structs written as maps (field names
+/// included), so adding or reordering fields never silently misreads old values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessagePack;
+
+impl Codec for MessagePack {
+    fn name(&self) -> &'static str {
+        "msgpack"
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+        rmp_serde::to_vec_named(value).map_err(|e| codec_error("msgpack", "encoding", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        rmp_serde::from_slice(bytes).map_err(|e| codec_error("msgpack", "decoding", e))
+    }
+}
+
+/// JSON through `serde_json`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl Codec for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|e| codec_error("json", "encoding", e))
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| codec_error("json", "decoding", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct User {
+        id: u32,
+        name: String,
+        tags: Option<Vec<String>>,
+    }
+
+    fn roundtrip<C: Codec>(c: C) {
+        let u = User { id: 7, name: "ada".into(), tags: None };
+        let bytes = c.encode(&u).unwrap();
+        assert_eq!(c.decode::<User>(&bytes).unwrap(), u);
+        let none: Option<u8> = None;
+        assert_eq!(c.decode::<Option<u8>>(&c.encode(&none).unwrap()).unwrap(), None);
+        let e = c.decode::<User>(b"\xc1\xff not a value").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Serialization);
+    }
+
+    #[test]
+    fn msgpack_roundtrip() {
+        roundtrip(MessagePack);
+    }
+
+    #[test]
+    fn json_roundtrip() {
+        roundtrip(Json);
+    }
+}

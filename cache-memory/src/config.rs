@@ -1,0 +1,52 @@
+//! Settings of the in-memory backend.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Settings of [`MemoryBackend`](crate::MemoryBackend), loadable with serde.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryConfig {
+    /// Most entries the store holds (all namespaces together); the least recently
+    /// used entry of a shard is evicted to make room. Default 100 000.
+    pub max_entries: usize,
+    /// Namespace of this backend's keys. Default `"default"`.
+    pub namespace: String,
+    /// How often expired entries are swept away in the background; `None` turns the
+    /// sweep off (expired entries are still never returned, and are dropped when read
+    /// or evicted). Default 1 s.
+    #[serde(with = "opt_millis")]
+    pub sweep_interval: Option<Duration>,
+    /// Number of independently locked shards. Default 64.
+    pub shards: usize,
+    /// Largest value accepted, in bytes. Default 16 MiB.
+    pub max_value_size: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            max_entries: 100_000,
+            namespace: cache_core::key::DEFAULT_NAMESPACE.to_owned(),
+            sweep_interval: Some(Duration::from_secs(1)),
+            shards: 64,
+            max_value_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

@@ -1,0 +1,75 @@
+//! The behavioural suite every cache backend must pass: ours and yours.
+//!
+//! Each behaviour is a public async function in [`cases`] that takes a [`Harness`].
+//! The [`suite!`] macro expands all of them into one `#[tokio::test]` each, so a
+//! failure names its case. For your own backend, implement [`Harness`] and write,
+//! in `tests/conformance.rs` (with `tokio` as a dev-dependency):
+//!
+//! ```ignore
+//! conformance_tests::suite!(MyHarness::new());
+//! ```
+//!
+//! A harness hands out backends on one shared store: each case asks for fresh random
+//! namespaces, so cases run in parallel against one server, and two namespaces on one
+//! store prove that `clear` touches only its own. Cases adapt to the backend's declared
+//! [`Capabilities`](cache_core::Capabilities) (TTL precision, key and value limits) but
+//! never skip a behaviour.
+#![warn(missing_docs)]
+
+pub mod cases;
+pub mod faulty;
+
+use cache_core::{async_trait, CacheBackend};
+use std::sync::Arc;
+
+pub use faulty::FaultyBackend;
+
+/// Makes backends for the suite.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// A backend on the harness's store using `namespace`. Two calls with different
+    /// namespaces must share the same store; a call with the same namespace must see
+    /// the same data (as a second process would). Panic with a message that says how
+    /// to start the server when it cannot be reached.
+    async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend>;
+}
+
+/// A fresh random namespace such as `ct-3f2a9c1b0d4e`.
+pub fn random_namespace() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("ct-{}", &id[..12])
+}
+
+/// Expands every case of [`cases`] into a `#[tokio::test]` inside a module named
+/// `conformance`, evaluating the harness expression once per test.
+#[macro_export]
+macro_rules! suite {
+    ($harness:expr) => {
+        $crate::suite!(@cases $harness;
+            set_get_roundtrip, overwrite, missing_key, delete_reports_presence, has_reports_presence,
+            expiry_after, expiry_never, expiry_past_or_zero_removes, clear_only_own_namespace,
+            empty_and_binary_values, value_size_limit, key_limits, unicode_keys,
+            control_character_keys_are_distinct, long_keys_do_not_collide, batch_agrees_with_single,
+            set_if_absent_has_one_winner, lock_has_one_holder, lock_rejects_wrong_token, lock_expires,
+            compute_hit_does_not_recompute, compute_concurrent_misses_compute_once,
+            compute_error_reaches_waiters_and_is_not_cached, compute_skip_bypasses_cache,
+            compute_refresh_overwrites, compute_cached_none_is_a_hit, compute_undecodable_is_a_miss,
+            compute_leader_dropped_waiters_take_over, compute_panic_waiters_do_not_hang,
+            compute_lock_spans_caches, compute_fails_open_on_errors, compute_fails_open_on_slow_backend,
+            parallel_set_get_lose_nothing, use_after_close_is_an_error,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let harness = $harness;
+                    $crate::cases::$case(&harness).await;
+                }
+            )*
+        }
+    };
+}
