@@ -66,6 +66,12 @@ fn check_not_async() -> Result<()> {
     Ok(())
 }
 
+impl<C: Codec> std::fmt::Debug for Cache<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("blocking::Cache").field(&self.cache).finish()
+    }
+}
+
 impl Cache<MessagePack> {
     /// A blocking cache over a backend that needs no runtime to be built (memory).
     pub fn new(backend: impl CacheBackend) -> Result<Self> {

@@ -1,1 +1,32 @@
+//! One async cache API over many stores.
+//!
+//! This umbrella crate re-exports [`cache_core`] (always) and each backend behind a
+//! feature, so an application depends on one crate and compiles only the stores it
+//! enables:
+//!
+//! | feature | backend | crate |
+//! |---|---|---|
+//! | `memory` (default) | [`MemoryBackend`] | `cache-memory` |
+//!
+//! ```
+//! use cache::{Cache, MemoryBackend};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cache::Result<()> {
+//! let cache = Cache::new(MemoryBackend::builder().build()?);
+//! let n: u64 = cache
+//!     .cached("expensive")
+//!     .expiry(Duration::from_secs(60))
+//!     .get_or_compute(|| async { Ok::<_, std::io::Error>(6 * 7) })
+//!     .await
+//!     .expect("compute does not fail");
+//! assert_eq!(n, 42);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
 
+pub use cache_core::*;
+
+#[cfg(feature = "memory")]
+pub use cache_memory::{self as memory, MemoryBackend, MemoryBuilder, MemoryConfig};
