@@ -50,8 +50,12 @@ fn new_runtime() -> Result<Runtime> {
         .build()
         .map(|rt| Runtime(Some(rt)))
         .map_err(|e| {
-            Error::new(ErrorKind::Backend, "blocking", "cannot start the blocking cache's runtime")
-                .with_source(e)
+            Error::new(
+                ErrorKind::Backend,
+                "blocking",
+                "cannot start the blocking cache's runtime",
+            )
+            .with_source(e)
         })
 }
 
@@ -88,8 +92,14 @@ impl Cache<MessagePack> {
     {
         check_not_async()?;
         let rt = new_runtime()?;
-        let cache = rt.0.as_ref().expect("runtime present until drop").block_on(make())?;
-        Ok(Cache { cache, rt: Arc::new(rt) })
+        let cache =
+            rt.0.as_ref()
+                .expect("runtime present until drop")
+                .block_on(make())?;
+        Ok(Cache {
+            cache,
+            rt: Arc::new(rt),
+        })
     }
 }
 
@@ -110,7 +120,12 @@ impl<C: Codec> Cache<C> {
         self.run(self.cache.get(key))?
     }
     /// See [`crate::Cache::set`].
-    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: impl Into<Expiry>) -> Result<()> {
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<()> {
         self.run(self.cache.set(key, value, expiry))?
     }
     /// See [`crate::Cache::insert`].
@@ -134,7 +149,11 @@ impl<C: Codec> Cache<C> {
         self.run(self.cache.get_many(keys))?
     }
     /// See [`crate::Cache::set_many`].
-    pub fn set_many<T: Serialize>(&self, items: &[(&str, T)], expiry: impl Into<Expiry>) -> Result<()> {
+    pub fn set_many<T: Serialize>(
+        &self,
+        items: &[(&str, T)],
+        expiry: impl Into<Expiry>,
+    ) -> Result<()> {
         self.run(self.cache.set_many(items, expiry))?
     }
     /// See [`crate::Cache::delete_many`].
@@ -142,7 +161,12 @@ impl<C: Codec> Cache<C> {
         self.run(self.cache.delete_many(keys))?
     }
     /// See [`crate::Cache::set_if_absent`].
-    pub fn set_if_absent<T: Serialize + ?Sized>(&self, key: &str, value: &T, expiry: impl Into<Expiry>) -> Result<bool> {
+    pub fn set_if_absent<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        expiry: impl Into<Expiry>,
+    ) -> Result<bool> {
         self.run(self.cache.set_if_absent(key, value, expiry))?
     }
     /// See [`crate::Cache::close`].
@@ -151,7 +175,11 @@ impl<C: Codec> Cache<C> {
     }
 
     /// Get-or-compute with a plain closure; see [`crate::Cache::get_or_compute`].
-    pub fn get_or_compute<T, E, F>(&self, key: impl IntoKey, compute: F) -> Result<T, ComputeError<E>>
+    pub fn get_or_compute<T, E, F>(
+        &self,
+        key: impl IntoKey,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         E: Send + Sync + 'static,
@@ -162,7 +190,10 @@ impl<C: Codec> Cache<C> {
 
     /// Start a get-or-compute call with options; see [`crate::Cache::cached`].
     pub fn cached(&self, key: impl IntoKey) -> Cached<'_, C> {
-        Cached { handle: self, inner: self.cache.cached(key) }
+        Cached {
+            handle: self,
+            inner: self.cache.cached(key),
+        }
     }
 }
 

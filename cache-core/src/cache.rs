@@ -1,6 +1,6 @@
 //! The typed [`Cache`] handle.
 
-use crate::backend::{Capabilities, CacheBackend};
+use crate::backend::{CacheBackend, Capabilities};
 use crate::codec::{Codec, MessagePack};
 use crate::error::Result;
 use crate::expiry::Expiry;
@@ -48,7 +48,9 @@ pub struct Cache<C: Codec = MessagePack> {
 
 impl<C: Codec> Clone for Cache<C> {
     fn clone(&self) -> Self {
-        Cache { inner: self.inner.clone() }
+        Cache {
+            inner: self.inner.clone(),
+        }
     }
 }
 

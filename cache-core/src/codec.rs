@@ -14,7 +14,11 @@ pub trait Codec: Clone + Send + Sync + 'static {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T>;
 }
 
-fn codec_error(codec: &'static str, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+fn codec_error(
+    codec: &'static str,
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
     Error::new(
         ErrorKind::Serialization,
         codec,
@@ -69,11 +73,18 @@ mod tests {
     }
 
     fn roundtrip<C: Codec>(c: C) {
-        let u = User { id: 7, name: "ada".into(), tags: None };
+        let u = User {
+            id: 7,
+            name: "ada".into(),
+            tags: None,
+        };
         let bytes = c.encode(&u).unwrap();
         assert_eq!(c.decode::<User>(&bytes).unwrap(), u);
         let none: Option<u8> = None;
-        assert_eq!(c.decode::<Option<u8>>(&c.encode(&none).unwrap()).unwrap(), None);
+        assert_eq!(
+            c.decode::<Option<u8>>(&c.encode(&none).unwrap()).unwrap(),
+            None
+        );
         let e = c.decode::<User>(b"\xc1\xff not a value").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Serialization);
     }

@@ -245,7 +245,12 @@ impl<'a, C: Codec> Cached<'a, C> {
 
     /// Run a backend call bounded by the timeout; errors and timeouts become `None`
     /// with a warning (fail open).
-    async fn guarded<T>(&self, op: &str, key: &str, fut: impl Future<Output = Result<T>>) -> Option<T> {
+    async fn guarded<T>(
+        &self,
+        op: &str,
+        key: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Option<T> {
         if self.degraded.load(Ordering::Relaxed) {
             return None;
         }
@@ -281,7 +286,9 @@ impl<'a, C: Codec> Cached<'a, C> {
     {
         let key = self.full_key()?;
         if self.skip {
-            return compute().await.map_err(|e| ComputeError::Compute(Arc::new(e)));
+            return compute()
+                .await
+                .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
         let flights = &self.cache.inner.flights;
         let mut solo = false;
@@ -292,19 +299,23 @@ impl<'a, C: Codec> Cached<'a, C> {
                 }
             }
             if solo {
-                return self.lead(&key, compute).await.map_err(ComputeError::Compute);
+                return self
+                    .lead(&key, compute)
+                    .await
+                    .map_err(ComputeError::Compute);
             }
             match flights.join(&key) {
-                Role::Follower(rx) => match follow(rx).await {
-                    Some(any) => match any.downcast_ref::<std::result::Result<T, Arc<E>>>() {
-                        Some(Ok(v)) => return Ok(v.clone()),
-                        Some(Err(e)) => return Err(ComputeError::Compute(e.clone())),
-                        // Same key, another type: compute on our own.
-                        None => solo = true,
-                    },
-                    // The leader went away (dropped or panicked): take over.
-                    None => {}
-                },
+                Role::Follower(rx) => {
+                    // `None`: the leader went away (dropped or panicked); take over.
+                    if let Some(any) = follow(rx).await {
+                        match any.downcast_ref::<std::result::Result<T, Arc<E>>>() {
+                            Some(Ok(v)) => return Ok(v.clone()),
+                            Some(Err(e)) => return Err(ComputeError::Compute(e.clone())),
+                            // Same key, another type: compute on our own.
+                            None => solo = true,
+                        }
+                    }
+                }
                 Role::Leader(guard) => {
                     let out = self.lead(&key, compute).await;
                     guard.finish(Arc::new(out.clone()));
@@ -327,7 +338,11 @@ impl<'a, C: Codec> Cached<'a, C> {
             let mut pause = Duration::from_millis(5);
             loop {
                 let acquired = self
-                    .guarded("acquire_lock", key, self.backend().acquire_lock(&lock_key, self.lock_timeout))
+                    .guarded(
+                        "acquire_lock",
+                        key,
+                        self.backend().acquire_lock(&lock_key, self.lock_timeout),
+                    )
                     .await;
                 match acquired {
                     Some(Some(token)) => {
@@ -363,10 +378,16 @@ impl<'a, C: Codec> Cached<'a, C> {
         if let Ok(v) = &result {
             match self.cache.inner.codec.encode(v) {
                 Ok(bytes) => {
-                    self.guarded("set", key, self.backend().set(key, Bytes::from(bytes), self.expiry))
-                        .await;
+                    self.guarded(
+                        "set",
+                        key,
+                        self.backend().set(key, Bytes::from(bytes), self.expiry),
+                    )
+                    .await;
                 }
-                Err(e) => tracing::warn!(key, error = %e, "computed value cannot be encoded; not cached"),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "computed value cannot be encoded; not cached")
+                }
             }
         }
         held.release(self).await;
@@ -382,7 +403,9 @@ struct LockHold {
 
 impl LockHold {
     fn new(backend: Arc<dyn CacheBackend>, key: String, token: LockToken) -> Self {
-        LockHold { inner: Some((backend, key, token)) }
+        LockHold {
+            inner: Some((backend, key, token)),
+        }
     }
     fn is_held(&self) -> bool {
         self.inner.is_some()
@@ -392,7 +415,9 @@ impl LockHold {
         if let Some((backend, key, token)) = self.inner.take() {
             match tokio::time::timeout(call.timeout, backend.release_lock(&key, &token)).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lock failed; it expires by itself"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "releasing the lock failed; it expires by itself")
+                }
                 Err(_) => tracing::warn!("releasing the lock timed out; it expires by itself"),
             }
         }
@@ -412,4 +437,3 @@ impl Drop for LockHold {
         }
     }
 }
-

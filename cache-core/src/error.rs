@@ -182,7 +182,10 @@ mod tests {
         let e = Error::new(ErrorKind::Backend, "redis", "boom")
             .with_source(std::io::Error::other("io"));
         let s = e.to_string();
-        assert!(s.contains("redis") && s.contains("boom") && s.contains("io"), "{s}");
+        assert!(
+            s.contains("redis") && s.contains("boom") && s.contains("io"),
+            "{s}"
+        );
         assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -147,7 +147,10 @@ mod tests {
         let t = Ttl::For(Duration::from_micros(1500));
         assert_eq!(t.as_millis_ceil(), Some(2));
         assert_eq!(t.as_secs_ceil(), Some(1));
-        assert_eq!(Ttl::For(Duration::from_millis(2001)).as_secs_ceil(), Some(3));
+        assert_eq!(
+            Ttl::For(Duration::from_millis(2001)).as_secs_ceil(),
+            Some(3)
+        );
         assert_eq!(Ttl::Forever.as_secs_ceil(), None);
     }
 }

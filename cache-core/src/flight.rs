@@ -71,7 +71,10 @@ impl LeaderGuard<'_> {
         self.finished = true;
         {
             let mut map = self.flights.map.lock();
-            if map.get(&self.key).is_some_and(|s| Arc::ptr_eq(s, &self.slot)) {
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+            {
                 map.remove(&self.key);
             }
         }
@@ -94,15 +97,23 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_outcome_and_abandon_wakes_them() {
         let f = Flights::default();
-        let Role::Leader(g) = f.join("k") else { panic!("first caller leads") };
-        let Role::Follower(rx) = f.join("k") else { panic!("second follows") };
+        let Role::Leader(g) = f.join("k") else {
+            panic!("first caller leads")
+        };
+        let Role::Follower(rx) = f.join("k") else {
+            panic!("second follows")
+        };
         g.finish(Arc::new(5u32));
         let out = follow(rx).await.unwrap();
         assert_eq!(out.downcast_ref::<u32>(), Some(&5));
         assert_eq!(f.in_flight(), 0);
 
-        let Role::Leader(g) = f.join("k") else { panic!() };
-        let Role::Follower(rx) = f.join("k") else { panic!() };
+        let Role::Leader(g) = f.join("k") else {
+            panic!()
+        };
+        let Role::Follower(rx) = f.join("k") else {
+            panic!()
+        };
         drop(g);
         assert!(follow(rx).await.is_none());
         assert_eq!(f.in_flight(), 0);

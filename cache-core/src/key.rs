@@ -86,7 +86,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// character of the key, or when the key starts with `#`, the key part is replaced by
 /// `#` and the SHA-256 of the key. Safe keys never start with `#` and hashed ones
 /// always do, so the two forms cannot collide; distinct long keys get distinct digests.
-pub fn store_key(namespace: &str, key: &str, max_len: usize, is_safe: impl Fn(char) -> bool) -> String {
+pub fn store_key(
+    namespace: &str,
+    key: &str,
+    max_len: usize,
+    is_safe: impl Fn(char) -> bool,
+) -> String {
     let fits = namespace.len() + 1 + key.len() <= max_len;
     if fits && !key.starts_with('#') && key.chars().all(is_safe) {
         let mut s = String::with_capacity(namespace.len() + 1 + key.len());
@@ -163,14 +168,21 @@ impl KeyBuilder {
             return Err(Error::new(
                 crate::ErrorKind::Serialization,
                 "key-builder",
-                format!("an argument of {} cannot be encoded into a key: {e}", self.path),
+                format!(
+                    "an argument of {} cannot be encoded into a key: {e}",
+                    self.path
+                ),
             ));
         }
         let full = format!("{}({})", self.path, self.args);
         if full.len() <= self.max_len && !full.is_empty() {
             Ok(full)
         } else {
-            Ok(format!("{}(#{})", self.path, sha256_hex(self.args.as_bytes())))
+            Ok(format!(
+                "{}(#{})",
+                self.path,
+                sha256_hex(self.args.as_bytes())
+            ))
         }
     }
 }
@@ -208,7 +220,10 @@ mod tests {
         assert!(store_key("ns", "a b", 250, safe).starts_with("ns:#"));
         // a user key that looks like a digest is hashed too, so it cannot collide
         let digest_like = store_key("ns", "a b", 250, safe)[3..].to_string();
-        assert_ne!(store_key("ns", &digest_like, 250, safe), store_key("ns", "a b", 250, safe));
+        assert_ne!(
+            store_key("ns", &digest_like, 250, safe),
+            store_key("ns", "a b", 250, safe)
+        );
     }
 
     #[test]
@@ -218,7 +233,10 @@ mod tests {
         assert_eq!(k1, k2);
         assert_eq!(k1, r#"f(1,"x")"#);
         let long_a = KeyBuilder::new("f").arg(&"a".repeat(500)).build().unwrap();
-        let long_b = KeyBuilder::new("f").arg(&format!("{}b", "a".repeat(499))).build().unwrap();
+        let long_b = KeyBuilder::new("f")
+            .arg(&format!("{}b", "a".repeat(499)))
+            .build()
+            .unwrap();
         assert_ne!(long_a, long_b);
         assert!(long_a.starts_with("f(#") && long_a.len() < 80);
     }

@@ -1,0 +1,193 @@
+//! Throughput of the in-memory backend against `moka::future::Cache`, measured in
+//! the same run: `cargo bench -p cache-memory --bench memory`.
+//!
+//! Skewed (Zipf, s = 1.0) reads over 10 000 keys holding 100-byte values, on 1 and
+//! 2 threads. Prints operations per second and each ratio to moka.
+//! Targets: `MemoryBackend` through the trait >= 1.5x moka; typed `Cache::get` >= 1.0x.
+
+use cache_core::{Bytes, Cache, CacheBackend, Expiry};
+use cache_memory::MemoryBackend;
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+const KEYS: usize = 10_000;
+const OPS_PER_THREAD: usize = 2_000_000;
+const ROUNDS: usize = 5;
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Small {
+    id: u64,
+    score: f64,
+    name: String,
+}
+
+fn small(i: usize) -> Small {
+    Small {
+        id: i as u64,
+        score: i as f64 / 3.0,
+        name: format!("user-{i}"),
+    }
+}
+
+/// Indices drawn from a Zipf(1.0) distribution, reproducibly.
+fn zipf_indices(n: usize, count: usize, seed: u64) -> Vec<usize> {
+    let weights: Vec<f64> = (1..=n).map(|i| 1.0 / i as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(n);
+    let mut acc = 0.0;
+    for w in weights {
+        acc += w / total;
+        cdf.push(acc);
+    }
+    let mut x = seed | 1;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|&c| c < u).min(n - 1)
+        })
+        .collect()
+}
+
+/// Run `f(thread_index)` on `threads` OS threads at once; ops per second overall.
+fn run_threads<F>(threads: usize, f: F) -> f64
+where
+    F: Fn(usize) + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let barrier = Arc::new(std::sync::Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f(t);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        h.join().unwrap();
+    }
+    (threads * OPS_PER_THREAD) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn main() {
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("key:{i}")).collect());
+    let streams: Arc<Vec<Vec<usize>>> = Arc::new(
+        (0..2)
+            .map(|t| zipf_indices(KEYS, OPS_PER_THREAD, 0x9E37_79B9 + t as u64))
+            .collect(),
+    );
+    let value = Bytes::from(vec![b'x'; 100]);
+
+    let backend = Arc::new(
+        MemoryBackend::builder()
+            .max_entries(KEYS * 2)
+            .build()
+            .unwrap(),
+    );
+    let dyn_backend: Arc<dyn CacheBackend> = backend.clone();
+    let typed_backend = MemoryBackend::builder()
+        .max_entries(KEYS * 2)
+        .build()
+        .unwrap();
+    let typed = Cache::new(typed_backend);
+    let moka_bytes: moka::future::Cache<String, Bytes> =
+        moka::future::Cache::new((KEYS * 2) as u64);
+    let moka_struct: moka::future::Cache<String, Small> =
+        moka::future::Cache::new((KEYS * 2) as u64);
+    block_on(async {
+        for (i, k) in keys.iter().enumerate() {
+            dyn_backend
+                .set(k, value.clone(), Expiry::Never)
+                .await
+                .unwrap();
+            typed.set(k, &small(i), Expiry::Never).await.unwrap();
+            moka_bytes.insert(k.clone(), value.clone()).await;
+            moka_struct.insert(k.clone(), small(i)).await;
+        }
+        moka_bytes.run_pending_tasks().await;
+        moka_struct.run_pending_tasks().await;
+    });
+
+    println!(
+        "memory backend vs moka::future::Cache: Zipf(1.0) reads over {KEYS} keys, 100-byte values"
+    );
+    println!("(best of {ROUNDS} rounds of {OPS_PER_THREAD} gets per thread)");
+    for threads in [1usize, 2] {
+        let best = |f: &dyn Fn() -> f64| (0..ROUNDS).map(|_| f()).fold(0.0, f64::max);
+        let moka_b = best(&|| {
+            let (m, keys, streams) = (moka_bytes.clone(), keys.clone(), streams.clone());
+            run_threads(threads, move |t| {
+                block_on(async {
+                    for &i in &streams[t] {
+                        black_box(m.get(keys[i].as_str()).await);
+                    }
+                })
+            })
+        });
+        let moka_s = best(&|| {
+            let (m, keys, streams) = (moka_struct.clone(), keys.clone(), streams.clone());
+            run_threads(threads, move |t| {
+                block_on(async {
+                    for &i in &streams[t] {
+                        black_box(m.get(keys[i].as_str()).await);
+                    }
+                })
+            })
+        });
+        let trait_ops = best(&|| {
+            let (b, keys, streams) = (dyn_backend.clone(), keys.clone(), streams.clone());
+            run_threads(threads, move |t| {
+                block_on(async {
+                    for &i in &streams[t] {
+                        black_box(b.get(&keys[i]).await.unwrap());
+                    }
+                })
+            })
+        });
+        let typed_ops = best(&|| {
+            let (c, keys, streams) = (typed.clone(), keys.clone(), streams.clone());
+            run_threads(threads, move |t| {
+                block_on(async {
+                    for &i in &streams[t] {
+                        black_box(c.get::<Small>(&keys[i]).await.unwrap());
+                    }
+                })
+            })
+        });
+        println!("threads={threads}");
+        println!(
+            "  moka get (100-byte Bytes)          {:>12.0} ops/s",
+            moka_b
+        );
+        println!(
+            "  moka get (struct, cloned)          {:>12.0} ops/s",
+            moka_s
+        );
+        println!(
+            "  MemoryBackend::get via dyn trait   {:>12.0} ops/s  ratio to moka {:.2}x (target >= 1.50x)",
+            trait_ops,
+            trait_ops / moka_b
+        );
+        println!(
+            "  Cache::get::<Small> (msgpack)      {:>12.0} ops/s  ratio to moka {:.2}x (target >= 1.00x; vs moka struct {:.2}x)",
+            typed_ops,
+            typed_ops / moka_b,
+            typed_ops / moka_s
+        );
+    }
+}

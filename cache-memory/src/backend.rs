@@ -51,14 +51,18 @@ impl Store {
             return Err(config("shards must be at least 1"));
         }
         if cfg.sweep_interval.is_some_and(|d| d.is_zero()) {
-            return Err(config("sweep_interval must be positive, or None to turn the sweep off"));
+            return Err(config(
+                "sweep_interval must be positive, or None to turn the sweep off",
+            ));
         }
         // Split max_entries exactly across the shards so the total never exceeds it.
         let n = cfg.shards.min(cfg.max_entries);
         let shards = (0..n)
             .map(|i| {
                 let cap = cfg.max_entries / n + usize::from(i < cfg.max_entries % n);
-                Mutex::new(LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN)))
+                Mutex::new(LruCache::new(
+                    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
+                ))
             })
             .collect();
         let store = Arc::new(Store {
@@ -115,7 +119,11 @@ impl Drop for Store {
     }
 }
 
-fn spawn_sweeper(store: Weak<Store>, stop: Arc<(Mutex<bool>, Condvar)>, every: Duration) -> Result<()> {
+fn spawn_sweeper(
+    store: Weak<Store>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    every: Duration,
+) -> Result<()> {
     std::thread::Builder::new()
         .name("cache-memory-sweep".into())
         .spawn(move || loop {
@@ -230,7 +238,11 @@ impl MemoryBackend {
 
     fn on_store(store: Arc<Store>, namespace: &str) -> Self {
         store.open_handles.fetch_add(1, Ordering::AcqRel);
-        MemoryBackend { store, namespace: namespace.into(), closed: AtomicBool::new(false) }
+        MemoryBackend {
+            store,
+            namespace: namespace.into(),
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// Another backend on the same store with its own namespace.
@@ -316,7 +328,10 @@ impl MemoryBackend {
 
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.lock().pop(k).is_some_and(|e| e.is_live(Instant::now()))
+            shard
+                .lock()
+                .pop(k)
+                .is_some_and(|e| e.is_live(Instant::now()))
         })
     }
 
@@ -386,7 +401,10 @@ impl CacheBackend for MemoryBackend {
 
     async fn has(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.lock().peek(k).is_some_and(|e| e.is_live(Instant::now()))
+            shard
+                .lock()
+                .peek(k)
+                .is_some_and(|e| e.is_live(Instant::now()))
         })
     }
 
@@ -395,8 +413,11 @@ impl CacheBackend for MemoryBackend {
         let prefix = format!("{}{VALUE_SEP}", self.namespace);
         for shard in self.store.shards.iter() {
             let mut s = shard.lock();
-            let mine: Vec<Box<str>> =
-                s.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+            let mine: Vec<Box<str>> = s
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.clone())
+                .collect();
             for k in mine {
                 s.pop(&k);
             }
@@ -475,14 +496,21 @@ mod tests {
     use super::*;
 
     fn backend(max: usize) -> MemoryBackend {
-        MemoryBackend::builder().max_entries(max).shards(4).sweep_interval(None).build().unwrap()
+        MemoryBackend::builder()
+            .max_entries(max)
+            .shards(4)
+            .sweep_interval(None)
+            .build()
+            .unwrap()
     }
 
     #[tokio::test]
     async fn evicts_least_recently_used_and_never_exceeds_max() {
         let b = backend(8);
         for i in 0..100 {
-            b.set(&format!("k{i}"), Bytes::from_static(b"v"), Expiry::Never).await.unwrap();
+            b.set(&format!("k{i}"), Bytes::from_static(b"v"), Expiry::Never)
+                .await
+                .unwrap();
         }
         assert!(b.store_len() <= 8, "len {}", b.store_len());
         assert!(b.get("k99").await.unwrap().is_some());
@@ -492,8 +520,12 @@ mod tests {
     #[tokio::test]
     async fn sweep_removes_expired_entries() {
         let b = backend(100);
-        b.set("a", Bytes::from_static(b"1"), Expiry::millis(1)).await.unwrap();
-        b.set("b", Bytes::from_static(b"2"), Expiry::Never).await.unwrap();
+        b.set("a", Bytes::from_static(b"1"), Expiry::millis(1))
+            .await
+            .unwrap();
+        b.set("b", Bytes::from_static(b"2"), Expiry::Never)
+            .await
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(b.sweep_now(), 1);
         assert_eq!(b.store_len(), 1);
@@ -501,15 +533,26 @@ mod tests {
 
     #[tokio::test]
     async fn background_sweep_runs_and_stops_on_close() {
-        let b = MemoryBackend::builder().sweep_interval(Some(Duration::from_millis(10))).build().unwrap();
-        b.set("a", Bytes::from_static(b"1"), Expiry::millis(1)).await.unwrap();
+        let b = MemoryBackend::builder()
+            .sweep_interval(Some(Duration::from_millis(10)))
+            .build()
+            .unwrap();
+        b.set("a", Bytes::from_static(b"1"), Expiry::millis(1))
+            .await
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(2);
         while b.store_len() > 0 {
-            assert!(Instant::now() < deadline, "sweep never removed the expired entry");
+            assert!(
+                Instant::now() < deadline,
+                "sweep never removed the expired entry"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         b.close().await.unwrap();
-        assert!(*b.store.stop.0.lock(), "closing the last handle stops the sweep");
+        assert!(
+            *b.store.stop.0.lock(),
+            "closing the last handle stops the sweep"
+        );
     }
 
     #[test]
@@ -527,8 +570,14 @@ mod tests {
     #[tokio::test]
     async fn values_and_locks_do_not_share_keys() {
         let b = backend(100);
-        b.set("k", Bytes::from_static(b"v"), Expiry::Never).await.unwrap();
-        let t = b.acquire_lock("k", Duration::from_secs(5)).await.unwrap().unwrap();
+        b.set("k", Bytes::from_static(b"v"), Expiry::Never)
+            .await
+            .unwrap();
+        let t = b
+            .acquire_lock("k", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
         assert!(b.release_lock("k", &t).await.unwrap());
     }

@@ -23,7 +23,11 @@ impl MemoryHarness {
 #[async_trait]
 impl Harness for MemoryHarness {
     async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend> {
-        Arc::new(self.store.with_namespace(namespace).expect("valid namespace"))
+        Arc::new(
+            self.store
+                .with_namespace(namespace)
+                .expect("valid namespace"),
+        )
     }
 }
 

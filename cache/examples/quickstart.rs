@@ -14,20 +14,36 @@ struct User {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let backend = MemoryBackend::builder().max_entries(10_000).namespace("quickstart").build()?;
-    let cache = Cache::builder(backend).default_expiry(Duration::from_secs(300)).build();
+    let backend = MemoryBackend::builder()
+        .max_entries(10_000)
+        .namespace("quickstart")
+        .build()?;
+    let cache = Cache::builder(backend)
+        .default_expiry(Duration::from_secs(300))
+        .build();
 
     // Typed set and get.
-    let ada = User { id: 1, name: "Ada".into() };
+    let ada = User {
+        id: 1,
+        name: "Ada".into(),
+    };
     cache.set("user:1", &ada, Duration::from_secs(60)).await?;
     let back: Option<User> = cache.get("user:1").await?;
     println!("typed get: {back:?}");
 
     // Expiry: gone after its TTL.
-    cache.set("flash", &"short-lived", Duration::from_millis(50)).await?;
-    println!("flash before expiry: {:?}", cache.get::<String>("flash").await?);
+    cache
+        .set("flash", &"short-lived", Duration::from_millis(50))
+        .await?;
+    println!(
+        "flash before expiry: {:?}",
+        cache.get::<String>("flash").await?
+    );
     tokio::time::sleep(Duration::from_millis(80)).await;
-    println!("flash after expiry:  {:?}", cache.get::<String>("flash").await?);
+    println!(
+        "flash after expiry:  {:?}",
+        cache.get::<String>("flash").await?
+    );
 
     // Get-or-compute: 100 concurrent callers, one compute.
     let computes = Arc::new(AtomicUsize::new(0));
@@ -41,7 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .get_or_compute(|| async move {
                     computes.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(100)).await; // a slow query
-                    Ok::<_, std::io::Error>(User { id: 2, name: "Grace".into() })
+                    Ok::<_, std::io::Error>(User {
+                        id: 2,
+                        name: "Grace".into(),
+                    })
                 })
                 .await
         }));

@@ -30,3 +30,8 @@ pub use cache_core::*;
 
 #[cfg(feature = "memory")]
 pub use cache_memory::{self as memory, MemoryBackend, MemoryBuilder, MemoryConfig};
+
+/// The repository README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -17,8 +17,12 @@ fn blocking_calls_work_without_a_runtime() {
     assert!(c.has("k").unwrap());
     assert!(c.set_if_absent("n", &1u8, 60u64).unwrap());
     assert!(!c.set_if_absent("n", &2u8, 60u64).unwrap());
-    c.set_many(&[("a", 1u32), ("b", 2u32)], None::<Duration>).unwrap();
-    assert_eq!(c.get_many::<u32>(&["a", "x", "b"]).unwrap(), vec![Some(1), None, Some(2)]);
+    c.set_many(&[("a", 1u32), ("b", 2u32)], None::<Duration>)
+        .unwrap();
+    assert_eq!(
+        c.get_many::<u32>(&["a", "x", "b"]).unwrap(),
+        vec![Some(1), None, Some(2)]
+    );
     assert_eq!(c.delete_many(&["a", "b", "x"]).unwrap(), 2);
     assert!(c.delete("k").unwrap());
     c.clear().unwrap();
@@ -56,7 +60,9 @@ async fn blocking_inside_a_runtime_is_a_clear_error_not_a_deadlock() {
     let err = c.get::<u8>("k").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(err.to_string().contains("async"), "{err}");
-    let err = c.get_or_compute("k", || Ok::<_, std::io::Error>(1u8)).unwrap_err();
+    let err = c
+        .get_or_compute("k", || Ok::<_, std::io::Error>(1u8))
+        .unwrap_err();
     assert!(matches!(err, cache::ComputeError::Cache(ref e) if e.kind() == ErrorKind::Unsupported));
     let err = blocking::Cache::new(MemoryBackend::builder().build().unwrap()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);

@@ -20,7 +20,10 @@ async fn namespace_and_key_builder_shape_the_key() {
         .await
         .unwrap();
     assert_eq!(v, 30);
-    assert_eq!(cache.get::<u32>("users:users::age(7)").await.unwrap(), Some(30));
+    assert_eq!(
+        cache.get::<u32>("users:users::age(7)").await.unwrap(),
+        Some(30)
+    );
     let err = cache
         .cached("k")
         .namespace("bad ns")
@@ -34,9 +37,10 @@ async fn namespace_and_key_builder_shape_the_key() {
 async fn lock_wait_elapses_and_computes_instead_of_hanging() {
     let b = Arc::new(backend());
     // Someone else holds the lock for this key and never writes the value.
-    let held = cache::CacheBackend::acquire_lock(b.as_ref(), "\u{1}lock:k", Duration::from_secs(60))
-        .await
-        .unwrap();
+    let held =
+        cache::CacheBackend::acquire_lock(b.as_ref(), "\u{1}lock:k", Duration::from_secs(60))
+            .await
+            .unwrap();
     assert!(held.is_some());
     let cache = cache::CacheBuilder::from_arc(b).build();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -81,7 +85,10 @@ async fn stampede_protection_off_still_single_flights_in_process() {
 
 #[tokio::test]
 async fn json_codec_and_default_expiry() {
-    let cache = Cache::builder(backend()).codec(Json).default_expiry(Duration::from_millis(30)).build();
+    let cache = Cache::builder(backend())
+        .codec(Json)
+        .default_expiry(Duration::from_millis(30))
+        .build();
     cache.insert("k", &serde_json_value()).await.unwrap();
     let raw = cache.backend().get("k").await.unwrap().unwrap();
     assert_eq!(&raw[..], br#"{"a":1}"#);

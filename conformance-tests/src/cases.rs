@@ -73,8 +73,14 @@ pub async fn missing_key<H: Harness>(h: &H) {
 pub async fn delete_reports_presence<H: Harness>(h: &H) {
     let c = fresh(h).await;
     c.set("k", b("v"), Expiry::Never).await.unwrap();
-    assert!(c.delete("k").await.unwrap(), "delete of a present key returns true");
-    assert!(!c.delete("k").await.unwrap(), "delete of a missing key returns false");
+    assert!(
+        c.delete("k").await.unwrap(),
+        "delete of a present key returns true"
+    );
+    assert!(
+        !c.delete("k").await.unwrap(),
+        "delete of a missing key returns false"
+    );
     assert_eq!(c.get("k").await.unwrap(), None);
 }
 
@@ -91,13 +97,33 @@ pub async fn expiry_after<H: Harness>(h: &H) {
     let c = fresh(h).await;
     let (ttl, grace) = short_ttl(c.as_ref());
     c.set("k", b("v"), Expiry::After(ttl)).await.unwrap();
-    c.set("long", b("v"), Expiry::After(Duration::from_secs(3600))).await.unwrap();
-    assert_eq!(c.get("k").await.unwrap(), Some(b("v")), "value present before its TTL");
+    c.set("long", b("v"), Expiry::After(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get("k").await.unwrap(),
+        Some(b("v")),
+        "value present before its TTL"
+    );
     assert!(c.has("k").await.unwrap());
-    let gone = eventually(ttl + grace, || async { c.get("k").await.unwrap().is_none() }).await;
-    assert!(gone, "value still present {:?} after a TTL of {ttl:?}", ttl + grace);
-    assert!(!c.has("k").await.unwrap(), "has() must not report an expired value");
-    assert_eq!(c.get("long").await.unwrap(), Some(b("v")), "a long TTL keeps its value");
+    let gone = eventually(ttl + grace, || async {
+        c.get("k").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        gone,
+        "value still present {:?} after a TTL of {ttl:?}",
+        ttl + grace
+    );
+    assert!(
+        !c.has("k").await.unwrap(),
+        "has() must not report an expired value"
+    );
+    assert_eq!(
+        c.get("long").await.unwrap(),
+        Some(b("v")),
+        "a long TTL keeps its value"
+    );
 }
 
 /// `Expiry::Never` keeps the value past a short TTL's lifetime.
@@ -118,17 +144,35 @@ pub async fn expiry_never<H: Harness>(h: &H) {
 pub async fn expiry_past_or_zero_removes<H: Harness>(h: &H) {
     let c = fresh(h).await;
     c.set("k", b("v"), Expiry::Never).await.unwrap();
-    c.set("k", b("new"), Expiry::After(Duration::ZERO)).await.unwrap();
-    assert_eq!(c.get("k").await.unwrap(), None, "zero expiry removes the old value");
+    c.set("k", b("new"), Expiry::After(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get("k").await.unwrap(),
+        None,
+        "zero expiry removes the old value"
+    );
     c.set("k2", b("v"), Expiry::Never).await.unwrap();
     let past = SystemTime::now() - Duration::from_secs(10);
     c.set("k2", b("new"), Expiry::At(past)).await.unwrap();
-    assert_eq!(c.get("k2").await.unwrap(), None, "past expiry removes the old value");
+    assert_eq!(
+        c.get("k2").await.unwrap(),
+        None,
+        "past expiry removes the old value"
+    );
     c.set("k3", b("v"), Expiry::At(past)).await.unwrap();
-    assert_eq!(c.get("k3").await.unwrap(), None, "past expiry stores nothing");
+    assert_eq!(
+        c.get("k3").await.unwrap(),
+        None,
+        "past expiry stores nothing"
+    );
     let future = SystemTime::now() + Duration::from_secs(3600);
     c.set("k4", b("v"), Expiry::At(future)).await.unwrap();
-    assert_eq!(c.get("k4").await.unwrap(), Some(b("v")), "a future At keeps the value");
+    assert_eq!(
+        c.get("k4").await.unwrap(),
+        Some(b("v")),
+        "a future At keeps the value"
+    );
 }
 
 /// `clear` removes its own namespace's keys and no one else's.
@@ -146,7 +190,11 @@ pub async fn clear_only_own_namespace<H: Harness>(h: &H) {
     for i in 0..20 {
         let k = format!("k{i}");
         assert_eq!(a.get(&k).await.unwrap(), None, "clear removed {k}");
-        assert_eq!(other.get(&k).await.unwrap(), Some(b("other")), "clear touched another namespace");
+        assert_eq!(
+            other.get(&k).await.unwrap(),
+            Some(b("other")),
+            "clear touched another namespace"
+        );
     }
     let again = h.backend(&base).await;
     assert_eq!(again.get("k0").await.unwrap(), None);
@@ -156,9 +204,15 @@ pub async fn clear_only_own_namespace<H: Harness>(h: &H) {
 pub async fn empty_and_binary_values<H: Harness>(h: &H) {
     let c = fresh(h).await;
     c.set("empty", Bytes::new(), Expiry::Never).await.unwrap();
-    assert_eq!(c.get("empty").await.unwrap(), Some(Bytes::new()), "empty value is a hit");
+    assert_eq!(
+        c.get("empty").await.unwrap(),
+        Some(Bytes::new()),
+        "empty value is a hit"
+    );
     let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
-    c.set("bin", Bytes::from(all.clone()), Expiry::Never).await.unwrap();
+    c.set("bin", Bytes::from(all.clone()), Expiry::Never)
+        .await
+        .unwrap();
     assert_eq!(c.get("bin").await.unwrap().as_deref(), Some(&all[..]));
     let crlf = Bytes::from_static(b"\r\nEND\r\n\0\xff$-1\r\n");
     c.set("crlf", crlf.clone(), Expiry::Never).await.unwrap();
@@ -173,7 +227,10 @@ pub async fn value_size_limit<H: Harness>(h: &H) {
             let v = Bytes::from(vec![7u8; max]);
             c.set("max", v.clone(), Expiry::Never).await.unwrap();
             assert_eq!(c.get("max").await.unwrap().map(|b| b.len()), Some(max));
-            let err = c.set("over", Bytes::from(vec![7u8; max + 1]), Expiry::Never).await.unwrap_err();
+            let err = c
+                .set("over", Bytes::from(vec![7u8; max + 1]), Expiry::Never)
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
             assert_eq!(c.get("over").await.unwrap(), None);
             // The backend stays usable after refusing a value.
@@ -194,15 +251,36 @@ pub async fn key_limits<H: Harness>(h: &H) {
     let huge = "k".repeat(MAX_KEY_LEN + 1);
     for key in ["", huge.as_str()] {
         let kind = |r: cache_core::Error| r.kind();
-        assert_eq!(c.get(key).await.map_err(kind).unwrap_err(), ErrorKind::InvalidInput);
-        assert_eq!(c.set(key, b("v"), Expiry::Never).await.map_err(kind).unwrap_err(), ErrorKind::InvalidInput);
-        assert_eq!(c.delete(key).await.map_err(kind).unwrap_err(), ErrorKind::InvalidInput);
-        assert_eq!(c.has(key).await.map_err(kind).unwrap_err(), ErrorKind::InvalidInput);
         assert_eq!(
-            c.set_if_absent(key, b("v"), Expiry::Never).await.map_err(kind).unwrap_err(),
+            c.get(key).await.map_err(kind).unwrap_err(),
             ErrorKind::InvalidInput
         );
-        assert_eq!(c.get_many(&["ok", key]).await.map_err(kind).unwrap_err(), ErrorKind::InvalidInput);
+        assert_eq!(
+            c.set(key, b("v"), Expiry::Never)
+                .await
+                .map_err(kind)
+                .unwrap_err(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            c.delete(key).await.map_err(kind).unwrap_err(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            c.has(key).await.map_err(kind).unwrap_err(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            c.set_if_absent(key, b("v"), Expiry::Never)
+                .await
+                .map_err(kind)
+                .unwrap_err(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            c.get_many(&["ok", key]).await.map_err(kind).unwrap_err(),
+            ErrorKind::InvalidInput
+        );
     }
     let longest = "k".repeat(MAX_KEY_LEN);
     c.set(&longest, b("v"), Expiry::Never).await.unwrap();
@@ -223,7 +301,11 @@ pub async fn unicode_keys<H: Harness>(h: &H) {
         c.set(k, b(&i.to_string()), Expiry::Never).await.unwrap();
     }
     for (i, k) in keys.iter().enumerate() {
-        assert_eq!(c.get(k).await.unwrap(), Some(b(&i.to_string())), "key {k:?}");
+        assert_eq!(
+            c.get(k).await.unwrap(),
+            Some(b(&i.to_string())),
+            "key {k:?}"
+        );
     }
 }
 
@@ -232,19 +314,51 @@ pub async fn unicode_keys<H: Harness>(h: &H) {
 pub async fn control_character_keys_are_distinct<H: Harness>(h: &H) {
     let c = fresh(h).await;
     let keys = [
-        "a b", "a\tb", "a\r\nb", "a\nb", "a\0b", "a\u{1}b", "a\u{7f}b", "ab", "a:b", "a*", "a?b", "a[b]",
-        "x'; DROP TABLE cache; --", "k\"v", "set x 0 0 1\r\nx", "\r\n", " ", "#hash",
+        "a b",
+        "a\tb",
+        "a\r\nb",
+        "a\nb",
+        "a\0b",
+        "a\u{1}b",
+        "a\u{7f}b",
+        "ab",
+        "a:b",
+        "a*",
+        "a?b",
+        "a[b]",
+        "x'; DROP TABLE cache; --",
+        "k\"v",
+        "set x 0 0 1\r\nx",
+        "\r\n",
+        " ",
+        "#hash",
     ];
     for (i, k) in keys.iter().enumerate() {
         c.set(k, b(&format!("v{i}")), Expiry::Never).await.unwrap();
     }
     for (i, k) in keys.iter().enumerate() {
-        assert_eq!(c.get(k).await.unwrap(), Some(b(&format!("v{i}"))), "key {k:?}");
+        assert_eq!(
+            c.get(k).await.unwrap(),
+            Some(b(&format!("v{i}"))),
+            "key {k:?}"
+        );
     }
-    assert_eq!(c.get("x").await.unwrap(), None, "an injected command stored nothing");
-    assert_eq!(c.get("a").await.unwrap(), None, "a glob key did not match others");
+    assert_eq!(
+        c.get("x").await.unwrap(),
+        None,
+        "an injected command stored nothing"
+    );
+    assert_eq!(
+        c.get("a").await.unwrap(),
+        None,
+        "a glob key did not match others"
+    );
     assert!(c.delete("a*").await.unwrap());
-    assert_eq!(c.get("a:b").await.unwrap(), Some(b("v8")), "deleting \"a*\" touched only itself");
+    assert_eq!(
+        c.get("a:b").await.unwrap(),
+        Some(b("v8")),
+        "deleting \"a*\" touched only itself"
+    );
 }
 
 /// Keys longer than the store's own limit work, and two that differ only at the
@@ -266,7 +380,10 @@ pub async fn long_keys_do_not_collide<H: Harness>(h: &H) {
 pub async fn batch_agrees_with_single<H: Harness>(h: &H) {
     let c = fresh(h).await;
     let keys: Vec<String> = (0..25).map(|i| format!("key {i}")).collect();
-    let items: Vec<(&str, Bytes)> = keys.iter().map(|k| (k.as_str(), b(&format!("v-{k}")))).collect();
+    let items: Vec<(&str, Bytes)> = keys
+        .iter()
+        .map(|k| (k.as_str(), b(&format!("v-{k}"))))
+        .collect();
     c.set_many(&items, Expiry::Never).await.unwrap();
     for (k, v) in &items {
         assert_eq!(c.get(k).await.unwrap().as_ref(), Some(v));
@@ -280,12 +397,20 @@ pub async fn batch_agrees_with_single<H: Harness>(h: &H) {
     }
     assert_eq!(got[3], None);
     assert_eq!(c.get_many(&[]).await.unwrap(), Vec::<Option<Bytes>>::new());
-    let n = c.delete_many(&[&keys[0], &keys[1], "missing"]).await.unwrap();
+    let n = c
+        .delete_many(&[&keys[0], &keys[1], "missing"])
+        .await
+        .unwrap();
     assert_eq!(n, 2, "delete_many counts what was there");
     assert_eq!(c.get(&keys[0]).await.unwrap(), None);
-    assert_eq!(c.get(&keys[2]).await.unwrap(), Some(b(&format!("v-{}", keys[2]))));
+    assert_eq!(
+        c.get(&keys[2]).await.unwrap(),
+        Some(b(&format!("v-{}", keys[2])))
+    );
     let (ttl, grace) = short_ttl(c.as_ref());
-    c.set_many(&[("t1", b("x")), ("t2", b("y"))], Expiry::After(ttl)).await.unwrap();
+    c.set_many(&[("t1", b("x")), ("t2", b("y"))], Expiry::After(ttl))
+        .await
+        .unwrap();
     let gone = eventually(ttl + grace, || async {
         c.get_many(&["t1", "t2"]).await.unwrap() == vec![None, None]
     })
@@ -299,7 +424,14 @@ pub async fn set_if_absent_has_one_winner<H: Harness>(h: &H) {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let c = c.clone();
-            tokio::spawn(async move { (i, c.set_if_absent("race", b(&format!("t{i}")), Expiry::Never).await.unwrap()) })
+            tokio::spawn(async move {
+                (
+                    i,
+                    c.set_if_absent("race", b(&format!("t{i}")), Expiry::Never)
+                        .await
+                        .unwrap(),
+                )
+            })
         })
         .collect();
     let mut winners = vec![];
@@ -310,10 +442,21 @@ pub async fn set_if_absent_has_one_winner<H: Harness>(h: &H) {
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    assert_eq!(c.get("race").await.unwrap(), Some(b(&format!("t{}", winners[0]))));
-    assert!(!c.set_if_absent("race", b("late"), Expiry::Never).await.unwrap());
+    assert_eq!(
+        c.get("race").await.unwrap(),
+        Some(b(&format!("t{}", winners[0])))
+    );
+    assert!(!c
+        .set_if_absent("race", b("late"), Expiry::Never)
+        .await
+        .unwrap());
     c.delete("race").await.unwrap();
-    assert!(c.set_if_absent("race", b("again"), Expiry::Never).await.unwrap(), "absent again after delete");
+    assert!(
+        c.set_if_absent("race", b("again"), Expiry::Never)
+            .await
+            .unwrap(),
+        "absent again after delete"
+    );
 }
 
 /// A lock has exactly one holder among 50 tasks; release frees it for the next.
@@ -322,7 +465,11 @@ pub async fn lock_has_one_holder<H: Harness>(h: &H) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let c = c.clone();
-            tokio::spawn(async move { c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap() })
+            tokio::spawn(async move {
+                c.acquire_lock("lock", Duration::from_secs(30))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut tokens = vec![];
@@ -332,22 +479,54 @@ pub async fn lock_has_one_holder<H: Harness>(h: &H) {
         }
     }
     assert_eq!(tokens.len(), 1, "exactly one holder");
-    assert!(c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap().is_none());
-    assert_eq!(c.get("lock").await.unwrap(), None, "locks do not show up as values");
+    assert!(c
+        .acquire_lock("lock", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        c.get("lock").await.unwrap(),
+        None,
+        "locks do not show up as values"
+    );
     assert!(c.release_lock("lock", &tokens[0]).await.unwrap());
-    assert!(!c.release_lock("lock", &tokens[0]).await.unwrap(), "second release is a no-op");
-    assert!(c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap().is_some());
+    assert!(
+        !c.release_lock("lock", &tokens[0]).await.unwrap(),
+        "second release is a no-op"
+    );
+    assert!(c
+        .acquire_lock("lock", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// A lock cannot be released with someone else's token.
 pub async fn lock_rejects_wrong_token<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let mine = c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap().unwrap();
+    let mine = c
+        .acquire_lock("lock", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     let forged = cache_core::LockToken::random();
     assert!(!c.release_lock("lock", &forged).await.unwrap());
-    assert!(c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap().is_none(), "still held");
-    let other = c.acquire_lock("other", Duration::from_secs(30)).await.unwrap().unwrap();
-    assert!(!c.release_lock("lock", &other).await.unwrap(), "a token of another lock does not fit");
+    assert!(
+        c.acquire_lock("lock", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "still held"
+    );
+    let other = c
+        .acquire_lock("other", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !c.release_lock("lock", &other).await.unwrap(),
+        "a token of another lock does not fit"
+    );
     assert!(c.release_lock("lock", &mine).await.unwrap());
 }
 
@@ -358,11 +537,17 @@ pub async fn lock_expires<H: Harness>(h: &H) {
     let first = c.acquire_lock("lock", ttl).await.unwrap().unwrap();
     assert!(c.acquire_lock("lock", ttl).await.unwrap().is_none());
     let freed = eventually(ttl + grace, || async {
-        c.acquire_lock("lock", Duration::from_secs(30)).await.unwrap().is_some()
+        c.acquire_lock("lock", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_some()
     })
     .await;
     assert!(freed, "lock never expired");
-    assert!(!c.release_lock("lock", &first).await.unwrap(), "an expired holder cannot release the new holder's lock");
+    assert!(
+        !c.release_lock("lock", &first).await.unwrap(),
+        "an expired holder cannot release the new holder's lock"
+    );
 }
 
 type Counter = Arc<AtomicUsize>;
@@ -387,7 +572,10 @@ pub async fn compute_hit_does_not_recompute<H: Harness>(h: &H) {
         assert_eq!(v, "computed");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("computed"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("computed")
+    );
 }
 
 /// 100 concurrent misses compute once, and all get the value.
@@ -412,7 +600,11 @@ pub async fn compute_concurrent_misses_compute_once<H: Harness>(h: &H) {
     for t in tasks {
         assert_eq!(t.await.unwrap(), vec![1, 2, 3]);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "one compute for 100 callers");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one compute for 100 callers"
+    );
 }
 
 /// A compute error reaches every waiter, and nothing is cached.
@@ -435,11 +627,21 @@ pub async fn compute_error_reaches_waiters_and_is_not_cached<H: Harness>(h: &H) 
         .collect();
     for t in tasks {
         let err = t.await.unwrap().unwrap_err();
-        assert_eq!(err.compute_error().map(|e| e.to_string()).as_deref(), Some("db down"));
+        assert_eq!(
+            err.compute_error().map(|e| e.to_string()).as_deref(),
+            Some("db down")
+        );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "waiters share the leader's error");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "waiters share the leader's error"
+    );
     assert!(!cache.has("k").await.unwrap(), "an error is never cached");
-    let v = cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(5u32) }).await.unwrap();
+    let v = cache
+        .get_or_compute("k", || async { Ok::<_, std::io::Error>(5u32) })
+        .await
+        .unwrap();
     assert_eq!(v, 5, "the next call computes again");
 }
 
@@ -465,14 +667,21 @@ pub async fn compute_skip_bypasses_cache<H: Harness>(h: &H) {
     assert!(!cache.has("k").await.unwrap(), "skip wrote nothing");
     assert_eq!(run(false, 2).await, 2);
     assert_eq!(run(true, 3).await, 3, "skip ignores the cached value");
-    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2), "skip left the cached value alone");
+    assert_eq!(
+        cache.get::<u32>("k").await.unwrap(),
+        Some(2),
+        "skip left the cached value alone"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
 /// `refresh` recomputes and overwrites.
 pub async fn compute_refresh_overwrites<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
-    let v1: u32 = cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(1) }).await.unwrap();
+    let v1: u32 = cache
+        .get_or_compute("k", || async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
     let v2: u32 = cache
         .cached("k")
         .refresh(true)
@@ -481,7 +690,10 @@ pub async fn compute_refresh_overwrites<H: Harness>(h: &H) {
         .unwrap();
     assert_eq!((v1, v2), (1, 2));
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2));
-    let v3: u32 = cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(3) }).await.unwrap();
+    let v3: u32 = cache
+        .get_or_compute("k", || async { Ok::<_, std::io::Error>(3) })
+        .await
+        .unwrap();
     assert_eq!(v3, 2, "the refreshed value is now cached");
 }
 
@@ -507,11 +719,21 @@ pub async fn compute_cached_none_is_a_hit<H: Harness>(h: &H) {
 /// reports it as a `Serialization` error.
 pub async fn compute_undecodable_is_a_miss<H: Harness>(h: &H) {
     let backend = fresh(h).await;
-    backend.set("k", Bytes::from_static(b"\xc1\xc1 not msgpack"), Expiry::Never).await.unwrap();
+    backend
+        .set(
+            "k",
+            Bytes::from_static(b"\xc1\xc1 not msgpack"),
+            Expiry::Never,
+        )
+        .await
+        .unwrap();
     let cache = cache_of(backend);
     let err = cache.get::<u32>("k").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Serialization);
-    let v: u32 = cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(9) }).await.unwrap();
+    let v: u32 = cache
+        .get_or_compute("k", || async { Ok::<_, std::io::Error>(9) })
+        .await
+        .unwrap();
     assert_eq!(v, 9);
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(9));
 }
@@ -536,7 +758,10 @@ pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
     let follower = {
         let cache = cache.clone();
         tokio::spawn(async move {
-            cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) }).await.unwrap()
+            cache
+                .get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) })
+                .await
+                .unwrap()
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -571,7 +796,10 @@ pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
     let follower = {
         let cache = cache.clone();
         tokio::spawn(async move {
-            cache.get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) }).await.unwrap()
+            cache
+                .get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) })
+                .await
+                .unwrap()
         })
     };
     assert!(leader.await.unwrap_err().is_panic());
@@ -586,7 +814,10 @@ pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
 /// the backend's lock spans them.
 pub async fn compute_lock_spans_caches<H: Harness>(h: &H) {
     let ns = random_namespace();
-    let caches = [cache_of(h.backend(&ns).await), cache_of(h.backend(&ns).await)];
+    let caches = [
+        cache_of(h.backend(&ns).await),
+        cache_of(h.backend(&ns).await),
+    ];
     let calls = counter();
     let mut tasks = vec![];
     for cache in &caches {
@@ -607,7 +838,11 @@ pub async fn compute_lock_spans_caches<H: Harness>(h: &H) {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 42);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "one compute across both caches");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one compute across both caches"
+    );
 }
 
 /// A failing backend does not fail get-or-compute: it computes and returns, and
@@ -626,12 +861,20 @@ pub async fn compute_fails_open_on_errors<H: Harness>(h: &H) {
     faulty.set_failing(true);
     assert_eq!(cache.get_or_compute("k", compute(1)).await.unwrap(), 1);
     assert_eq!(cache.get_or_compute("k", compute(2)).await.unwrap(), 2);
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "nothing could be cached while down");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "nothing could be cached while down"
+    );
     let err = cache.get::<u32>("k").await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     faulty.set_failing(false);
     assert_eq!(cache.get_or_compute("k", compute(3)).await.unwrap(), 3);
-    assert_eq!(cache.get_or_compute("k", compute(4)).await.unwrap(), 3, "cached again after recovery");
+    assert_eq!(
+        cache.get_or_compute("k", compute(4)).await.unwrap(),
+        3,
+        "cached again after recovery"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // A single failed write is skipped over as well.
     faulty.fail_next(1);
@@ -642,7 +885,9 @@ pub async fn compute_fails_open_on_errors<H: Harness>(h: &H) {
 /// A backend slower than the per-call timeout does not hold get-or-compute up.
 pub async fn compute_fails_open_on_slow_backend<H: Harness>(h: &H) {
     let faulty = Arc::new(FaultyBackend::new(fresh(h).await));
-    let cache = cache_core::CacheBuilder::from_arc(faulty.clone()).timeout(Duration::from_millis(100)).build();
+    let cache = cache_core::CacheBuilder::from_arc(faulty.clone())
+        .timeout(Duration::from_millis(100))
+        .build();
     faulty.set_delay(Duration::from_secs(30));
     let v = tokio::time::timeout(
         Duration::from_secs(5),

@@ -1,7 +1,9 @@
 //! A wrapper backend that injects errors and delays on demand, to prove that
 //! get-or-compute fails open and that callers survive a sick store.
 
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result};
+use cache_core::{
+    async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +57,11 @@ impl FaultyBackend {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if once || self.failing.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorKind::Unavailable, "faulty", "injected fault"));
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "faulty",
+                "injected fault",
+            ));
         }
         Ok(())
     }

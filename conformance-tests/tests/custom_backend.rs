@@ -29,15 +29,27 @@ impl TinyBackend {
             return Err(Error::closed(NAME));
         }
         validate_key(NAME, key)?;
-        let ns = if lock { format!("{}\u{1}", self.namespace) } else { self.namespace.clone() };
+        let ns = if lock {
+            format!("{}\u{1}", self.namespace)
+        } else {
+            self.namespace.clone()
+        };
         Ok((ns, key.to_owned()))
     }
 
     fn live(entry: Option<&(Bytes, Option<Instant>)>) -> Option<&Bytes> {
-        entry.filter(|(_, exp)| exp.is_none_or(|t| t > Instant::now())).map(|(v, _)| v)
+        entry
+            .filter(|(_, exp)| exp.is_none_or(|t| t > Instant::now()))
+            .map(|(v, _)| v)
     }
 
-    fn put(&self, k: (String, String), value: Bytes, expiry: Expiry, only_if_absent: bool) -> Result<bool> {
+    fn put(
+        &self,
+        k: (String, String),
+        value: Bytes,
+        expiry: Expiry,
+        only_if_absent: bool,
+    ) -> Result<bool> {
         if value.len() > MAX_VALUE {
             return Err(Error::invalid_input(NAME, "value too large"));
         }
@@ -72,7 +84,8 @@ impl CacheBackend for TinyBackend {
         Ok(Self::live(self.store.lock().unwrap().get(&k)).cloned())
     }
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.put(self.key(key, false)?, value, expiry, false).map(|_| ())
+        self.put(self.key(key, false)?, value, expiry, false)
+            .map(|_| ())
     }
     async fn delete(&self, key: &str) -> Result<bool> {
         let k = self.key(key, false)?;
@@ -83,7 +96,10 @@ impl CacheBackend for TinyBackend {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::closed(NAME));
         }
-        self.store.lock().unwrap().retain(|(ns, _), _| ns != &self.namespace);
+        self.store
+            .lock()
+            .unwrap()
+            .retain(|(ns, _), _| ns != &self.namespace);
         Ok(())
     }
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
