@@ -10,5 +10,5 @@ source scripts/servers.sh
 servers_install
 trap servers_stop EXIT
 servers_start
-servers_env
+servers_env >/dev/null
 cargo test --workspace --all-features "$@"

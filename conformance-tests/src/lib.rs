@@ -42,10 +42,16 @@ pub fn random_namespace() -> String {
 
 /// Expands every case of [`cases`] into a `#[tokio::test]` inside a module named
 /// `conformance`, evaluating the harness expression once per test.
+///
+/// `suite!(mod name, harness)` names the module, to run the suite more than once in
+/// one file (for example on a single server and on a cluster).
 #[macro_export]
 macro_rules! suite {
     ($harness:expr) => {
-        $crate::suite!(@cases $harness;
+        $crate::suite!(mod conformance, $harness);
+    };
+    (mod $module:ident, $harness:expr) => {
+        $crate::suite!(@cases $module, $harness;
             set_get_roundtrip, overwrite, missing_key, delete_reports_presence, has_reports_presence,
             expiry_after, expiry_never, expiry_past_or_zero_removes, clear_only_own_namespace,
             empty_and_binary_values, value_size_limit, key_limits, unicode_keys,
@@ -59,8 +65,8 @@ macro_rules! suite {
             parallel_set_get_lose_nothing, use_after_close_is_an_error,
         );
     };
-    (@cases $harness:expr; $($case:ident),* $(,)?) => {
-        mod conformance {
+    (@cases $module:ident, $harness:expr; $($case:ident),* $(,)?) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(

@@ -1,0 +1,127 @@
+//! Settings of the Redis backend.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of [`RedisBackend`](crate::RedisBackend), loadable with serde.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// Server URL: `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS.
+    /// Ignored when `cluster_urls` is not empty. Default `redis://127.0.0.1:6379`.
+    pub url: String,
+    /// Seed nodes of a Redis Cluster; when not empty the backend runs in cluster mode.
+    pub cluster_urls: Vec<String>,
+    /// Namespace of this backend's keys (stored as `namespace:key`). Default `"default"`.
+    pub namespace: String,
+    /// Bound on every call, reconnect waits included; past it the call fails with a
+    /// `Timeout` error. Default 1 s.
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    /// Bound on opening a connection. Default 5 s.
+    #[serde(with = "millis")]
+    pub connect_timeout: Duration,
+    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 16 MiB
+    /// (Redis itself takes up to 512 MiB).
+    pub max_value_size: usize,
+    /// PEM file of the CA that signed the server's certificate, for `rediss://` with a
+    /// private CA. Default: the system's trusted roots.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            cluster_urls: Vec::new(),
+            namespace: cache_core::key::DEFAULT_NAMESPACE.into(),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            max_value_size: 16 * 1024 * 1024,
+            tls_ca_file: None,
+        }
+    }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`, for Debug and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return "<unparsable url>".into();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".into()
+            };
+            format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_value_size", &self.max_value_size)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .finish()
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_passwords() {
+        let cfg = RedisConfig {
+            url: "rediss://app:s3cret@cache.internal:6380/2".into(),
+            cluster_urls: vec!["redis://:hunter2@10.0.0.1:7000".into()],
+            ..RedisConfig::default()
+        };
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("s3cret") && !dbg.contains("hunter2"), "{dbg}");
+        assert!(
+            dbg.contains("rediss://app:***@cache.internal:6380/2"),
+            "{dbg}"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("redis://tok@h/0?x=@"), "redis://***@h/0?x=@");
+    }
+}

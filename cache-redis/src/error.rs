@@ -1,0 +1,53 @@
+//! Redis driver errors and their mapping into the core error.
+
+use cache_core::{Error, ErrorKind};
+use redis::RedisError;
+
+pub(crate) const BACKEND: &str = "redis";
+
+/// Map a driver error to what a caller can act on.
+pub(crate) fn map(e: RedisError) -> Error {
+    use redis::ErrorKind as R;
+    let (kind, message) = if e.kind() == R::AuthenticationFailed
+        || e.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH")
+    {
+        (
+            ErrorKind::Config,
+            "authentication failed; check the user and password in the URL",
+        )
+    } else if e.kind() == R::InvalidClientConfig {
+        (
+            ErrorKind::Config,
+            "invalid Redis client configuration; check the URL",
+        )
+    } else if e.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            "Redis did not answer in time; check the server or raise the timeout",
+        )
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+        || e.kind() == R::ClusterConnectionNotFound
+    {
+        (
+            ErrorKind::Unavailable,
+            "cannot reach Redis; is the server up and the URL right?",
+        )
+    } else {
+        (ErrorKind::Backend, "Redis answered with an error")
+    };
+    Error::new(kind, BACKEND, message).with_source(e)
+}
+
+pub(crate) fn config(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, BACKEND, message.into())
+}
+
+pub(crate) fn value_too_large(len: usize, max: usize) -> Error {
+    Error::invalid_input(
+        BACKEND,
+        format!("value of {len} bytes is larger than the limit of {max} bytes; store smaller values or raise max_value_size"),
+    )
+}

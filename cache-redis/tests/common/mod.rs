@@ -1,0 +1,50 @@
+//! Shared by the Redis integration tests: servers come from `scripts/servers.sh`.
+#![allow(dead_code)]
+
+use cache_core::{async_trait, CacheBackend};
+use cache_redis::{RedisBackend, RedisBuilder};
+use conformance_tests::Harness;
+use std::sync::Arc;
+
+/// The variable's value, or a panic that says how to start the servers.
+pub fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: these tests need real Redis servers. Run `bash scripts/test.sh`, \
+             or `bash scripts/servers.sh start && eval \"$(bash scripts/servers.sh env)\"` first."
+        )
+    })
+}
+
+#[derive(Clone)]
+pub enum Target {
+    Single,
+    Cluster,
+    Tls,
+}
+
+pub fn builder(target: &Target, namespace: &str) -> RedisBuilder {
+    let b = match target {
+        Target::Single => RedisBuilder::new(env("CACHE_TEST_REDIS_URL")),
+        Target::Cluster => RedisBuilder::cluster(env("CACHE_TEST_REDIS_CLUSTER_URLS").split(',')),
+        Target::Tls => RedisBuilder::new(env("CACHE_TEST_REDIS_TLS_URL"))
+            .tls_ca_file(env("CACHE_TEST_REDIS_TLS_CA")),
+    };
+    b.namespace(namespace).max_value_size(4 * 1024 * 1024)
+}
+
+pub async fn backend(target: &Target, namespace: &str) -> RedisBackend {
+    builder(target, namespace)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test Redis ({e}); start it with `bash scripts/servers.sh start`"))
+}
+
+pub struct RedisHarness(pub Target);
+
+#[async_trait]
+impl Harness for RedisHarness {
+    async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend> {
+        Arc::new(backend(&self.0, namespace).await)
+    }
+}
