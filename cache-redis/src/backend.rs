@@ -165,14 +165,21 @@ impl RedisBuilder {
             let probe_cfg = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(cfg.connect_timeout))
                 .set_response_timeout(Some(cfg.timeout));
-            drop(
-                bounded(
-                    limit,
-                    &where_,
-                    client.get_multiplexed_async_connection_with_config(&probe_cfg),
-                )
-                .await?,
-            );
+            let mut probe = bounded(
+                limit,
+                &where_,
+                client.get_multiplexed_async_connection_with_config(&probe_cfg),
+            )
+            .await?;
+            // A server that requires a password accepts the connection and refuses the
+            // first command: ask one now.
+            bounded(
+                limit,
+                &where_,
+                redis::cmd("PING").query_async::<()>(&mut probe),
+            )
+            .await?;
+            drop(probe);
             let manager_cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(cfg.connect_timeout))
                 .set_response_timeout(Some(cfg.timeout))
@@ -198,7 +205,13 @@ impl RedisBuilder {
                 "connecting to the cluster at {}",
                 redact_url(&cfg.cluster_urls[0])
             );
-            let conn = bounded(limit, &where_, client.get_async_connection()).await?;
+            let mut conn = bounded(limit, &where_, client.get_async_connection()).await?;
+            bounded(
+                limit,
+                &where_,
+                redis::cmd("PING").query_async::<()>(&mut conn),
+            )
+            .await?;
             (Conn::Cluster(conn), true)
         };
         tracing::debug!(namespace = %cfg.namespace, cluster, "redis backend connected");
