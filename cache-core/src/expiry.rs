@@ -50,7 +50,11 @@ impl Expiry {
 
     /// Resolve against the current wall-clock time.
     pub fn ttl(&self) -> Ttl {
-        self.ttl_at(SystemTime::now())
+        match self {
+            // Only a point in time needs the clock.
+            Expiry::At(_) => self.ttl_at(SystemTime::now()),
+            _ => self.ttl_at(SystemTime::UNIX_EPOCH),
+        }
     }
 
     /// Resolve against `now`.

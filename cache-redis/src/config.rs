@@ -16,8 +16,10 @@ pub struct RedisConfig {
     pub cluster_urls: Vec<String>,
     /// Namespace of this backend's keys (stored as `namespace:key`). Default `"default"`.
     pub namespace: String,
-    /// Bound on every call, reconnect waits included; past it the call fails with a
-    /// `Timeout` error. Default 1 s.
+    /// How long a call waits for Redis's answer (the driver's response timeout); past
+    /// it the call fails with a `Timeout` error. A call made while the connection is
+    /// being re-established also waits for the reconnect (up to 6 quick retries,
+    /// 10 ms to 250 ms apart) and then fails with `Unavailable`. Default 1 s.
     #[serde(with = "millis")]
     pub timeout: Duration,
     /// Bound on opening a connection. Default 5 s.
