@@ -74,12 +74,13 @@ async fn debug_output_hides_the_password() {
 
 #[tokio::test]
 async fn bad_urls_and_namespaces_are_config_errors() {
+    let url = conformance_tests::servers::redis_url().await;
     for b in [
         RedisBuilder::new("http://127.0.0.1:1"),
-        RedisBuilder::new(env("CACHE_TEST_REDIS_URL")).namespace("has space"),
-        RedisBuilder::new(env("CACHE_TEST_REDIS_URL")).namespace("a:b"),
-        RedisBuilder::new(env("CACHE_TEST_REDIS_URL")).timeout(Duration::ZERO),
-        RedisBuilder::new(env("CACHE_TEST_REDIS_URL")).tls_ca_file("/nonexistent/ca.pem"),
+        RedisBuilder::new(url.clone()).namespace("has space"),
+        RedisBuilder::new(url.clone()).namespace("a:b"),
+        RedisBuilder::new(url.clone()).timeout(Duration::ZERO),
+        RedisBuilder::new(url.clone()).tls_ca_file("/nonexistent/ca.pem"),
     ] {
         let err = b.build().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{err}");

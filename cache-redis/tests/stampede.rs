@@ -29,6 +29,8 @@ async fn compute_runs_once_across_four_processes() {
     let namespace = conformance_tests::random_namespace();
     let start_at = unix_ms() + 1500; // every child starts its 50 calls at this instant
     let exe = std::env::current_exe().unwrap();
+    // The children use the parent's server, wherever it came from.
+    let url = conformance_tests::servers::redis_url().await;
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
@@ -40,6 +42,7 @@ async fn compute_runs_once_across_four_processes() {
                     "1",
                 ])
                 .env(CHILD_ENV, format!("{namespace},{start_at}"))
+                .env("CACHE_TEST_REDIS_URL", &url)
                 .output()
         })
         .collect();
@@ -62,7 +65,7 @@ async fn compute_runs_once_across_four_processes() {
         total += got;
     }
     assert_eq!(total, PROCESSES * TASKS, "every caller got the value");
-    let mut raw = redis::Client::open(common::env("CACHE_TEST_REDIS_URL"))
+    let mut raw = redis::Client::open(conformance_tests::servers::redis_url().await)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -91,7 +94,7 @@ async fn stampede_child() {
     let cache = Cache::new(common::backend(&common::Target::Single, namespace).await);
     // Counted with an atomic INCR on a raw connection, so two overlapping computes
     // could never be counted as one.
-    let counter = redis::Client::open(common::env("CACHE_TEST_REDIS_URL"))
+    let counter = redis::Client::open(conformance_tests::servers::redis_url().await)
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -6,7 +6,8 @@
 //!
 //! | feature | backend | crate |
 //! |---|---|---|
-//! | `memory` (default) | [`MemoryBackend`] | `cache-memory` |
+//! | `memory` (default) | `MemoryBackend` | `cache-memory` |
+//! | `redis` | `RedisBackend` (single server, cluster, TLS) | `cache-redis` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -31,7 +32,10 @@ pub use cache_core::*;
 #[cfg(feature = "memory")]
 pub use cache_memory::{self as memory, MemoryBackend, MemoryBuilder, MemoryConfig};
 
-/// The repository README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+#[cfg(feature = "redis")]
+pub use cache_redis::{self as redis, RedisBackend, RedisBuilder, RedisConfig};
+
+/// The repository README's examples, compiled and run as doc tests (they use Redis).
+#[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

@@ -18,6 +18,7 @@
 
 pub mod cases;
 pub mod faulty;
+pub mod servers;
 
 use cache_core::{async_trait, CacheBackend};
 use std::sync::Arc;

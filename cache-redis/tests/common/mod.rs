@@ -3,17 +3,12 @@
 
 use cache_core::{async_trait, CacheBackend};
 use cache_redis::{RedisBackend, RedisBuilder};
-use conformance_tests::Harness;
+use conformance_tests::{servers, Harness};
 use std::sync::Arc;
 
 /// The variable's value, or a panic that says how to start the servers.
 pub fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: these tests need real Redis servers. Run `bash scripts/test.sh`, \
-             or `bash scripts/servers.sh start && eval \"$(bash scripts/servers.sh env)\"` first."
-        )
-    })
+    servers::from_env(var).unwrap_or_else(|| servers::missing(var))
 }
 
 #[derive(Clone)]
@@ -23,9 +18,9 @@ pub enum Target {
     Tls,
 }
 
-pub fn builder(target: &Target, namespace: &str) -> RedisBuilder {
+pub async fn builder(target: &Target, namespace: &str) -> RedisBuilder {
     let b = match target {
-        Target::Single => RedisBuilder::new(env("CACHE_TEST_REDIS_URL")),
+        Target::Single => RedisBuilder::new(servers::redis_url().await),
         Target::Cluster => RedisBuilder::cluster(env("CACHE_TEST_REDIS_CLUSTER_URLS").split(',')),
         Target::Tls => RedisBuilder::new(env("CACHE_TEST_REDIS_TLS_URL"))
             .tls_ca_file(env("CACHE_TEST_REDIS_TLS_CA")),
@@ -35,6 +30,7 @@ pub fn builder(target: &Target, namespace: &str) -> RedisBuilder {
 
 pub async fn backend(target: &Target, namespace: &str) -> RedisBackend {
     builder(target, namespace)
+        .await
         .build()
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test Redis ({e}); start it with `bash scripts/servers.sh start`"))
