@@ -55,6 +55,13 @@ _redis_start() { # _redis_start NAME PORT [extra args...]
   _alive "$dir/pid" && return 0
   redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --pidfile "$dir/pid" --logfile "$dir/log" --dir "$dir" "$@"
+  # A port held by another process would make the tests talk to a stranger: insist
+  # that our own server is the one running.
+  if ! _wait_for 5 _alive "$dir/pid"; then
+    _log "$name did not start (is a port already in use?); its log says:"
+    tail -5 "$dir/log" >&2 || true
+    return 1
+  fi
 }
 
 _redis_certs() {

@@ -94,6 +94,16 @@ impl Error {
         Self::new(ErrorKind::InvalidInput, backend, message)
     }
 
+    /// Shorthand for the [`ErrorKind::InvalidInput`] error of a value over `max` bytes.
+    pub fn value_too_large(backend: impl Into<Cow<'static, str>>, len: usize, max: usize) -> Self {
+        Self::invalid_input(
+            backend,
+            format!(
+                "value of {len} bytes is larger than the limit of {max} bytes; store smaller values or raise max_value_size"
+            ),
+        )
+    }
+
     /// Shorthand for the error every backend returns after `close()`.
     pub fn closed(backend: impl Into<Cow<'static, str>>) -> Self {
         Self::new(

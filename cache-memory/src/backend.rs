@@ -1,7 +1,7 @@
 //! The in-memory store and its per-namespace backend handles.
 
 use crate::config::MemoryConfig;
-use crate::error::{config, value_too_large, BACKEND};
+use crate::error::{config, BACKEND};
 use cache_core::key::{validate_key, validate_namespace};
 use cache_core::{
     async_trait, Bytes, CacheBackend, Capabilities, Error, Expiry, LockToken, Result, Ttl,
@@ -291,7 +291,11 @@ impl MemoryBackend {
 
     fn check_value(&self, value: &Bytes) -> Result<()> {
         if value.len() > self.store.max_value_size {
-            return Err(value_too_large(value.len(), self.store.max_value_size));
+            return Err(Error::value_too_large(
+                BACKEND,
+                value.len(),
+                self.store.max_value_size,
+            ));
         }
         Ok(())
     }

@@ -8,10 +8,3 @@ pub(crate) const BACKEND: &str = "memory";
 pub(crate) fn config(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, BACKEND, message.into())
 }
-
-pub(crate) fn value_too_large(len: usize, max: usize) -> Error {
-    Error::invalid_input(
-        BACKEND,
-        format!("value of {len} bytes is larger than the limit of {max} bytes; store smaller values or raise max_value_size"),
-    )
-}

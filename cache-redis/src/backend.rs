@@ -1,7 +1,7 @@
 //! `RedisBuilder` and `RedisBackend`.
 
 use crate::config::{redact_url, RedisConfig};
-use crate::error::{config, map, value_too_large, BACKEND};
+use crate::error::{config, map, BACKEND};
 use cache_core::key::{validate_key, validate_namespace};
 use cache_core::{
     async_trait, Bytes, CacheBackend, Capabilities, Error, Expiry, LockToken, Result, Ttl,
@@ -282,17 +282,24 @@ enum SetTtl {
     Delete,
 }
 
+/// Largest TTL sent to Redis, in ms (about 36 million years): Redis refuses
+/// expiries that overflow its clock, so longer ones are clamped, which is the same
+/// as forever in practice.
+const MAX_TTL_MS: u64 = 1 << 50;
+
 fn set_ttl(expiry: Expiry) -> SetTtl {
     match (expiry, expiry.ttl()) {
         (_, Ttl::Expired) => SetTtl::Delete,
         (_, Ttl::Forever) => SetTtl::Keep,
         (Expiry::At(t), ttl) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => {
-                SetTtl::PxAt(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
-            }
-            Err(_) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1)),
+            Ok(d) => SetTtl::PxAt(
+                u64::try_from(d.as_nanos().div_ceil(1_000_000))
+                    .unwrap_or(u64::MAX)
+                    .min(MAX_TTL_MS),
+            ),
+            Err(_) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1).min(MAX_TTL_MS)),
         },
-        (_, ttl) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1)),
+        (_, ttl) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1).min(MAX_TTL_MS)),
     }
 }
 
@@ -374,7 +381,11 @@ impl RedisBackend {
 
     fn check_value(&self, value: &[u8]) -> Result<()> {
         if value.len() > self.max_value_size {
-            return Err(value_too_large(value.len(), self.max_value_size));
+            return Err(Error::value_too_large(
+                BACKEND,
+                value.len(),
+                self.max_value_size,
+            ));
         }
         Ok(())
     }

@@ -175,6 +175,31 @@ pub async fn expiry_past_or_zero_removes<H: Harness>(h: &H) {
     );
 }
 
+/// Expiries too far out for the store's clock are kept as (practically) forever,
+/// never an error and never an instant expiry.
+pub async fn expiry_far_future_is_kept<H: Harness>(h: &H) {
+    let c = fresh(h).await;
+    c.set("max", b("v"), Expiry::After(Duration::MAX))
+        .await
+        .unwrap();
+    c.set(
+        "years",
+        b("v"),
+        Expiry::After(Duration::from_secs(200 * 365 * 86_400)),
+    )
+    .await
+    .unwrap();
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40);
+    c.set("at", b("v"), Expiry::At(far)).await.unwrap();
+    assert!(c
+        .set_if_absent("nx", b("v"), Expiry::After(Duration::MAX))
+        .await
+        .unwrap());
+    for k in ["max", "years", "at", "nx"] {
+        assert_eq!(c.get(k).await.unwrap(), Some(b("v")), "{k}");
+    }
+}
+
 /// `clear` removes its own namespace's keys and no one else's.
 pub async fn clear_only_own_namespace<H: Harness>(h: &H) {
     let base = random_namespace();
@@ -556,6 +581,31 @@ fn counter() -> Counter {
     Arc::new(AtomicUsize::new(0))
 }
 
+/// Spawn a get-or-compute of `key` whose compute counts itself in `calls`, takes
+/// `delay` and returns `value`; the task yields the value the caller got.
+fn spawn_counted<T>(
+    cache: &Cache,
+    key: &'static str,
+    calls: &Counter,
+    delay: Duration,
+    value: T,
+) -> tokio::task::JoinHandle<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let (cache, calls) = (cache.clone(), calls.clone());
+    tokio::spawn(async move {
+        cache
+            .get_or_compute(key, || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                Ok::<_, std::io::Error>(value)
+            })
+            .await
+            .expect("the compute does not fail")
+    })
+}
+
 /// A hit does not recompute.
 pub async fn compute_hit_does_not_recompute<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
@@ -584,17 +634,13 @@ pub async fn compute_concurrent_misses_compute_once<H: Harness>(h: &H) {
     let calls = counter();
     let tasks: Vec<_> = (0..100)
         .map(|_| {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_compute("hot", || async move {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        Ok::<_, std::io::Error>(vec![1u32, 2, 3])
-                    })
-                    .await
-                    .unwrap()
-            })
+            spawn_counted(
+                &cache,
+                "hot",
+                &calls,
+                Duration::from_millis(100),
+                vec![1u32, 2, 3],
+            )
         })
         .collect();
     for t in tasks {
@@ -755,15 +801,7 @@ pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
         })
     };
     started.notified().await;
-    let follower = {
-        let cache = cache.clone();
-        tokio::spawn(async move {
-            cache
-                .get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) })
-                .await
-                .unwrap()
-        })
-    };
+    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
     tokio::time::sleep(Duration::from_millis(50)).await;
     leader.abort();
     let v = tokio::time::timeout(Duration::from_secs(10), follower)
@@ -793,15 +831,7 @@ pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
         })
     };
     started.notified().await;
-    let follower = {
-        let cache = cache.clone();
-        tokio::spawn(async move {
-            cache
-                .get_or_compute("k", || async { Ok::<_, std::io::Error>(2u32) })
-                .await
-                .unwrap()
-        })
-    };
+    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
     assert!(leader.await.unwrap_err().is_panic());
     let v = tokio::time::timeout(Duration::from_secs(10), follower)
         .await
@@ -822,17 +852,13 @@ pub async fn compute_lock_spans_caches<H: Harness>(h: &H) {
     let mut tasks = vec![];
     for cache in &caches {
         for _ in 0..20 {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            tasks.push(tokio::spawn(async move {
-                cache
-                    .get_or_compute("hot", || async move {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        Ok::<_, std::io::Error>(42u32)
-                    })
-                    .await
-                    .unwrap()
-            }));
+            tasks.push(spawn_counted(
+                cache,
+                "hot",
+                &calls,
+                Duration::from_millis(200),
+                42u32,
+            ));
         }
     }
     for t in tasks {

@@ -54,7 +54,7 @@ macro_rules! suite {
     (mod $module:ident, $harness:expr) => {
         $crate::suite!(@cases $module, $harness;
             set_get_roundtrip, overwrite, missing_key, delete_reports_presence, has_reports_presence,
-            expiry_after, expiry_never, expiry_past_or_zero_removes, clear_only_own_namespace,
+            expiry_after, expiry_never, expiry_past_or_zero_removes, expiry_far_future_is_kept, clear_only_own_namespace,
             empty_and_binary_values, value_size_limit, key_limits, unicode_keys,
             control_character_keys_are_distinct, long_keys_do_not_collide, batch_agrees_with_single,
             set_if_absent_has_one_winner, lock_has_one_holder, lock_rejects_wrong_token, lock_expires,

@@ -67,7 +67,8 @@ impl TinyBackend {
                 Ok(true)
             }
             Ttl::For(d) => {
-                map.insert(k, (value, Some(Instant::now() + d)));
+                // Too far out to represent: as good as no expiry.
+                map.insert(k, (value, Instant::now().checked_add(d)));
                 Ok(true)
             }
         }
