@@ -560,6 +560,20 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_last_handle_stops_the_sweep() {
+        let b = MemoryBackend::builder()
+            .sweep_interval(Some(Duration::from_millis(10)))
+            .build()
+            .unwrap();
+        let other = b.with_namespace("other").unwrap();
+        let stop = b.store.stop.clone();
+        drop(b);
+        assert!(!*stop.0.lock(), "another handle still uses the store");
+        drop(other);
+        assert!(*stop.0.lock(), "the sweep was told to stop");
+    }
+
+    #[test]
     fn bad_config_is_a_config_error() {
         for b in [
             MemoryBackend::builder().max_entries(0),
