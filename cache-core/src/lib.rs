@@ -46,3 +46,43 @@ pub use key::KeyBuilder;
 
 /// Re-exported so backend crates implement the trait with the same macro version.
 pub use async_trait::async_trait;
+
+/// Caches a function's result: the Rust face of the Python library's
+/// `@cache.cached(...)` decorator.
+///
+/// The function returns `Result<T, E>`; the cached function returns
+/// `Result<T, ComputeError<E>>` and runs the body only on a miss, with every rule of
+/// [`Cached::get_or_compute`] (single flight, stampede protection, fail-open).
+/// On an `async fn` the cache is a [`Cache`]; on a plain `fn` it is a
+/// [`blocking::Cache`].
+///
+/// Options (all but `cache` optional):
+/// - `cache = <expr>`: the cache, evaluated on each call (a static, or an argument
+///   of the function, which is then left out of the key);
+/// - `key = <expr>`: the key (any [`IntoKey`]: a `String`, a `format!`, a
+///   [`KeyBuilder`]); by default the module path, the function name and every
+///   argument as JSON (arguments must be `Serialize`);
+/// - `exclude = [arg, ...]`: arguments left out of the default key (connections, ...);
+/// - `expiry = <expr>`: an integer literal counts seconds, else anything `Into<Expiry>`;
+/// - `namespace = "ns"`, `stampede_protection = bool`;
+/// - `lock_timeout`, `lock_wait`, `timeout`: an integer literal counts seconds, else a
+///   `Duration`;
+/// - `skip = <bool expr>`, `refresh = <bool expr>`: per call, may use the arguments.
+///
+/// Free functions only (in a method, call [`Cache::cached`] directly). Arguments must
+/// be plain names.
+///
+/// ```
+/// use cache_core::{cached, Cache, ComputeError};
+/// use std::convert::Infallible;
+///
+/// #[cached(cache = cache, expiry = 60, namespace = "users", skip = fresh)]
+/// async fn user_name(cache: &Cache, id: u64, fresh: bool) -> Result<String, Infallible> {
+///     Ok(format!("user {id}")) // runs only on a miss
+/// }
+///
+/// # async fn demo(cache: Cache) -> Result<(), ComputeError<Infallible>> {
+/// let name = user_name(&cache, 7, false).await?;
+/// # Ok(()) }
+/// ```
+pub use cache_macros::cached;

@@ -1,0 +1,267 @@
+//! `#[cached(...)]`: the Rust face of the Python library's `@cache.cached(...)`.
+//!
+//! Use it through `cache_core::cached` or `cache::cached`; the documentation lives there.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    Error, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, MetaNameValue, Pat, PathArguments,
+    ReturnType, Token, Type,
+};
+
+/// Wraps a function returning `Result<T, E>` in get-or-compute; see `cache_core::cached`.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    cache: Option<Expr>,
+    key: Option<Expr>,
+    exclude: Vec<syn::Ident>,
+    /// Arguments used as bare flags (`skip = no_cache`): never part of the key.
+    flags: Vec<syn::Ident>,
+    calls: Vec<TokenStream2>,
+}
+
+/// The path of the library in the calling crate: `cache-core` if it is a direct
+/// dependency, else the `cache` umbrella.
+fn krate() -> TokenStream2 {
+    use proc_macro_crate::{crate_name, FoundCrate};
+    for name in ["cache-core", "cache"] {
+        match crate_name(name) {
+            Ok(FoundCrate::Name(n)) => {
+                let id = format_ident!("{}", n);
+                return quote!(::#id);
+            }
+            Ok(FoundCrate::Itself) => {
+                let id = format_ident!("{}", name.replace('-', "_"));
+                return quote!(::#id);
+            }
+            Err(_) => continue,
+        }
+    }
+    quote!(::cache)
+}
+
+fn as_ident(e: &Expr) -> Option<syn::Ident> {
+    match e {
+        Expr::Path(p) => p.path.get_ident().cloned(),
+        _ => None,
+    }
+}
+
+fn int_literal(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(_),
+            ..
+        })
+    )
+}
+
+fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Options> {
+    let list = Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
+    let mut o = Options::default();
+    for nv in list {
+        let name = nv
+            .path
+            .get_ident()
+            .ok_or_else(|| Error::new(nv.path.span(), "expected an option name"))?
+            .to_string();
+        let v = nv.value;
+        let duration = |v: &Expr| {
+            if int_literal(v) {
+                quote!(::core::time::Duration::from_secs(#v))
+            } else {
+                quote!(#v)
+            }
+        };
+        match name.as_str() {
+            "cache" => o.cache = Some(v),
+            "key" => o.key = Some(v),
+            "exclude" => match v {
+                Expr::Array(arr) => {
+                    for e in arr.elems {
+                        match e {
+                            Expr::Path(p) if p.path.get_ident().is_some() => o
+                                .exclude
+                                .push(p.path.get_ident().cloned().expect("checked")),
+                            other => {
+                                return Err(Error::new(
+                                    other.span(),
+                                    "exclude takes argument names: exclude = [db, client]",
+                                ))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::new(
+                        other.span(),
+                        "exclude takes a list: exclude = [db, client]",
+                    ))
+                }
+            },
+            "expiry" => {
+                let e = if int_literal(&v) {
+                    quote!(#krate::Expiry::seconds(#v))
+                } else {
+                    quote!(#v)
+                };
+                o.calls.push(quote!(.expiry(#e)));
+            }
+            "namespace" => o.calls.push(quote!(.namespace(#v))),
+            "stampede_protection" => o.calls.push(quote!(.stampede_protection(#v))),
+            "skip" | "refresh" => {
+                if let Some(id) = as_ident(&v) {
+                    o.flags.push(id);
+                }
+                let method = format_ident!("{}", name);
+                o.calls.push(quote!(.#method(#v)));
+            }
+            "lock_timeout" => {
+                let d = duration(&v);
+                o.calls.push(quote!(.lock_timeout(#d)));
+            }
+            "lock_wait" => {
+                let d = duration(&v);
+                o.calls.push(quote!(.lock_wait(#d)));
+            }
+            "timeout" => {
+                let d = duration(&v);
+                o.calls.push(quote!(.timeout(#d)));
+            }
+            other => return Err(Error::new(
+                nv.path.span(),
+                format!(
+                    "unknown option `{other}`; expected cache, key, exclude, expiry, namespace, \
+                         stampede_protection, lock_timeout, lock_wait, timeout, skip or refresh"
+                ),
+            )),
+        }
+    }
+    Ok(o)
+}
+
+/// `Result<T, E>` → (T, E).
+fn result_parts(ty: &Type) -> Option<(&Type, &Type)> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    Some((types.next()?, types.next()?))
+}
+
+fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let krate = krate();
+    let options = parse_options(args, &krate)?;
+    let func: ItemFn = syn::parse2(item)?;
+    let cache = options.cache.clone().ok_or_else(|| {
+        Error::new(
+            Span::call_site(),
+            "#[cached] needs `cache = <expression>`: a Cache (async fn) or blocking::Cache (fn), \
+             e.g. a static LazyLock or an argument of the function",
+        )
+    })?;
+    let sig = &func.sig;
+    let (ok_ty, err_ty) = match &sig.output {
+        ReturnType::Type(_, ty) => result_parts(ty),
+        ReturnType::Default => None,
+    }
+    .ok_or_else(|| {
+        Error::new(
+            sig.output.span(),
+            "#[cached] functions return Result<T, E> (use std::convert::Infallible for E when \
+             nothing can fail); the cached function returns Result<T, ComputeError<E>>",
+        )
+    })?;
+
+    // Argument names, for the key and the call to the original body.
+    let mut names = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => {
+                return Err(Error::new(
+                    r.span(),
+                    "#[cached] works on free functions; in a method call `cache.cached(key).get_or_compute(...)` directly",
+                ))
+            }
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(id) => names.push(id.ident.clone()),
+                other => {
+                    return Err(Error::new(other.span(), "#[cached] needs plain argument names (no patterns)"))
+                }
+            },
+        }
+    }
+    for ex in &options.exclude {
+        if !names.contains(ex) {
+            return Err(Error::new(
+                ex.span(),
+                format!("`{ex}` is not an argument of this function"),
+            ));
+        }
+    }
+    // An argument used as the cache is never part of the key.
+    let cache_arg = as_ident(&cache);
+    let fn_name = &sig.ident;
+    let key = match &options.key {
+        Some(k) => quote!(#k),
+        None => {
+            let parts = names
+                .iter()
+                .filter(|n| {
+                    !options.exclude.contains(n)
+                        && !options.flags.contains(n)
+                        && Some(*n) != cache_arg.as_ref()
+                })
+                .map(|n| quote!(.arg(&#n)));
+            quote!(#krate::KeyBuilder::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#fn_name))) #(#parts)*)
+        }
+    };
+
+    let mut inner_sig = sig.clone();
+    inner_sig.ident = format_ident!("__cached_uncached_{}", fn_name);
+    let inner_name = &inner_sig.ident;
+    let body = &func.block;
+    let mut outer_sig = sig.clone();
+    let out_span = sig.output.span();
+    outer_sig.output = syn::parse2(quote_spanned! {out_span=>
+        -> ::core::result::Result<#ok_ty, #krate::ComputeError<#err_ty>>
+    })?;
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let calls = &options.calls;
+    let run = if sig.asyncness.is_some() {
+        quote!(.get_or_compute(move || #inner_name(#(#names),*)).await)
+    } else {
+        quote!(.get_or_compute(move || #inner_name(#(#names),*)))
+    };
+    Ok(quote! {
+        #(#attrs)*
+        #vis #outer_sig {
+            #[allow(clippy::too_many_arguments, unused_variables)]
+            #inner_sig #body
+            let __cached_key = #key;
+            (#cache).cached(__cached_key) #(#calls)* #run
+        }
+    })
+}

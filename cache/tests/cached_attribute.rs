@@ -1,0 +1,106 @@
+//! The `#[cached]` attribute on async and blocking functions.
+
+use cache::{blocking, cached, Cache, ComputeError, KeyBuilder, MemoryBackend};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+static CACHE: LazyLock<Cache> =
+    LazyLock::new(|| Cache::new(MemoryBackend::builder().build().unwrap()));
+static SQUARES: AtomicUsize = AtomicUsize::new(0);
+
+/// Squares a number, slowly.
+#[cached(cache = CACHE, expiry = 60)]
+async fn square(x: u64) -> Result<u64, Infallible> {
+    SQUARES.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(x * x)
+}
+
+#[tokio::test]
+async fn hit_does_not_recompute_and_arguments_make_the_key() {
+    assert_eq!(square(3).await.unwrap(), 9);
+    assert_eq!(square(3).await.unwrap(), 9);
+    assert_eq!(SQUARES.load(Ordering::SeqCst), 1);
+    assert_eq!(square(4).await.unwrap(), 16);
+    assert_eq!(SQUARES.load(Ordering::SeqCst), 2);
+    let key = KeyBuilder::new(concat!(module_path!(), "::square"))
+        .arg(&3u64)
+        .build()
+        .unwrap();
+    assert_eq!(
+        CACHE.get::<u64>(&key).await.unwrap(),
+        Some(9),
+        "default key: path, name, arguments"
+    );
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct NotFound;
+
+/// A fn whose cache is an argument, with a namespace, an explicit key, a skip flag,
+/// an excluded argument and a compute error.
+#[cached(
+    cache = cache,
+    key = format!("user:{id}"),
+    namespace = "users",
+    skip = bypass,
+    lock_timeout = 5,
+    lock_wait = Duration::from_secs(5),
+    stampede_protection = true,
+)]
+async fn user(
+    cache: &Cache,
+    id: u32,
+    bypass: bool,
+    calls: &AtomicUsize,
+) -> Result<String, NotFound> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    if id == 0 {
+        return Err(NotFound);
+    }
+    Ok(format!("user {id}"))
+}
+
+#[tokio::test]
+async fn options_key_namespace_skip_and_errors() {
+    let cache = Cache::new(MemoryBackend::builder().build().unwrap());
+    let calls = AtomicUsize::new(0);
+    assert_eq!(user(&cache, 1, false, &calls).await.unwrap(), "user 1");
+    assert_eq!(user(&cache, 1, false, &calls).await.unwrap(), "user 1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cache
+            .get::<String>("users:user:1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("user 1")
+    );
+    // skip bypasses the cache for one call
+    assert_eq!(user(&cache, 1, true, &calls).await.unwrap(), "user 1");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // a compute error is returned, not cached
+    let err = user(&cache, 0, false, &calls).await.unwrap_err();
+    assert!(matches!(err, ComputeError::Compute(ref e) if **e == NotFound));
+    assert!(!cache.has("users:user:0").await.unwrap());
+}
+
+static BLOCKING: LazyLock<blocking::Cache> =
+    LazyLock::new(|| blocking::Cache::new(MemoryBackend::builder().build().unwrap()).unwrap());
+static FIBS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = BLOCKING, expiry = Duration::from_secs(30), exclude = [label])]
+fn fib(n: u32, label: &str) -> Result<u64, Infallible> {
+    FIBS.fetch_add(1, Ordering::SeqCst);
+    let _ = label;
+    Ok((1..=n).fold((0u64, 1u64), |(a, b), _| (b, a + b)).0)
+}
+
+#[test]
+fn blocking_functions_use_the_blocking_cache() {
+    assert_eq!(fib(10, "first").unwrap(), 55);
+    assert_eq!(fib(10, "second label, same key").unwrap(), 55);
+    assert_eq!(FIBS.load(Ordering::SeqCst), 1);
+}
