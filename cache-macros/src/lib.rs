@@ -141,13 +141,15 @@ fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Option
                 let d = duration(&v);
                 o.calls.push(quote!(.timeout(#d)));
             }
-            other => return Err(Error::new(
-                nv.path.span(),
-                format!(
+            other => {
+                return Err(Error::new(
+                    nv.path.span(),
+                    format!(
                     "unknown option `{other}`; expected cache, key, exclude, expiry, namespace, \
                          stampede_protection, lock_timeout, lock_wait, timeout, skip or refresh"
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(o)

@@ -6,7 +6,8 @@
 //! 100-byte values. p50/p99 latency of GET and SET at 1 task, throughput at 64
 //! concurrent tasks, each over 9 interleaved rounds; the median of the per-round ratios to raw. Targets:
 //! <= 1.05x raw p50 latency, >= 0.95x raw throughput. Also prints
-//! `redis-benchmark -c 50 -P 1` against the same server as its unpipelined ceiling.
+//! `redis-benchmark -c 50 -P 1` against the same server as its unpipelined ceiling,
+//! and a bb8 pool of 16 connections as the road not taken.
 
 use cache_core::{Bytes, Cache, CacheBackend, Expiry};
 use cache_redis::RedisBuilder;
@@ -29,6 +30,7 @@ enum Op {
 #[derive(Clone)]
 enum Client {
     Raw(ConnectionManager),
+    Pool(bb8::Pool<redis::Client>),
     Trait(Arc<dyn CacheBackend>),
     Typed(Cache),
 }
@@ -58,6 +60,15 @@ impl Client {
                     .query_async(c)
                     .await
                     .unwrap();
+            }
+            (Client::Pool(p), op) => {
+                let mut c = p.get().await.unwrap();
+                let mut cmd = redis::cmd(if op == Op::Get { "GET" } else { "SET" });
+                cmd.arg(&ctx.raw_keys[k]);
+                if op == Op::Set {
+                    cmd.arg(&ctx.value[..]);
+                }
+                let _: redis::Value = cmd.query_async(&mut *c).await.unwrap();
             }
             (Client::Trait(b), Op::Get) => {
                 b.get(&ctx.keys[k]).await.unwrap();
@@ -143,10 +154,17 @@ async fn main() {
         value: Bytes::from(vec![b'x'; 100]),
         text: "x".repeat(98),
     });
+    let pool = bb8::Pool::builder()
+        .max_size(16)
+        .test_on_check_out(false) // no PING per checkout: the fairest pool
+        .build(redis::Client::open(url.as_str()).unwrap())
+        .await
+        .unwrap();
     let clients = [
         ("raw redis (ConnectionManager)", Client::Raw(raw)),
         ("RedisBackend via dyn trait", Client::Trait(backend.clone())),
         ("typed Cache<String>", Client::Typed(typed)),
+        ("bb8 pool, 16 multiplexed conns", Client::Pool(pool)),
     ];
     // Warm up and fill the keys for GET.
     for (_, c) in &clients {
@@ -160,9 +178,9 @@ async fn main() {
         let name = if op == Op::Get { "GET" } else { "SET" };
         // Per round: each client once, in a rotating order; ratios are taken within a
         // round (so drift of the shared 2-core machine cancels) and the median is shown.
-        let mut p50 = vec![vec![]; 3];
-        let mut p99 = vec![vec![]; 3];
-        let mut tput = vec![vec![]; 3];
+        let mut p50 = vec![vec![]; clients.len()];
+        let mut p99 = vec![vec![]; clients.len()];
+        let mut tput = vec![vec![]; clients.len()];
         for round in 0..ROUNDS {
             for j in 0..clients.len() {
                 let i = (round + j) % clients.len();
@@ -174,7 +192,7 @@ async fn main() {
         }
         println!("{name}");
         for (i, (label, _)) in clients.iter().enumerate() {
-            let ratio = if i == 0 {
+            let ratio = if i == 0 || label.starts_with("bb8") {
                 String::new()
             } else {
                 let lat_ratio = median((0..ROUNDS).map(|r| p50[i][r] / p50[0][r]).collect());
