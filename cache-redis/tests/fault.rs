@@ -118,8 +118,9 @@ async fn redis_killed_and_restarted_during_get_or_compute() {
     let started = Instant::now();
     let err = cache.get::<u64>("up").await.unwrap_err();
     assert!(err.is_transient(), "plain get while down: {err}");
+    // Bounded by the driver's timeouts and its quick reconnect retries (about 1 s).
     assert!(
-        started.elapsed() < timeout * 5,
+        started.elapsed() < Duration::from_secs(3),
         "plain get took {:?}",
         started.elapsed()
     );

@@ -20,7 +20,7 @@ fn b(s: &str) -> Bytes {
 fn short_ttl(backend: &dyn CacheBackend) -> (Duration, Duration) {
     let p = backend.capabilities().ttl_precision;
     if p <= Duration::from_millis(1) {
-        (Duration::from_millis(300), Duration::from_millis(1500))
+        (Duration::from_millis(500), Duration::from_millis(1500))
     } else {
         (p * 2, p + Duration::from_millis(1500))
     }
