@@ -57,8 +57,9 @@ pub use async_trait::async_trait;
 /// [`blocking::Cache`].
 ///
 /// Options (all but `cache` optional):
-/// - `cache = <expr>`: the cache, evaluated on each call (a static, or an argument
-///   of the function, which is then left out of the key);
+/// - `cache = <expr>`: the cache, evaluated on each call: a static, or an argument
+///   of the function or a field of one (`cache = state.cache`), which is then left out
+///   of the key;
 /// - `key = <expr>`: the key (any [`IntoKey`]: a `String`, a `format!`, a
 ///   [`KeyBuilder`]); by default the module path, the function name and every
 ///   argument as JSON (arguments must be `Serialize`);

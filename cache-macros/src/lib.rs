@@ -59,6 +59,17 @@ fn as_ident(e: &Expr) -> Option<syn::Ident> {
     }
 }
 
+/// The variable an expression starts from: `state` in `state.cache` or `&*state.cache`.
+fn root_ident(e: &Expr) -> Option<syn::Ident> {
+    match e {
+        Expr::Field(f) => root_ident(&f.base),
+        Expr::Reference(r) => root_ident(&r.expr),
+        Expr::Unary(u) => root_ident(&u.expr),
+        Expr::Paren(p) => root_ident(&p.expr),
+        other => as_ident(other),
+    }
+}
+
 fn int_literal(e: &Expr) -> bool {
     matches!(
         e,
@@ -222,8 +233,8 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             ));
         }
     }
-    // An argument used as the cache is never part of the key.
-    let cache_arg = as_ident(&cache);
+    // The argument the cache comes from (`cache`, `state.cache`) is never part of the key.
+    let cache_arg = root_ident(&cache);
     let fn_name = &sig.ident;
     let key = match &options.key {
         Some(k) => quote!(#k),

@@ -104,3 +104,30 @@ fn blocking_functions_use_the_blocking_cache() {
     assert_eq!(fib(10, "second label, same key").unwrap(), 55);
     assert_eq!(FIBS.load(Ordering::SeqCst), 1);
 }
+
+/// Application state as a web framework would hand it to a handler.
+struct AppState {
+    cache: Cache,
+    lookups: AtomicUsize,
+}
+
+#[cached(cache = state.cache, expiry = 30)]
+async fn greeting(state: &AppState, name: String) -> Result<String, Infallible> {
+    state.lookups.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("hello {name}"))
+}
+
+#[tokio::test]
+async fn cache_from_a_field_of_an_argument() {
+    let state = AppState {
+        cache: Cache::new(MemoryBackend::builder().build().unwrap()),
+        lookups: AtomicUsize::new(0),
+    };
+    assert_eq!(greeting(&state, "ada".into()).await.unwrap(), "hello ada");
+    assert_eq!(greeting(&state, "ada".into()).await.unwrap(), "hello ada");
+    assert_eq!(
+        state.lookups.load(Ordering::SeqCst),
+        1,
+        "the state is not part of the key"
+    );
+}
