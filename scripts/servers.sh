@@ -38,7 +38,7 @@ servers_install() {
   _need_apt redis-server redis-tools openssl
 }
 
-_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 _wait_for() { # _wait_for SECONDS COMMAND...
   local deadline=$((SECONDS + $1)); shift

@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
-use crate::key::{validate_key, validate_namespace, KeyBuilder};
+use crate::key::{sha256_hex, validate_key, validate_namespace, KeyBuilder, MAX_KEY_LEN};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -333,7 +333,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     {
         let mut held = LockHold::default();
         if self.stampede_protection {
-            let lock_key = format!("\u{1}lock:{key}");
+            let lock_key = lock_key(key);
             let deadline = Instant::now() + self.lock_wait;
             let mut pause = Duration::from_millis(5);
             loop {
@@ -392,6 +392,18 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         held.release(self).await;
         result.map_err(Arc::new)
+    }
+}
+
+/// The lock's key for a value's key: a prefix no user key of this call can collide
+/// with in practice (`\u{1}lock:`), and a digest when the key is so long that the
+/// prefix would push it over [`MAX_KEY_LEN`].
+fn lock_key(key: &str) -> String {
+    const PREFIX: &str = "\u{1}lock:";
+    if PREFIX.len() + key.len() <= MAX_KEY_LEN {
+        format!("{PREFIX}{key}")
+    } else {
+        format!("{PREFIX}#{}", sha256_hex(key.as_bytes()))
     }
 }
 

@@ -311,6 +311,25 @@ pub async fn key_limits<H: Harness>(h: &H) {
     c.set(&longest, b("v"), Expiry::Never).await.unwrap();
     assert_eq!(c.get(&longest).await.unwrap(), Some(b("v")));
     let cache = cache_of(c.clone());
+    // get-or-compute caches under the longest key too (its lock key must fit as well).
+    let calls = counter();
+    let long2 = format!("{}2", "k".repeat(MAX_KEY_LEN - 1));
+    for _ in 0..2 {
+        let calls = calls.clone();
+        let v: u8 = cache
+            .get_or_compute(long2.as_str(), || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(1)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the longest key is cached by get-or-compute"
+    );
     let err = cache
         .get_or_compute("", || async { Ok::<_, std::io::Error>(1u8) })
         .await
