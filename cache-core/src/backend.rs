@@ -130,8 +130,16 @@ pub trait CacheBackend: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Store many values with one expiry.
+    /// Store many values with one expiry. A bad key or an oversized value anywhere in
+    /// the batch is an error before anything is stored.
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        let caps = self.capabilities();
+        for (k, v) in items {
+            crate::key::validate_key(caps.backend, k)?;
+            if let Some(max) = caps.max_value_size.filter(|max| v.len() > *max) {
+                return Err(crate::Error::value_too_large(caps.backend, v.len(), max));
+            }
+        }
         for (k, v) in items {
             self.set(k, v.clone(), expiry).await?;
         }
