@@ -17,7 +17,7 @@ async fn clear_is_exact(target: Target) {
     ];
     // Names each glob above would match if it were not escaped.
     let victims = [
-        format!("{p}"),
+        p.clone(),
         format!("{p}x"),
         format!("{p}abc"),
         format!("{p}-"),
