@@ -515,6 +515,31 @@ pub async fn set_if_absent_has_one_winner<H: Harness>(h: &H) {
     );
 }
 
+/// An expired value counts as absent for `set_if_absent`.
+pub async fn set_if_absent_after_expiry<H: Harness>(h: &H) {
+    let c = fresh(h).await;
+    let (ttl, grace) = short_ttl(c.as_ref());
+    assert!(c
+        .set_if_absent("k", b("first"), Expiry::After(ttl))
+        .await
+        .unwrap());
+    assert!(!c
+        .set_if_absent("k", b("second"), Expiry::Never)
+        .await
+        .unwrap());
+    let took_over = eventually(ttl + grace, || async {
+        c.set_if_absent("k", b("third"), Expiry::Never)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(
+        took_over,
+        "set_if_absent never succeeded after the value expired"
+    );
+    assert_eq!(c.get("k").await.unwrap(), Some(b("third")));
+}
+
 /// A lock has exactly one holder among 50 tasks; release frees it for the next.
 pub async fn lock_has_one_holder<H: Harness>(h: &H) {
     let c = fresh(h).await;
@@ -772,6 +797,31 @@ pub async fn compute_refresh_overwrites<H: Harness>(h: &H) {
         .await
         .unwrap();
     assert_eq!(v3, 2, "the refreshed value is now cached");
+}
+
+/// The expiry given to get-or-compute applies: after it, the value is computed again.
+pub async fn compute_expiry_is_honoured<H: Harness>(h: &H) {
+    let backend = fresh(h).await;
+    let (ttl, grace) = short_ttl(backend.as_ref());
+    let cache = cache_of(backend);
+    let calls = counter();
+    let run = || {
+        let (cache, calls) = (cache.clone(), calls.clone());
+        async move {
+            cache
+                .cached("k")
+                .expiry(ttl)
+                .get_or_compute(|| async move {
+                    Ok::<_, std::io::Error>(calls.fetch_add(1, Ordering::SeqCst) as u32)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(run().await, 0);
+    assert_eq!(run().await, 0, "a hit before the expiry");
+    let recomputed = eventually(ttl + grace, || async { run().await == 1 }).await;
+    assert!(recomputed, "the value was not recomputed after its expiry");
 }
 
 /// A cached `None` is a hit, not a miss.
