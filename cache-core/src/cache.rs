@@ -100,8 +100,8 @@ impl CacheBuilder<MessagePack> {
             compute: ComputeDefaults {
                 timeout: Duration::from_secs(1),
                 stampede_protection: true,
-                lock_timeout: Duration::from_secs(10),
-                lock_wait: Duration::from_secs(10),
+                lock_timeout: Duration::from_secs(30),
+                lock_wait: Duration::from_secs(5),
             },
         }
     }
@@ -133,12 +133,12 @@ impl<C: Codec> CacheBuilder<C> {
         self.compute.stampede_protection = on;
         self
     }
-    /// How long a get-or-compute lock lives before it frees itself (default 10 s).
+    /// How long a get-or-compute lock lives before it frees itself (default 30 s, as in the Python library).
     pub fn lock_timeout(mut self, d: Duration) -> Self {
         self.compute.lock_timeout = d;
         self
     }
-    /// How long get-or-compute waits for another holder before computing itself (default 10 s).
+    /// How long get-or-compute waits for another holder before computing itself (default 5 s, as in the Python library).
     pub fn lock_wait(mut self, d: Duration) -> Self {
         self.compute.lock_wait = d;
         self
