@@ -23,7 +23,7 @@ _log() { echo "servers: $*" >&2; }
 _need_apt() {
   local missing=() pkg
   for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
     _log "installing ${missing[*]} (apt-get)"
