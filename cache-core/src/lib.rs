@@ -11,17 +11,25 @@
 //! `conformance-tests` crate checks any backend, yours included, against the contract.
 //!
 //! ```
-//! use cache_core::{Cache, CacheBackend};
+//! use cache_core::{Cache, KeyBuilder};
+//! use cache_memory::MemoryBackend; // any backend crate
 //! use std::time::Duration;
 //!
-//! async fn profile(cache: &Cache, user: u32) -> String {
-//!     cache
-//!         .cached(cache_core::KeyBuilder::new("profile").arg(&user))
-//!         .expiry(Duration::from_secs(60))
-//!         .get_or_compute(|| async move { Ok::<_, std::io::Error>(format!("user {user}")) })
-//!         .await
-//!         .expect("compute does not fail")
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cache_core::Result<()> {
+//! let cache = Cache::new(MemoryBackend::builder().build()?);
+//! cache.set("user:1", &"Ada", Duration::from_secs(60)).await?;
+//! assert_eq!(cache.get::<String>("user:1").await?.as_deref(), Some("Ada"));
+//!
+//! let user = 7;
+//! let profile: String = cache
+//!     .cached(KeyBuilder::new("profile").arg(&user))
+//!     .expiry(Duration::from_secs(60))
+//!     .get_or_compute(|| async move { Ok::<_, std::io::Error>(format!("user {user}")) })
+//!     .await
+//!     .expect("compute does not fail");
+//! assert_eq!(profile, "user 7");
+//! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 

@@ -9,6 +9,30 @@
 //! conformance_tests::suite!(MyHarness::new());
 //! ```
 //!
+//! Each case is also an ordinary async function, to call on its own:
+//!
+//! ```
+//! use cache_core::{async_trait, CacheBackend};
+//! use cache_memory::MemoryBackend;
+//! use std::sync::Arc;
+//!
+//! struct MemoryHarness(MemoryBackend);
+//!
+//! #[async_trait]
+//! impl conformance_tests::Harness for MemoryHarness {
+//!     async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend> {
+//!         Arc::new(self.0.with_namespace(namespace).unwrap())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! let harness = MemoryHarness(MemoryBackend::builder().build().unwrap());
+//! conformance_tests::cases::set_get_roundtrip(&harness).await;
+//! conformance_tests::cases::clear_only_own_namespace(&harness).await;
+//! # }
+//! ```
+//!
 //! A harness hands out backends on one shared store: each case asks for fresh random
 //! namespaces, so cases run in parallel against one server, and two namespaces on one
 //! store prove that `clear` touches only its own. Cases adapt to the backend's declared
