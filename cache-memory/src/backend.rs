@@ -27,8 +27,13 @@ struct Entry {
 }
 
 impl Entry {
-    fn is_live(&self, now: Instant) -> bool {
+    fn is_live_at(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|t| t > now)
+    }
+
+    /// Reads the clock only for entries that can expire.
+    fn is_live(&self) -> bool {
+        self.expires_at.is_none_or(|t| t > Instant::now())
     }
 }
 
@@ -97,7 +102,7 @@ impl Store {
             let mut s = shard.lock();
             let dead: Vec<Box<str>> = s
                 .iter()
-                .filter(|(_, e)| !e.is_live(now))
+                .filter(|(_, e)| !e.is_live_at(now))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in dead {
@@ -304,7 +309,7 @@ impl MemoryBackend {
         self.with_key(VALUE_SEP, key, |shard, k| {
             let mut s = shard.lock();
             match s.get(k) {
-                Some(e) if e.is_live(Instant::now()) => Some(e.value.clone()),
+                Some(e) if e.is_live() => Some(e.value.clone()),
                 Some(_) => {
                     s.pop(k);
                     None
@@ -332,10 +337,7 @@ impl MemoryBackend {
 
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard
-                .lock()
-                .pop(k)
-                .is_some_and(|e| e.is_live(Instant::now()))
+            shard.lock().pop(k).is_some_and(|e| e.is_live())
         })
     }
 
@@ -344,7 +346,7 @@ impl MemoryBackend {
         let deadline = deadline(expiry);
         self.with_key(sep, key, |shard, k| {
             let mut s = shard.lock();
-            if s.peek(k).is_some_and(|e| e.is_live(Instant::now())) {
+            if s.peek(k).is_some_and(|e| e.is_live()) {
                 return false;
             }
             match deadline {
@@ -405,10 +407,7 @@ impl CacheBackend for MemoryBackend {
 
     async fn has(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard
-                .lock()
-                .peek(k)
-                .is_some_and(|e| e.is_live(Instant::now()))
+            shard.lock().peek(k).is_some_and(|e| e.is_live())
         })
     }
 
@@ -477,7 +476,7 @@ impl CacheBackend for MemoryBackend {
             let mut s = shard.lock();
             let owned = s
                 .peek(k)
-                .is_some_and(|e| e.is_live(Instant::now()) && e.value == token.as_str().as_bytes());
+                .is_some_and(|e| e.is_live() && e.value == token.as_str().as_bytes());
             if owned {
                 s.pop(k);
             }
