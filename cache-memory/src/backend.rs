@@ -7,7 +7,7 @@ use cache_core::{
     async_trait, Bytes, CacheBackend, Capabilities, Error, Expiry, LockToken, Result, Ttl,
 };
 use lru::LruCache;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
@@ -37,7 +37,7 @@ impl Entry {
     }
 }
 
-type Shard = Mutex<LruCache<Box<str>, Entry>>;
+type Shard = RwLock<LruCache<Box<str>, Entry>>;
 
 struct Store {
     shards: Box<[Shard]>,
@@ -65,7 +65,7 @@ impl Store {
         let shards = (0..n)
             .map(|i| {
                 let cap = cfg.max_entries / n + usize::from(i < cfg.max_entries % n);
-                Mutex::new(LruCache::new(
+                RwLock::new(LruCache::new(
                     NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
                 ))
             })
@@ -99,7 +99,7 @@ impl Store {
         let mut removed = 0;
         for shard in self.shards.iter() {
             let now = Instant::now();
-            let mut s = shard.lock();
+            let mut s = shard.write();
             let dead: Vec<Box<str>> = s
                 .iter()
                 .filter(|(_, e)| !e.is_live_at(now))
@@ -114,7 +114,7 @@ impl Store {
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards.iter().map(|s| s.read().len()).sum()
     }
 }
 
@@ -233,7 +233,11 @@ impl std::fmt::Debug for MemoryBackend {
 
 thread_local! {
     static KEY_BUF: RefCell<String> = const { RefCell::new(String::new()) };
+    static PROMOTE_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
+
+/// One read in this many moves its entry to the front of the LRU order.
+const PROMOTE_EVERY: u32 = 8;
 
 impl MemoryBackend {
     /// A builder with the defaults of [`MemoryConfig`].
@@ -307,7 +311,23 @@ impl MemoryBackend {
 
     fn get_sync(&self, key: &str) -> Result<Option<Bytes>> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            let mut s = shard.lock();
+            // Most reads share the shard's read lock; one in PROMOTE_EVERY takes the
+            // write lock to move the entry to the front (sampled LRU), so hot keys
+            // read from many threads do not queue on one lock.
+            let promote = PROMOTE_TICK.with(|t| {
+                let n = t.get().wrapping_add(1);
+                t.set(n);
+                n % PROMOTE_EVERY == 0
+            });
+            {
+                let s = shard.read();
+                match s.peek(k) {
+                    None => return None,
+                    Some(e) if e.is_live() && !promote => return Some(e.value.clone()),
+                    Some(_) => {}
+                }
+            }
+            let mut s = shard.write();
             match s.get(k) {
                 Some(e) if e.is_live() => Some(e.value.clone()),
                 Some(_) => {
@@ -323,7 +343,7 @@ impl MemoryBackend {
         self.check_value(&value)?;
         let deadline = deadline(expiry);
         self.with_key(VALUE_SEP, key, |shard, k| {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             match deadline {
                 Some(expires_at) => {
                     s.put(k.into(), Entry { value, expires_at });
@@ -337,7 +357,7 @@ impl MemoryBackend {
 
     fn delete_sync(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.lock().pop(k).is_some_and(|e| e.is_live())
+            shard.write().pop(k).is_some_and(|e| e.is_live())
         })
     }
 
@@ -345,7 +365,7 @@ impl MemoryBackend {
     fn add(&self, sep: char, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
         let deadline = deadline(expiry);
         self.with_key(sep, key, |shard, k| {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             if s.peek(k).is_some_and(|e| e.is_live()) {
                 return false;
             }
@@ -407,7 +427,7 @@ impl CacheBackend for MemoryBackend {
 
     async fn has(&self, key: &str) -> Result<bool> {
         self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.lock().peek(k).is_some_and(|e| e.is_live())
+            shard.read().peek(k).is_some_and(|e| e.is_live())
         })
     }
 
@@ -415,7 +435,7 @@ impl CacheBackend for MemoryBackend {
         self.check_open()?;
         let prefix = format!("{}{VALUE_SEP}", self.namespace);
         for shard in self.store.shards.iter() {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             let mine: Vec<Box<str>> = s
                 .iter()
                 .filter(|(k, _)| k.starts_with(&prefix))
@@ -473,7 +493,7 @@ impl CacheBackend for MemoryBackend {
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         self.with_key(LOCK_SEP, key, |shard, k| {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             let owned = s
                 .peek(k)
                 .is_some_and(|e| e.is_live() && e.value == token.as_str().as_bytes());
@@ -518,6 +538,36 @@ mod tests {
         assert!(b.store_len() <= 8, "len {}", b.store_len());
         assert!(b.get("k99").await.unwrap().is_some());
         assert!(b.get("k0").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_key_read_often_survives_eviction() {
+        let b = MemoryBackend::builder()
+            .max_entries(8)
+            .shards(1)
+            .sweep_interval(None)
+            .build()
+            .unwrap();
+        for k in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            b.set(k, Bytes::from_static(b"v"), Expiry::Never)
+                .await
+                .unwrap();
+        }
+        // Sampled promotion: 16 reads on one thread promote `a` at least twice.
+        for _ in 0..16 {
+            assert!(b.get("a").await.unwrap().is_some());
+        }
+        b.set("i", Bytes::from_static(b"v"), Expiry::Never)
+            .await
+            .unwrap();
+        assert!(
+            b.get("a").await.unwrap().is_some(),
+            "a recently read key was evicted"
+        );
+        assert!(
+            b.get("b").await.unwrap().is_none(),
+            "the least recently used key goes first"
+        );
     }
 
     #[tokio::test]
