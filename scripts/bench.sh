@@ -4,10 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh
-servers_install
-trap servers_stop EXIT
-servers_start
-servers_env >/dev/null
+servers_up
 case "${1:-all}" in
   memory) cargo bench -p cache-memory --bench memory ;;
   redis) cargo bench -p cache-redis --bench redis ;;

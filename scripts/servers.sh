@@ -149,6 +149,15 @@ servers_stop() {
   rm -f "$SERVERS_DIR"/redis-cluster-*/nodes.conf
 }
 
+# For scripts that source this file: install, start, export the variables, and stop
+# the servers when the calling shell exits.
+servers_up() {
+  servers_install
+  trap servers_stop EXIT
+  servers_start
+  servers_env >/dev/null
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   set -euo pipefail
   case "${1:-}" in

@@ -7,8 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh
-servers_install
-trap servers_stop EXIT
-servers_start
-servers_env >/dev/null
+servers_up
 cargo test --workspace --all-features "$@"
