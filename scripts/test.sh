@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real servers started on 127.0.0.1.
-# Installs what is missing (Debian packages), starts the servers under .servers/,
-# exports their URLs (CACHE_TEST_*), runs `cargo test`, and stops the servers.
-# Extra arguments go to `cargo test` (e.g. `bash scripts/test.sh -p cache-memory`).
+# Installs what is missing (Debian packages, PyPI/npm packages in .servers/), starts the
+# servers under .servers/, exports their addresses (CACHE_TEST_*), runs `cargo test`,
+# and stops the servers.
+#
+#   bash scripts/test.sh                        every store, the whole workspace
+#   bash scripts/test.sh redis -p cache-redis   only Redis's servers; the rest goes to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/servers.sh
 source scripts/servers.sh
-servers_up
+stores=()
+while (($#)) && [[ -f "scripts/servers/$1.sh" ]]; do stores+=("$1"); shift; done
+servers_up "${stores[@]}"
 cargo test --workspace --all-features "$@"

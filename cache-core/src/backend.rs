@@ -8,8 +8,10 @@ use std::fmt;
 use std::time::Duration;
 
 /// What a backend can do and where its limits are. Read it through
-/// [`CacheBackend::capabilities`]; the conformance suite adapts to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`CacheBackend::capabilities`]; the [`Checked`](crate::Checked) layer enforces the
+/// value size from it and the conformance suite adapts to it. Build it once, when the
+/// backend is built, and return the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// The backend's short name (`"memory"`, `"redis"`, ...).
@@ -17,7 +19,7 @@ pub struct Capabilities {
     /// Smallest TTL step the store honours (1 ms for most, 1 s for Memcached).
     pub ttl_precision: Duration,
     /// The store's own key length limit in bytes, if any. Longer keys still work:
-    /// the backend maps them to a digest (see [`store_key`](crate::key::store_key)).
+    /// the backend maps them to a digest (see [`KeyLayout`](crate::raw::KeyLayout)).
     pub max_key_len: Option<usize>,
     /// Largest value accepted, in bytes; larger ones are an `InvalidInput` error.
     pub max_value_size: Option<usize>,
@@ -30,7 +32,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Capabilities with millisecond TTLs, no limits, no native batch.
-    pub fn new(backend: &'static str) -> Self {
+    pub const fn new(backend: &'static str) -> Self {
         Capabilities {
             backend,
             ttl_precision: Duration::from_millis(1),
@@ -41,27 +43,27 @@ impl Capabilities {
         }
     }
     /// Set [`Capabilities::ttl_precision`].
-    pub fn ttl_precision(mut self, d: Duration) -> Self {
+    pub const fn ttl_precision(mut self, d: Duration) -> Self {
         self.ttl_precision = d;
         self
     }
     /// Set [`Capabilities::max_key_len`].
-    pub fn max_key_len(mut self, n: Option<usize>) -> Self {
+    pub const fn max_key_len(mut self, n: Option<usize>) -> Self {
         self.max_key_len = n;
         self
     }
     /// Set [`Capabilities::max_value_size`].
-    pub fn max_value_size(mut self, n: Option<usize>) -> Self {
+    pub const fn max_value_size(mut self, n: Option<usize>) -> Self {
         self.max_value_size = n;
         self
     }
     /// Set [`Capabilities::native_batch`].
-    pub fn native_batch(mut self, yes: bool) -> Self {
+    pub const fn native_batch(mut self, yes: bool) -> Self {
         self.native_batch = yes;
         self
     }
     /// Set [`Capabilities::distributed_locks`].
-    pub fn distributed_locks(mut self, yes: bool) -> Self {
+    pub const fn distributed_locks(mut self, yes: bool) -> Self {
         self.distributed_locks = yes;
         self
     }
@@ -95,10 +97,16 @@ impl fmt::Debug for LockToken {
 
 /// A cache store: bytes in, bytes out.
 ///
-/// Every method validates its key (see [`crate::key`]) and returns
-/// [`ErrorKind::Closed`](crate::ErrorKind::Closed) after [`close`](Self::close).
-/// Implementations must keep one namespace's data apart from every other's.
-/// The conformance suite (`conformance-tests`) checks all of this for any implementation.
+/// Implement store logic only: [`Cache`](crate::Cache) and the conformance suite call a
+/// backend through the [`Checked`](crate::Checked) layer, so every key is valid (1 to
+/// [`MAX_KEY_LEN`](crate::raw::MAX_KEY_LEN) bytes), every value fits
+/// [`Capabilities::max_value_size`], a batch is non-empty and wholly valid, `set` and
+/// `set_many` never get an expiry already past (`Expiry::At` can still pass while the
+/// call runs: treat [`Ttl::Expired`](crate::raw::Ttl) as a delete), lock TTLs are
+/// positive, and nothing is called after `close`. Lay out store keys with
+/// [`KeyLayout`](crate::raw::KeyLayout) (values and locks apart, namespaces apart).
+/// The conformance suite (`conformance-tests`) checks the rest: isolation, atomicity,
+/// expiry.
 #[async_trait]
 pub trait CacheBackend: Send + Sync + 'static {
     /// Limits and features of this backend.
@@ -130,16 +138,8 @@ pub trait CacheBackend: Send + Sync + 'static {
         Ok(out)
     }
 
-    /// Store many values with one expiry. A bad key or an oversized value anywhere in
-    /// the batch is an error before anything is stored.
+    /// Store many values with one expiry.
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
-        let caps = self.capabilities();
-        for (k, v) in items {
-            crate::key::validate_key(caps.backend, k)?;
-            if let Some(max) = caps.max_value_size.filter(|max| v.len() > *max) {
-                return Err(crate::Error::value_too_large(caps.backend, v.len(), max));
-            }
-        }
         for (k, v) in items {
             self.set(k, v.clone(), expiry).await?;
         }
@@ -165,6 +165,6 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// Release the lock if `token` still owns it; true if released.
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool>;
 
-    /// Release connections and background work. Later calls return `Closed`.
+    /// Release connections and background work; called once.
     async fn close(&self) -> Result<()>;
 }

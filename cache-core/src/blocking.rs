@@ -17,7 +17,7 @@
 use crate::backend::CacheBackend;
 use crate::codec::{Codec, MessagePack};
 use crate::compute::{ComputeError, IntoKey};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Origin, Result};
 use crate::expiry::Expiry;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -50,9 +50,9 @@ fn new_runtime() -> Result<Runtime> {
         .build()
         .map(|rt| Runtime(Some(rt)))
         .map_err(|e| {
-            Error::new(
+            Error::from_origin(
                 ErrorKind::Backend,
-                "blocking",
+                Origin::Runtime,
                 "cannot start the blocking cache's runtime",
             )
             .with_source(e)
@@ -61,9 +61,9 @@ fn new_runtime() -> Result<Runtime> {
 
 fn check_not_async() -> Result<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::new(
+        return Err(Error::from_origin(
             ErrorKind::Unsupported,
-            "blocking",
+            Origin::Runtime,
             "blocking::Cache was called inside an async runtime, where blocking would stall it; use the async cache_core::Cache there (blocking::Cache::as_async gives one)",
         ));
     }
@@ -197,50 +197,50 @@ impl<C: Codec> Cache<C> {
     }
 }
 
-/// Options of one blocking get-or-compute call; see [`crate::compute::Cached`].
+/// Options of one blocking get-or-compute call; see [`crate::Cached`].
 #[must_use = "call .get_or_compute(...) to run it"]
 pub struct Cached<'a, C: Codec> {
     handle: &'a Cache<C>,
-    inner: crate::compute::Cached<'a, C>,
+    inner: crate::Cached<'a, C>,
 }
 
 impl<C: Codec> Cached<'_, C> {
-    /// See [`crate::compute::Cached::expiry`].
+    /// See [`crate::Cached::expiry`].
     pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
         self.inner = self.inner.expiry(expiry);
         self
     }
-    /// See [`crate::compute::Cached::namespace`].
+    /// See [`crate::Cached::namespace`].
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.inner = self.inner.namespace(namespace);
         self
     }
-    /// See [`crate::compute::Cached::timeout`].
+    /// See [`crate::Cached::timeout`].
     pub fn timeout(mut self, d: Duration) -> Self {
         self.inner = self.inner.timeout(d);
         self
     }
-    /// See [`crate::compute::Cached::stampede_protection`].
+    /// See [`crate::Cached::stampede_protection`].
     pub fn stampede_protection(mut self, on: bool) -> Self {
         self.inner = self.inner.stampede_protection(on);
         self
     }
-    /// See [`crate::compute::Cached::lock_timeout`].
+    /// See [`crate::Cached::lock_timeout`].
     pub fn lock_timeout(mut self, d: Duration) -> Self {
         self.inner = self.inner.lock_timeout(d);
         self
     }
-    /// See [`crate::compute::Cached::lock_wait`].
+    /// See [`crate::Cached::lock_wait`].
     pub fn lock_wait(mut self, d: Duration) -> Self {
         self.inner = self.inner.lock_wait(d);
         self
     }
-    /// See [`crate::compute::Cached::skip`].
+    /// See [`crate::Cached::skip`].
     pub fn skip(mut self, skip: bool) -> Self {
         self.inner = self.inner.skip(skip);
         self
     }
-    /// See [`crate::compute::Cached::refresh`].
+    /// See [`crate::Cached::refresh`].
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.inner = self.inner.refresh(refresh);
         self

@@ -1,6 +1,7 @@
 //! The typed [`Cache`] handle.
 
 use crate::backend::{CacheBackend, Capabilities};
+use crate::checked::Checked;
 use crate::codec::{Codec, MessagePack};
 use crate::error::Result;
 use crate::expiry::Expiry;
@@ -21,7 +22,7 @@ pub(crate) struct ComputeDefaults {
 }
 
 pub(crate) struct Inner<C> {
-    pub(crate) backend: Arc<dyn CacheBackend>,
+    pub(crate) backend: Checked,
     pub(crate) codec: C,
     pub(crate) default_expiry: Expiry,
     pub(crate) compute: ComputeDefaults,
@@ -57,7 +58,7 @@ impl<C: Codec> Clone for Cache<C> {
 impl<C: Codec> fmt::Debug for Cache<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
-            .field("backend", &self.inner.backend.capabilities().backend)
+            .field("backend", &self.inner.backend.name())
             .field("codec", &self.inner.codec.name())
             .field("default_expiry", &self.inner.default_expiry)
             .finish()
@@ -147,7 +148,7 @@ impl<C: Codec> CacheBuilder<C> {
     pub fn build(self) -> Cache<C> {
         Cache {
             inner: Arc::new(Inner {
-                backend: self.backend,
+                backend: Checked::new(self.backend),
                 codec: self.codec,
                 default_expiry: self.default_expiry,
                 compute: self.compute,
@@ -158,8 +159,8 @@ impl<C: Codec> CacheBuilder<C> {
 }
 
 impl<C: Codec> Cache<C> {
-    /// The backend under this handle.
-    pub fn backend(&self) -> &Arc<dyn CacheBackend> {
+    /// The backend under this handle, behind its [`Checked`] layer.
+    pub fn backend(&self) -> &Checked {
         &self.inner.backend
     }
 

@@ -1,6 +1,6 @@
 //! How typed values become bytes.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Origin, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Turns values into bytes and back. [`MessagePack`] is the default; [`Json`] is
@@ -19,9 +19,9 @@ fn codec_error(
     what: &str,
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> Error {
-    Error::new(
+    Error::from_origin(
         ErrorKind::Serialization,
-        codec,
+        Origin::Codec(codec),
         format!("{what} failed; the stored bytes do not match the requested type (was it written by another version or codec?)"),
     )
     .with_source(e)

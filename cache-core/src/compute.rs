@@ -11,13 +11,16 @@
 
 use crate::backend::{CacheBackend, LockToken};
 use crate::cache::Cache;
+use crate::checked::Checked;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
-use crate::key::{sha256_hex, validate_key, validate_namespace, KeyBuilder, MAX_KEY_LEN};
+use crate::key::KeyBuilder;
+use crate::raw::{validate_key, validate_namespace};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +108,16 @@ impl IntoKey for KeyBuilder {
 }
 
 /// Options of one get-or-compute call; made by [`Cache::cached`].
+///
+/// 1. Read; a hit returns at once. A value that no longer decodes is a miss.
+/// 2. On a miss, callers of one [`Cache`] asking for the same key (and type) wait for
+///    one leader.
+/// 3. With stampede protection, the leader takes the backend's lock (it frees itself
+///    after the lock timeout), re-reads, computes, writes and releases. While another
+///    process holds the lock it polls the value, and after the lock wait computes itself.
+/// 4. A compute error reaches every waiter; nothing is cached.
+/// 5. Backend errors and timeouts fail open: the value is computed and returned and a
+///    warning is logged through `tracing`.
 #[must_use = "call .get_or_compute(...) to run it"]
 pub struct Cached<'a, C: Codec> {
     cache: &'a Cache<C>,
@@ -225,12 +238,17 @@ impl<'a, C: Codec> Cached<'a, C> {
         self
     }
 
-    fn backend(&self) -> &Arc<dyn CacheBackend> {
+    fn backend(&self) -> &Checked {
         &self.cache.inner.backend
     }
 
+    /// The backend's own calls: the key is validated once, by [`Self::full_key`].
+    fn store(&self) -> &Arc<dyn CacheBackend> {
+        self.backend().inner()
+    }
+
     fn full_key(&mut self) -> Result<String> {
-        let backend = self.backend().capabilities().backend;
+        let backend = self.backend().name();
         let key = std::mem::replace(&mut self.key, Ok(String::new()))?;
         let key = match &self.namespace {
             Some(ns) => {
@@ -240,6 +258,12 @@ impl<'a, C: Codec> Cached<'a, C> {
             None => key,
         };
         validate_key(backend, &key)?;
+        if self.stampede_protection && self.lock_timeout.is_zero() {
+            return Err(Error::invalid_input(
+                backend,
+                "lock_timeout must be positive (or turn stampede protection off)",
+            ));
+        }
         Ok(key)
     }
 
@@ -247,17 +271,21 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// with a warning (fail open).
     async fn guarded<T>(
         &self,
-        op: &str,
+        op: &'static str,
         key: &str,
         fut: impl Future<Output = Result<T>>,
     ) -> Option<T> {
         if self.degraded.load(Ordering::Relaxed) {
             return None;
         }
-        let err = match tokio::time::timeout(self.timeout, fut).await {
+        let outcome = match self.backend().check_open(op) {
+            Ok(()) => tokio::time::timeout(self.timeout, fut).await,
+            Err(closed) => Ok(Err(closed)),
+        };
+        let err = match outcome {
             Ok(Ok(v)) => return Some(v),
-            Ok(Err(e)) => e,
-            Err(_) => Error::timeout(self.backend().capabilities().backend, self.timeout),
+            Ok(Err(e)) => e.in_operation(op),
+            Err(_) => Error::timeout(self.backend().name(), self.timeout).in_operation(op),
         };
         self.degraded.store(true, Ordering::Relaxed);
         tracing::warn!(op, key, error = %err, "cache call failed; continuing without the cache");
@@ -265,7 +293,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     }
 
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = self.guarded("get", key, self.backend().get(key)).await??;
+        let bytes = self.guarded("get", key, self.store().get(key)).await??;
         match self.cache.inner.codec.decode(&bytes) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -276,7 +304,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     }
 
     /// Look up the key; on a miss compute the value with `compute`, store it and
-    /// return it. See the [module docs](crate::compute) for the rules.
+    /// return it. See [`Cached`] for the rules.
     pub async fn get_or_compute<T, E, F, Fut>(mut self, compute: F) -> Result<T, ComputeError<E>>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -291,29 +319,25 @@ impl<'a, C: Codec> Cached<'a, C> {
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
         let flights = &self.cache.inner.flights;
-        let mut solo = false;
+        // Flights are keyed by the outcome's type too, so a follower's downcast holds.
+        let ty = TypeId::of::<std::result::Result<T, Arc<E>>>();
         loop {
             if !self.refresh {
                 if let Some(v) = self.read::<T>(&key).await {
                     return Ok(v);
                 }
             }
-            if solo {
-                return self
-                    .lead(&key, compute)
-                    .await
-                    .map_err(ComputeError::Compute);
-            }
-            match flights.join(&key) {
+            match flights.join(ty, &key) {
                 Role::Follower(rx) => {
                     // `None`: the leader went away (dropped or panicked); take over.
-                    if let Some(any) = follow(rx).await {
-                        match any.downcast_ref::<std::result::Result<T, Arc<E>>>() {
-                            Some(Ok(v)) => return Ok(v.clone()),
-                            Some(Err(e)) => return Err(ComputeError::Compute(e.clone())),
-                            // Same key, another type: compute on our own.
-                            None => solo = true,
-                        }
+                    let outcome = follow(rx).await;
+                    match outcome
+                        .as_deref()
+                        .and_then(|any| any.downcast_ref::<std::result::Result<T, Arc<E>>>())
+                    {
+                        Some(Ok(v)) => return Ok(v.clone()),
+                        Some(Err(e)) => return Err(ComputeError::Compute(e.clone())),
+                        None => {}
                     }
                 }
                 Role::Leader(guard) => {
@@ -333,7 +357,6 @@ impl<'a, C: Codec> Cached<'a, C> {
     {
         let mut held = LockHold::default();
         if self.stampede_protection {
-            let lock_key = lock_key(key);
             let deadline = Instant::now() + self.lock_wait;
             let mut pause = Duration::from_millis(5);
             loop {
@@ -341,12 +364,12 @@ impl<'a, C: Codec> Cached<'a, C> {
                     .guarded(
                         "acquire_lock",
                         key,
-                        self.backend().acquire_lock(&lock_key, self.lock_timeout),
+                        self.store().acquire_lock(key, self.lock_timeout),
                     )
                     .await;
                 match acquired {
                     Some(Some(token)) => {
-                        held = LockHold::new(self.backend().clone(), lock_key, token);
+                        held = LockHold::new(self.store().clone(), key.to_owned(), token);
                         break;
                     }
                     Some(None) => {
@@ -381,6 +404,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                     self.guarded(
                         "set",
                         key,
+                        // Through the checks: the value's size, and an expiry already past.
                         self.backend().set(key, Bytes::from(bytes), self.expiry),
                     )
                     .await;
@@ -392,18 +416,6 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         held.release(self).await;
         result.map_err(Arc::new)
-    }
-}
-
-/// The lock's key for a value's key: a prefix no user key of this call can collide
-/// with in practice (`\u{1}lock:`), and a digest when the key is so long that the
-/// prefix would push it over [`MAX_KEY_LEN`].
-fn lock_key(key: &str) -> String {
-    const PREFIX: &str = "\u{1}lock:";
-    if PREFIX.len() + key.len() <= MAX_KEY_LEN {
-        format!("{PREFIX}{key}")
-    } else {
-        format!("{PREFIX}#{}", sha256_hex(key.as_bytes()))
     }
 }
 

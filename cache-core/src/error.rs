@@ -56,28 +56,70 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A cache error: its [`ErrorKind`], the backend that raised it, a message that
-/// says what to do, and the underlying cause if any.
+/// Where an error came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A backend, by its short name (`"memory"`, `"redis"`, ...).
+    Backend(Cow<'static, str>),
+    /// A codec, by its name (`"msgpack"`, `"json"`).
+    Codec(&'static str),
+    /// Building a key ([`KeyBuilder`](crate::KeyBuilder)).
+    Key,
+    /// The blocking API's own runtime.
+    Runtime,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Backend(name) => f.write_str(name),
+            Origin::Codec(name) => write!(f, "codec {name}"),
+            Origin::Key => f.write_str("key builder"),
+            Origin::Runtime => f.write_str("blocking runtime"),
+        }
+    }
+}
+
+/// A cache error: its [`ErrorKind`], where it came from (a backend, a codec, ...), the
+/// operation that failed, a message that says what to do, and the underlying cause.
 pub struct Error {
     kind: ErrorKind,
-    backend: Cow<'static, str>,
+    origin: Origin,
+    operation: Option<&'static str>,
     message: Cow<'static, str>,
     source: Option<BoxError>,
 }
 
 impl Error {
-    /// A new error of `kind` raised by `backend`.
+    /// A new error of `kind` raised by the backend named `backend`.
     pub fn new(
         kind: ErrorKind,
         backend: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
+        Self::from_origin(kind, Origin::Backend(backend.into()), message)
+    }
+
+    /// A new error of `kind` from anywhere else than a backend.
+    pub fn from_origin(
+        kind: ErrorKind,
+        origin: Origin,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Error {
             kind,
-            backend: backend.into(),
+            origin,
+            operation: None,
             message: message.into(),
             source: None,
         }
+    }
+
+    /// Name the operation that failed (`"get"`, `"set_many"`, ...), unless one is set.
+    pub fn in_operation(mut self, operation: &'static str) -> Self {
+        self.operation.get_or_insert(operation);
+        self
     }
 
     /// Attach the underlying cause.
@@ -129,9 +171,22 @@ impl Error {
         self.kind
     }
 
-    /// The backend that raised the error (`"memory"`, `"redis"`, ...).
-    pub fn backend(&self) -> &str {
-        &self.backend
+    /// The backend that raised the error (`"memory"`, `"redis"`, ...), if a backend did.
+    pub fn backend(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Backend(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Where the error came from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The operation that failed, when known (`"get"`, `"set_many"`, ...).
+    pub fn operation(&self) -> Option<&str> {
+        self.operation
     }
 
     /// The human-readable message.
@@ -150,7 +205,8 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("kind", &self.kind)
-            .field("backend", &self.backend)
+            .field("origin", &self.origin)
+            .field("operation", &self.operation)
             .field("message", &self.message)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
@@ -159,7 +215,10 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.kind, self.backend, self.message)?;
+        match self.operation {
+            Some(op) => write!(f, "{} ({}, {op}): {}", self.kind, self.origin, self.message)?,
+            None => write!(f, "{} ({}): {}", self.kind, self.origin, self.message)?,
+        }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
         }

@@ -6,6 +6,8 @@
 //!   single flight, distributed stampede protection and fail-open.
 //! - [`Expiry`], [`Error`]/[`ErrorKind`], [`Codec`] ([`MessagePack`] default, [`Json`]),
 //!   [`KeyBuilder`], and [`blocking::Cache`] for code without an async runtime.
+//! - [`Checked`]: the contract's checks, once, around any backend; [`raw`]: the key
+//!   layout, rules, digests and TTL helpers for backend authors.
 //!
 //! Backends live in their own crates (`cache-memory`, `cache-redis`, ...); the
 //! `conformance-tests` crate checks any backend, yours included, against the contract.
@@ -36,20 +38,23 @@
 mod backend;
 pub mod blocking;
 mod cache;
+mod checked;
 mod codec;
-pub mod compute;
+mod compute;
 mod error;
 mod expiry;
 mod flight;
-pub mod key;
+mod key;
+pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheBuilder};
+pub use checked::Checked;
 pub use codec::{Codec, Json, MessagePack};
 pub use compute::{Cached, ComputeError, IntoKey};
-pub use error::{BoxError, Error, ErrorKind, Result};
-pub use expiry::{Expiry, Ttl};
+pub use error::{BoxError, Error, ErrorKind, Origin, Result};
+pub use expiry::Expiry;
 pub use key::KeyBuilder;
 
 /// Re-exported so backend crates implement the trait with the same macro version.

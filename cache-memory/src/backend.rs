@@ -1,160 +1,14 @@
-//! The in-memory store and its per-namespace backend handles.
+//! `MemoryBuilder` and `MemoryBackend`: per-namespace handles on a shared store.
 
 use crate::config::MemoryConfig;
-use crate::error::{config, BACKEND};
-use cache_core::key::{validate_key, validate_namespace};
-use cache_core::{
-    async_trait, Bytes, CacheBackend, Capabilities, Error, Expiry, LockToken, Result, Ttl,
-};
-use lru::LruCache;
-use parking_lot::{Condvar, Mutex, RwLock};
+use crate::core::Store;
+use crate::error::BACKEND;
+use cache_core::raw::{validate_namespace, KeyKind, KeyLayout};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use std::cell::RefCell;
-use std::hash::BuildHasher;
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
-
-/// Separator between namespace and key for values; namespaces are printable ASCII,
-/// so neither separator can occur in them and the key spaces never overlap.
-const VALUE_SEP: char = '\0';
-/// Separator between namespace and key for locks.
-const LOCK_SEP: char = '\u{1}';
-
-struct Entry {
-    value: Bytes,
-    expires_at: Option<Instant>,
-}
-
-impl Entry {
-    fn is_live_at(&self, now: Instant) -> bool {
-        self.expires_at.is_none_or(|t| t > now)
-    }
-
-    /// Reads the clock only for entries that can expire.
-    fn is_live(&self) -> bool {
-        self.expires_at.is_none_or(|t| t > Instant::now())
-    }
-}
-
-type Shard = RwLock<LruCache<Box<str>, Entry>>;
-
-struct Store {
-    shards: Box<[Shard]>,
-    hasher: lru::DefaultHasher,
-    max_value_size: usize,
-    open_handles: AtomicUsize,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl Store {
-    fn new(cfg: &MemoryConfig) -> Result<Arc<Self>> {
-        if cfg.max_entries == 0 {
-            return Err(config("max_entries must be at least 1"));
-        }
-        if cfg.shards == 0 {
-            return Err(config("shards must be at least 1"));
-        }
-        if cfg.sweep_interval.is_some_and(|d| d.is_zero()) {
-            return Err(config(
-                "sweep_interval must be positive, or None to turn the sweep off",
-            ));
-        }
-        // Split max_entries exactly across the shards so the total never exceeds it.
-        let n = cfg.shards.min(cfg.max_entries);
-        let shards = (0..n)
-            .map(|i| {
-                let cap = cfg.max_entries / n + usize::from(i < cfg.max_entries % n);
-                RwLock::new(LruCache::new(
-                    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
-                ))
-            })
-            .collect();
-        let store = Arc::new(Store {
-            shards,
-            hasher: lru::DefaultHasher::default(),
-            max_value_size: cfg.max_value_size,
-            open_handles: AtomicUsize::new(0),
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
-        });
-        if let Some(every) = cfg.sweep_interval {
-            spawn_sweeper(Arc::downgrade(&store), store.stop.clone(), every)?;
-        }
-        Ok(store)
-    }
-
-    fn shard(&self, full_key: &str) -> &Shard {
-        let h = self.hasher.hash_one(full_key) as usize;
-        &self.shards[h % self.shards.len()]
-    }
-
-    fn stop_sweeper(&self) {
-        let (flag, cv) = &*self.stop;
-        *flag.lock() = true;
-        cv.notify_all();
-    }
-
-    /// Remove expired entries, one shard at a time; returns how many.
-    fn sweep(&self) -> usize {
-        let mut removed = 0;
-        for shard in self.shards.iter() {
-            let now = Instant::now();
-            let mut s = shard.write();
-            let dead: Vec<Box<str>> = s
-                .iter()
-                .filter(|(_, e)| !e.is_live_at(now))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in dead {
-                s.pop(&k);
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.stop_sweeper();
-    }
-}
-
-fn spawn_sweeper(
-    store: Weak<Store>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    every: Duration,
-) -> Result<()> {
-    std::thread::Builder::new()
-        .name("cache-memory-sweep".into())
-        .spawn(move || loop {
-            {
-                let (flag, cv) = &*stop;
-                let mut stopped = flag.lock();
-                if !*stopped {
-                    cv.wait_for(&mut stopped, every);
-                }
-                if *stopped {
-                    return;
-                }
-            }
-            match store.upgrade() {
-                Some(s) => {
-                    let n = s.sweep();
-                    if n > 0 {
-                        tracing::trace!(removed = n, "swept expired entries");
-                    }
-                }
-                None => return,
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| config("cannot start the sweep thread").with_source(e))
-}
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Builder for [`MemoryBackend`].
 ///
@@ -219,6 +73,7 @@ impl MemoryBuilder {
 pub struct MemoryBackend {
     store: Arc<Store>,
     namespace: Arc<str>,
+    caps: Capabilities,
     closed: AtomicBool,
 }
 
@@ -233,11 +88,7 @@ impl std::fmt::Debug for MemoryBackend {
 
 thread_local! {
     static KEY_BUF: RefCell<String> = const { RefCell::new(String::new()) };
-    static PROMOTE_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
-
-/// One read in this many moves its entry to the front of the LRU order.
-const PROMOTE_EVERY: u32 = 8;
 
 impl MemoryBackend {
     /// A builder with the defaults of [`MemoryConfig`].
@@ -248,6 +99,9 @@ impl MemoryBackend {
     fn on_store(store: Arc<Store>, namespace: &str) -> Self {
         store.open_handles.fetch_add(1, Ordering::AcqRel);
         MemoryBackend {
+            caps: Capabilities::new(BACKEND)
+                .max_value_size(Some(store.max_value_size))
+                .native_batch(true),
             store,
             namespace: namespace.into(),
             closed: AtomicBool::new(false),
@@ -257,7 +111,6 @@ impl MemoryBackend {
     /// Another backend on the same store with its own namespace.
     pub fn with_namespace(&self, namespace: &str) -> Result<MemoryBackend> {
         validate_namespace(BACKEND, namespace)?;
-        self.check_open()?;
         Ok(MemoryBackend::on_store(self.store.clone(), namespace))
     }
 
@@ -276,240 +129,105 @@ impl MemoryBackend {
         self.store.sweep()
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(BACKEND));
-        }
-        Ok(())
-    }
-
-    /// Validate, then run `f` on the shard of `key` with the composed store key,
-    /// built in a thread-local buffer so reads allocate nothing.
-    fn with_key<R>(&self, sep: char, key: &str, f: impl FnOnce(&Shard, &str) -> R) -> Result<R> {
-        self.check_open()?;
-        validate_key(BACKEND, key)?;
-        Ok(KEY_BUF.with(|buf| {
+    /// Run `f` with the store key of `key` (the core's layout), built in a
+    /// thread-local buffer so reads allocate nothing.
+    fn with_key<R>(&self, kind: KeyKind, key: &str, f: impl FnOnce(&Store, &str) -> R) -> R {
+        KEY_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            buf.push_str(&self.namespace);
-            buf.push(sep);
-            buf.push_str(key);
-            f(self.store.shard(&buf), &buf)
-        }))
-    }
-
-    fn check_value(&self, value: &Bytes) -> Result<()> {
-        if value.len() > self.store.max_value_size {
-            return Err(Error::value_too_large(
-                BACKEND,
-                value.len(),
-                self.store.max_value_size,
-            ));
-        }
-        Ok(())
-    }
-
-    fn get_sync(&self, key: &str) -> Result<Option<Bytes>> {
-        self.with_key(VALUE_SEP, key, |shard, k| {
-            // Most reads share the shard's read lock; one in PROMOTE_EVERY takes the
-            // write lock to move the entry to the front (sampled LRU), so hot keys
-            // read from many threads do not queue on one lock.
-            let promote = PROMOTE_TICK.with(|t| {
-                let n = t.get().wrapping_add(1);
-                t.set(n);
-                n % PROMOTE_EVERY == 0
-            });
-            {
-                let s = shard.read();
-                match s.peek(k) {
-                    None => return None,
-                    Some(e) if e.is_live() && !promote => return Some(e.value.clone()),
-                    Some(_) => {}
-                }
-            }
-            let mut s = shard.write();
-            match s.get(k) {
-                Some(e) if e.is_live() => Some(e.value.clone()),
-                Some(_) => {
-                    s.pop(k);
-                    None
-                }
-                None => None,
-            }
+            KeyLayout::ANY
+                .key(&self.namespace, kind, key)
+                .write_into(&mut buf);
+            f(&self.store, &buf)
         })
     }
 
-    fn set_sync(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.check_value(&value)?;
-        let deadline = deadline(expiry);
-        self.with_key(VALUE_SEP, key, |shard, k| {
-            let mut s = shard.write();
-            match deadline {
-                Some(expires_at) => {
-                    s.put(k.into(), Entry { value, expires_at });
-                }
-                None => {
-                    s.pop(k);
-                }
-            }
-        })
-    }
-
-    fn delete_sync(&self, key: &str) -> Result<bool> {
-        self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.write().pop(k).is_some_and(|e| e.is_live())
-        })
-    }
-
-    /// Insert unless a live entry is there (shared by `set_if_absent` and locks).
-    fn add(&self, sep: char, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        let deadline = deadline(expiry);
-        self.with_key(sep, key, |shard, k| {
-            let mut s = shard.write();
-            if s.peek(k).is_some_and(|e| e.is_live()) {
-                return false;
-            }
-            match deadline {
-                Some(expires_at) => {
-                    s.put(k.into(), Entry { value, expires_at });
-                    true
-                }
-                None => {
-                    s.pop(k);
-                    false
-                }
-            }
-        })
-    }
-}
-
-/// `Some(expires_at)` to store, `None` when the expiry already passed.
-fn deadline(expiry: Expiry) -> Option<Option<Instant>> {
-    match expiry.ttl() {
-        Ttl::Forever => Some(None),
-        // A TTL too far out to represent is as good as none.
-        Ttl::For(d) => Some(Instant::now().checked_add(d)),
-        Ttl::Expired => None,
-    }
-}
-
-impl Drop for MemoryBackend {
-    fn drop(&mut self) {
+    fn release(&self) {
         if !self.closed.swap(true, Ordering::AcqRel)
             && self.store.open_handles.fetch_sub(1, Ordering::AcqRel) == 1
         {
             self.store.stop_sweeper();
         }
+    }
+}
+
+impl Drop for MemoryBackend {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
 #[async_trait]
 impl CacheBackend for MemoryBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(BACKEND)
-            .ttl_precision(Duration::from_millis(1))
-            .max_value_size(Some(self.store.max_value_size))
-            .native_batch(true)
-            .distributed_locks(false)
+        self.caps
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.get_sync(key)
+        Ok(self.with_key(KeyKind::Value, key, Store::get))
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.set_sync(key, value, expiry)
+        self.with_key(KeyKind::Value, key, |s, k| s.put(k, value, expiry));
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.delete_sync(key)
+        Ok(self.with_key(KeyKind::Value, key, Store::remove))
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
-        self.with_key(VALUE_SEP, key, |shard, k| {
-            shard.read().peek(k).is_some_and(|e| e.is_live())
-        })
+        Ok(self.with_key(KeyKind::Value, key, Store::has))
     }
 
     async fn clear(&self) -> Result<()> {
-        self.check_open()?;
-        let prefix = format!("{}{VALUE_SEP}", self.namespace);
-        for shard in self.store.shards.iter() {
-            let mut s = shard.write();
-            let mine: Vec<Box<str>> = s
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in mine {
-                s.pop(&k);
-            }
-        }
+        self.store
+            .remove_prefix(&KeyLayout::namespace_prefix(&self.namespace));
         Ok(())
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        keys.iter().map(|k| self.get_sync(k)).collect()
+        Ok(keys
+            .iter()
+            .map(|k| self.with_key(KeyKind::Value, k, Store::get))
+            .collect())
     }
 
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
-        // Validate everything first so a bad item stores nothing.
         for (k, v) in items {
-            validate_key(BACKEND, k)?;
-            self.check_value(v)?;
-        }
-        for (k, v) in items {
-            self.set_sync(k, v.clone(), expiry)?;
+            self.with_key(KeyKind::Value, k, |s, k| s.put(k, v.clone(), expiry));
         }
         Ok(())
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        for k in keys {
-            validate_key(BACKEND, k)?;
-        }
-        let mut n = 0;
-        for k in keys {
-            n += usize::from(self.delete_sync(k)?);
-        }
-        Ok(n)
+        Ok(keys
+            .iter()
+            .filter(|k| self.with_key(KeyKind::Value, k, Store::remove))
+            .count())
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        self.check_value(&value)?;
-        self.add(VALUE_SEP, key, value, expiry)
+        Ok(self.with_key(KeyKind::Value, key, |s, k| s.add(k, value, expiry)))
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
-        if ttl.is_zero() {
-            return Err(Error::invalid_input(BACKEND, "lock ttl must be positive"));
-        }
         let token = LockToken::random();
         let stored = Bytes::copy_from_slice(token.as_str().as_bytes());
-        Ok(self
-            .add(LOCK_SEP, key, stored, Expiry::After(ttl))?
-            .then_some(token))
+        let won = self.with_key(KeyKind::Lock, key, |s, k| {
+            s.add(k, stored, Expiry::After(ttl))
+        });
+        Ok(won.then_some(token))
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        self.with_key(LOCK_SEP, key, |shard, k| {
-            let mut s = shard.write();
-            let owned = s
-                .peek(k)
-                .is_some_and(|e| e.is_live() && e.value == token.as_str().as_bytes());
-            if owned {
-                s.pop(k);
-            }
-            owned
-        })
+        Ok(self.with_key(KeyKind::Lock, key, |s, k| {
+            s.remove_if(k, token.as_str().as_bytes())
+        }))
     }
 
     async fn close(&self) -> Result<()> {
-        if !self.closed.swap(true, Ordering::AcqRel)
-            && self.store.open_handles.fetch_sub(1, Ordering::AcqRel) == 1
-        {
-            self.store.stop_sweeper();
-        }
+        self.release();
         Ok(())
     }
 }
@@ -517,6 +235,7 @@ impl CacheBackend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn backend(max: usize) -> MemoryBackend {
         MemoryBackend::builder()

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// Settings of [`MemoryBackend`](crate::MemoryBackend), loadable with serde.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MemoryConfig {
     /// Most entries the store holds (all namespaces together); the least recently
     /// used entry of a shard is evicted to make room. Default 100 000.
@@ -27,7 +28,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             max_entries: 100_000,
-            namespace: cache_core::key::DEFAULT_NAMESPACE.to_owned(),
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.to_owned(),
             sweep_interval: Some(Duration::from_secs(1)),
             shards: 64,
             max_value_size: 16 * 1024 * 1024,

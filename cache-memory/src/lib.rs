@@ -19,6 +19,7 @@
 
 mod backend;
 mod config;
+mod core;
 mod error;
 
 pub use backend::{MemoryBackend, MemoryBuilder};

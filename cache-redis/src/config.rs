@@ -8,6 +8,7 @@ use std::time::Duration;
 /// Settings of [`RedisBackend`](crate::RedisBackend), loadable with serde.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// Server URL: `redis://[user][:password@]host[:port][/db]`, or `rediss://` for TLS.
     /// Ignored when `cluster_urls` is not empty. Default `redis://127.0.0.1:6379`.
@@ -38,7 +39,7 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             cluster_urls: Vec::new(),
-            namespace: cache_core::key::DEFAULT_NAMESPACE.into(),
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.into(),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             max_value_size: 16 * 1024 * 1024,

@@ -27,6 +27,7 @@
 
 mod backend;
 mod config;
+mod core;
 mod error;
 
 pub use backend::{RedisBackend, RedisBuilder};

@@ -74,7 +74,7 @@ async fn debug_output_hides_the_password() {
 
 #[tokio::test]
 async fn bad_urls_and_namespaces_are_config_errors() {
-    let url = conformance_tests::servers::redis_url().await;
+    let url = conformance_tests::servers::address(&conformance_tests::servers::REDIS).await;
     for b in [
         RedisBuilder::new("http://127.0.0.1:1"),
         RedisBuilder::new(url.clone()).namespace("has space"),

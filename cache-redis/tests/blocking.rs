@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn url() -> String {
-    conformance_tests::servers::from_env("CACHE_TEST_REDIS_URL")
-        .unwrap_or_else(|| conformance_tests::servers::missing("CACHE_TEST_REDIS_URL"))
+    conformance_tests::servers::env("CACHE_TEST_REDIS_URL")
 }
 
 #[test]

@@ -30,7 +30,7 @@ async fn compute_runs_once_across_four_processes() {
     let start_at = unix_ms() + 1500; // every child starts its 50 calls at this instant
     let exe = std::env::current_exe().unwrap();
     // The children use the parent's server, wherever it came from.
-    let url = conformance_tests::servers::redis_url().await;
+    let url = conformance_tests::servers::address(&conformance_tests::servers::REDIS).await;
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
@@ -65,11 +65,13 @@ async fn compute_runs_once_across_four_processes() {
         total += got;
     }
     assert_eq!(total, PROCESSES * TASKS, "every caller got the value");
-    let mut raw = redis::Client::open(conformance_tests::servers::redis_url().await)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut raw = redis::Client::open(
+        conformance_tests::servers::address(&conformance_tests::servers::REDIS).await,
+    )
+    .unwrap()
+    .get_multiplexed_async_connection()
+    .await
+    .unwrap();
     let computes: Option<u64> = redis::cmd("GET")
         .arg(counter_key(&namespace))
         .query_async(&mut raw)
@@ -94,11 +96,13 @@ async fn stampede_child() {
     let cache = Cache::new(common::backend(&common::Target::Single, namespace).await);
     // Counted with an atomic INCR on a raw connection, so two overlapping computes
     // could never be counted as one.
-    let counter = redis::Client::open(conformance_tests::servers::redis_url().await)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let counter = redis::Client::open(
+        conformance_tests::servers::address(&conformance_tests::servers::REDIS).await,
+    )
+    .unwrap()
+    .get_multiplexed_async_connection()
+    .await
+    .unwrap();
     let counter_key = counter_key(namespace);
     tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(unix_ms()))).await;
     let tasks: Vec<_> = (0..TASKS)

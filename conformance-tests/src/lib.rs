@@ -65,32 +65,26 @@ pub fn random_namespace() -> String {
     format!("ct-{}", &id[..12])
 }
 
+include!(concat!(env!("OUT_DIR"), "/cases.rs"));
+
 /// Expands every case of [`cases`] into a `#[tokio::test]` inside a module named
-/// `conformance`, evaluating the harness expression once per test.
+/// `conformance`, evaluating the harness expression once per test. The test is named
+/// after its case (`conformance::set_get_roundtrip`).
 ///
 /// `suite!(mod name, harness)` names the module, to run the suite more than once in
 /// one file (for example on a single server and on a cluster).
+///
+/// The tests run on a multi-thread runtime: the test crate needs `tokio` with the
+/// `macros` and `rt-multi-thread` features.
 #[macro_export]
 macro_rules! suite {
     ($harness:expr) => {
         $crate::suite!(mod conformance, $harness);
     };
     (mod $module:ident, $harness:expr) => {
-        $crate::suite!(@cases $module, $harness;
-            set_get_roundtrip, overwrite, missing_key, delete_reports_presence, has_reports_presence,
-            expiry_after, expiry_never, expiry_past_or_zero_removes, expiry_far_future_is_kept, clear_only_own_namespace,
-            empty_and_binary_values, value_size_limit, key_limits, unicode_keys,
-            control_character_keys_are_distinct, long_keys_do_not_collide, batch_agrees_with_single,
-            set_if_absent_has_one_winner, set_if_absent_after_expiry, lock_has_one_holder, lock_rejects_wrong_token, lock_expires,
-            compute_hit_does_not_recompute, compute_concurrent_misses_compute_once,
-            compute_error_reaches_waiters_and_is_not_cached, compute_skip_bypasses_cache,
-            compute_refresh_overwrites, compute_expiry_is_honoured, compute_cached_none_is_a_hit, compute_undecodable_is_a_miss,
-            compute_leader_dropped_waiters_take_over, compute_panic_waiters_do_not_hang,
-            compute_lock_spans_caches, compute_fails_open_on_errors, compute_fails_open_on_slow_backend,
-            parallel_set_get_lose_nothing, use_after_close_is_an_error,
-        );
+        $crate::__suite_cases!($module, $harness);
     };
-    (@cases $module:ident, $harness:expr; $($case:ident),* $(,)?) => {
+    (@cases $module:ident, $harness:expr; $($theme:ident :: $case:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -98,7 +92,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let harness = $harness;
-                    $crate::cases::$case(&harness).await;
+                    $crate::cases::$theme::$case(&harness).await;
                 }
             )*
         }

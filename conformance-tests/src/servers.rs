@@ -1,14 +1,48 @@
-//! Where networked tests find their servers.
+//! Where networked tests find their servers: one [`Server`] spec per store.
 //!
-//! First choice: the `CACHE_TEST_*` variables that `scripts/servers.sh` exports after
+//! First choice: the variable (`CACHE_TEST_*`) that `scripts/servers.sh` exports after
 //! starting real servers on 127.0.0.1 (no Docker needed). With the `testcontainers`
 //! feature and a Docker engine, a missing variable starts the server in a container
 //! instead. Otherwise the test fails with a message that says how to start the server:
 //! a networked test never passes without its server.
+//!
+//! A new store adds one constant here and one script, `scripts/servers/<store>.sh`.
+
+/// How tests reach one store's server.
+#[derive(Debug, Clone, Copy)]
+pub struct Server {
+    /// The store's name, as `scripts/servers.sh` knows it (`redis`, `postgres`, ...).
+    pub store: &'static str,
+    /// The variable holding the server's address (URL, DSN or host:port).
+    pub var: &'static str,
+    /// Container image and tag for the `testcontainers` path.
+    pub image: (&'static str, &'static str),
+    /// The port the server listens on inside the container.
+    pub port: u16,
+    /// A line the server prints once it accepts connections.
+    pub ready_line: &'static str,
+    /// The address for a server reachable on 127.0.0.1 at `port`.
+    pub address: fn(port: u16) -> String,
+}
+
+/// Redis (`CACHE_TEST_REDIS_URL`, `redis://127.0.0.1:PORT`).
+pub const REDIS: Server = Server {
+    store: "redis",
+    var: "CACHE_TEST_REDIS_URL",
+    image: ("redis", "7-alpine"),
+    port: 6379,
+    ready_line: "Ready to accept connections",
+    address: |port| format!("redis://127.0.0.1:{port}"),
+};
 
 /// The variable's value, or `None`.
 pub fn from_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+/// The variable's value, or a panic that says how to start the servers.
+pub fn env(var: &str) -> String {
+    from_env(var).unwrap_or_else(|| missing(var))
 }
 
 /// Panic with the message that tells how to start the test servers.
@@ -24,56 +58,70 @@ pub fn missing(var: &str) -> ! {
     )
 }
 
-/// URL of a Redis server for tests: `CACHE_TEST_REDIS_URL`, or a container.
-pub async fn redis_url() -> String {
-    if let Some(url) = from_env("CACHE_TEST_REDIS_URL") {
-        return url;
+/// The address of `server`: its variable, or (with the `testcontainers` feature) a
+/// container started for this test process.
+pub async fn address(server: &Server) -> String {
+    if let Some(address) = from_env(server.var) {
+        return address;
     }
     #[cfg(feature = "testcontainers")]
     {
-        containers::redis().await
+        containers::start(*server).await
     }
     #[cfg(not(feature = "testcontainers"))]
-    missing("CACHE_TEST_REDIS_URL")
+    missing(server.var)
 }
 
 #[cfg(feature = "testcontainers")]
 mod containers {
-    use std::sync::OnceLock;
+    use super::Server;
+    use parking_lot::Mutex;
+    use std::collections::HashMap;
     use testcontainers::core::{IntoContainerPort, WaitFor};
     use testcontainers::runners::AsyncRunner;
     use testcontainers::GenericImage;
 
-    static REDIS: OnceLock<String> = OnceLock::new();
+    static STARTED: Mutex<Option<HashMap<&'static str, String>>> = Mutex::new(None);
 
-    /// One Redis container per test process, kept alive by a thread of its own
+    /// One container per store per test process, kept alive by a thread of its own
     /// (each `#[tokio::test]` has its own runtime, which would end the container).
-    pub(super) async fn redis() -> String {
-        tokio::task::spawn_blocking(|| REDIS.get_or_init(start_redis).clone())
-            .await
-            .expect("container start-up thread")
+    pub(super) async fn start(server: Server) -> String {
+        tokio::task::spawn_blocking(move || {
+            let mut started = STARTED.lock();
+            let map = started.get_or_insert_with(HashMap::new);
+            map.entry(server.store)
+                .or_insert_with(|| start_blocking(server))
+                .clone()
+        })
+        .await
+        .expect("container start-up thread")
     }
 
-    fn start_redis() -> String {
+    fn start_blocking(server: Server) -> String {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
+                .expect("a runtime for the container thread");
             rt.block_on(async move {
-                let started = GenericImage::new("redis", "7-alpine")
-                    .with_exposed_port(6379.tcp())
-                    .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+                let (name, tag) = server.image;
+                let started = GenericImage::new(name, tag)
+                    .with_exposed_port(server.port.tcp())
+                    .with_wait_for(WaitFor::message_on_stdout(server.ready_line))
                     .start()
                     .await;
                 match started {
                     Ok(container) => {
-                        let port = container
-                            .get_host_port_ipv4(6379)
-                            .await
-                            .expect("mapped port");
-                        let _ = tx.send(Ok(format!("redis://127.0.0.1:{port}")));
+                        match container.get_host_port_ipv4(server.port).await {
+                            Ok(port) => {
+                                let _ = tx.send(Ok((server.address)(port)));
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e.to_string()));
+                                return;
+                            }
+                        }
                         // Keep the container for the life of the test process.
                         std::future::pending::<()>().await;
                     }
@@ -84,11 +132,15 @@ mod containers {
             });
         });
         match rx.recv() {
-            Ok(Ok(url)) => url,
-            Ok(Err(e)) => {
-                panic!("cannot start a Redis container ({e}); is a Docker engine running?")
-            }
-            Err(_) => panic!("the Redis container thread ended before it started"),
+            Ok(Ok(address)) => address,
+            Ok(Err(e)) => panic!(
+                "cannot start a {} container ({e}); is a Docker engine running?",
+                server.store
+            ),
+            Err(_) => panic!(
+                "the {} container thread ended before it started",
+                server.store
+            ),
         }
     }
 }

@@ -1,40 +1,24 @@
-//! A tiny backend written the way a user would write one, outside the workspace
-//! crates' internals, run through the whole suite with two lines at the bottom.
+//! A tiny backend written the way a user would write one, with store logic only (the
+//! checking layer in `cache-core` enforces keys, values, batches and the closed
+//! state), run through the whole suite with two lines at the bottom.
 
-use cache_core::key::validate_key;
-use cache_core::{
-    async_trait, Bytes, CacheBackend, Capabilities, Error, Expiry, LockToken, Result, Ttl,
-};
+use cache_core::raw::{KeyKind, KeyLayout, Ttl};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use conformance_tests::Harness;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Store = Arc<Mutex<HashMap<(String, String), (Bytes, Option<Instant>)>>>;
+type Store = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
 
 struct TinyBackend {
     store: Store,
     namespace: String,
-    closed: AtomicBool,
 }
 
-const NAME: &str = "tiny";
-const MAX_VALUE: usize = 1024 * 1024;
-
 impl TinyBackend {
-    /// Validate the call and build the map key; `lock` keys live apart from values.
-    fn key(&self, key: &str, lock: bool) -> Result<(String, String)> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::closed(NAME));
-        }
-        validate_key(NAME, key)?;
-        let ns = if lock {
-            format!("{}\u{1}", self.namespace)
-        } else {
-            self.namespace.clone()
-        };
-        Ok((ns, key.to_owned()))
+    fn key(&self, kind: KeyKind, key: &str) -> String {
+        KeyLayout::ANY.key(&self.namespace, kind, key).to_string()
     }
 
     fn live(entry: Option<&(Bytes, Option<Instant>)>) -> Option<&Bytes> {
@@ -43,86 +27,73 @@ impl TinyBackend {
             .map(|(v, _)| v)
     }
 
-    fn put(
-        &self,
-        k: (String, String),
-        value: Bytes,
-        expiry: Expiry,
-        only_if_absent: bool,
-    ) -> Result<bool> {
-        if value.len() > MAX_VALUE {
-            return Err(Error::invalid_input(NAME, "value too large"));
-        }
+    fn put(&self, k: String, value: Bytes, expiry: Expiry, only_if_absent: bool) -> bool {
         let mut map = self.store.lock().unwrap();
         if only_if_absent && Self::live(map.get(&k)).is_some() {
-            return Ok(false);
+            return false;
         }
-        match expiry.ttl() {
+        let expires_at = match expiry.ttl() {
+            Ttl::Forever => None,
+            // Too far out to represent: as good as no expiry.
+            Ttl::For(d) => Instant::now().checked_add(d),
             Ttl::Expired => {
                 map.remove(&k);
-                Ok(false)
+                return false;
             }
-            Ttl::Forever => {
-                map.insert(k, (value, None));
-                Ok(true)
-            }
-            Ttl::For(d) => {
-                // Too far out to represent: as good as no expiry.
-                map.insert(k, (value, Instant::now().checked_add(d)));
-                Ok(true)
-            }
-        }
+        };
+        map.insert(k, (value, expires_at));
+        true
     }
 }
 
 #[async_trait]
 impl CacheBackend for TinyBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(NAME).max_value_size(Some(MAX_VALUE))
+        Capabilities::new("tiny").max_value_size(Some(1024 * 1024))
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let k = self.key(key, false)?;
+        let k = self.key(KeyKind::Value, key);
         Ok(Self::live(self.store.lock().unwrap().get(&k)).cloned())
     }
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.put(self.key(key, false)?, value, expiry, false)
-            .map(|_| ())
+        self.put(self.key(KeyKind::Value, key), value, expiry, false);
+        Ok(())
     }
     async fn delete(&self, key: &str) -> Result<bool> {
-        let k = self.key(key, false)?;
-        let removed = self.store.lock().unwrap().remove(&k);
+        let removed = self
+            .store
+            .lock()
+            .unwrap()
+            .remove(&self.key(KeyKind::Value, key));
         Ok(Self::live(removed.as_ref()).is_some())
     }
     async fn clear(&self) -> Result<()> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::closed(NAME));
-        }
+        let prefix = KeyLayout::namespace_prefix(&self.namespace);
         self.store
             .lock()
             .unwrap()
-            .retain(|(ns, _), _| ns != &self.namespace);
+            .retain(|k, _| !k.starts_with(&prefix));
         Ok(())
     }
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        self.put(self.key(key, false)?, value, expiry, true)
+        Ok(self.put(self.key(KeyKind::Value, key), value, expiry, true))
     }
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
         let token = LockToken::random();
         let stored = Bytes::copy_from_slice(token.as_str().as_bytes());
-        let won = self.put(self.key(key, true)?, stored, Expiry::After(ttl), true)?;
+        let won = self.put(self.key(KeyKind::Lock, key), stored, ttl.into(), true);
         Ok(won.then_some(token))
     }
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        let k = self.key(key, true)?;
+        let k = self.key(KeyKind::Lock, key);
         let mut map = self.store.lock().unwrap();
-        if Self::live(map.get(&k)).is_some_and(|v| v == token.as_str().as_bytes()) {
+        let owned = Self::live(map.get(&k)).is_some_and(|v| v == token.as_str().as_bytes());
+        if owned {
             map.remove(&k);
-            return Ok(true);
         }
-        Ok(false)
+        Ok(owned)
     }
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -138,7 +109,6 @@ impl Harness for TinyHarness {
         Arc::new(TinyBackend {
             store: self.store.clone(),
             namespace: namespace.to_owned(),
-            closed: AtomicBool::new(false),
         })
     }
 }

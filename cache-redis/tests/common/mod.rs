@@ -6,10 +6,7 @@ use cache_redis::{RedisBackend, RedisBuilder};
 use conformance_tests::{servers, Harness};
 use std::sync::Arc;
 
-/// The variable's value, or a panic that says how to start the servers.
-pub fn env(var: &str) -> String {
-    servers::from_env(var).unwrap_or_else(|| servers::missing(var))
-}
+pub use servers::env;
 
 #[derive(Clone)]
 pub enum Target {
@@ -20,7 +17,7 @@ pub enum Target {
 
 pub async fn builder(target: &Target, namespace: &str) -> RedisBuilder {
     let b = match target {
-        Target::Single => RedisBuilder::new(servers::redis_url().await),
+        Target::Single => RedisBuilder::new(servers::address(&servers::REDIS).await),
         Target::Cluster => RedisBuilder::cluster(env("CACHE_TEST_REDIS_CLUSTER_URLS").split(',')),
         Target::Tls => RedisBuilder::new(env("CACHE_TEST_REDIS_TLS_URL"))
             .tls_ca_file(env("CACHE_TEST_REDIS_TLS_CA")),

@@ -1,0 +1,248 @@
+//! The checking layer: the contract enforced once, around any backend.
+
+use crate::backend::{CacheBackend, Capabilities, LockToken};
+use crate::error::{Error, Result};
+use crate::expiry::{Expiry, Ttl};
+use crate::raw::validate_key;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A backend with the contract enforced in front of it.
+///
+/// Every [`Cache`](crate::Cache) (and the conformance suite) puts this layer around its
+/// backend, so a backend holds store logic only. Before a call reaches the backend it
+/// checks:
+/// - keys: 1 to [`MAX_KEY_LEN`](crate::raw::MAX_KEY_LEN) bytes, on every call;
+/// - values: not over the backend's [`Capabilities::max_value_size`];
+/// - batches: every key and value of the batch before anything is written; an empty
+///   batch never reaches the backend;
+/// - expiry: a zero or past expiry becomes a delete (`set`, `set_many`) or a refusal
+///   (`set_if_absent` stores nothing and returns false);
+/// - locks: a zero lock TTL is an error;
+/// - state: after [`close`](CacheBackend::close) every call is a
+///   [`Closed`](crate::ErrorKind::Closed) error, and closing again is a no-op.
+///
+/// Errors that pass through it name the operation ([`Error::operation`]).
+///
+/// ```
+/// use cache_core::{CacheBackend, Checked, ErrorKind, Expiry};
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let checked = Checked::new(Arc::new(cache_memory::MemoryBackend::builder().build().unwrap()));
+/// let err = checked.set("", "v".into(), Expiry::Never).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+/// assert_eq!(err.operation(), Some("set"));
+/// # }
+/// ```
+pub struct Checked {
+    inner: Arc<dyn CacheBackend>,
+    caps: Capabilities,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("backend", &self.caps.backend)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Checked {
+    /// Put the checking layer around `backend` (its capabilities are read once, here).
+    pub fn new(backend: Arc<dyn CacheBackend>) -> Self {
+        Checked {
+            caps: backend.capabilities(),
+            inner: backend,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The backend behind the layer: calls on it are not checked.
+    pub fn inner(&self) -> &Arc<dyn CacheBackend> {
+        &self.inner
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.caps.backend
+    }
+
+    pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed(self.caps.backend).in_operation(op));
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, op: &'static str, key: &str) -> Result<()> {
+        self.check_open(op)?;
+        validate_key(self.caps.backend, key).map_err(|e| e.in_operation(op))
+    }
+
+    pub(crate) fn check_value(&self, op: &'static str, len: usize) -> Result<()> {
+        match self.caps.max_value_size {
+            Some(max) if len > max => {
+                Err(Error::value_too_large(self.caps.backend, len, max).in_operation(op))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_keys<'k>(&self, op: &'static str, keys: impl Iterator<Item = &'k str>) -> Result<()> {
+        self.check_open(op)?;
+        for k in keys {
+            validate_key(self.caps.backend, k).map_err(|e| e.in_operation(op))?;
+        }
+        Ok(())
+    }
+}
+
+fn expired(expiry: Expiry) -> bool {
+    matches!(expiry.ttl(), Ttl::Expired)
+}
+
+#[async_trait]
+impl CacheBackend for Checked {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check_key("get", key)?;
+        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.check_key("set", key)?;
+        self.check_value("set", value.len())?;
+        let done = if expired(expiry) {
+            self.inner.delete(key).await.map(drop)
+        } else {
+            self.inner.set(key, value, expiry).await
+        };
+        done.map_err(|e| e.in_operation("set"))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.check_key("delete", key)?;
+        self.inner
+            .delete(key)
+            .await
+            .map_err(|e| e.in_operation("delete"))
+    }
+
+    async fn has(&self, key: &str) -> Result<bool> {
+        self.check_key("has", key)?;
+        self.inner.has(key).await.map_err(|e| e.in_operation("has"))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.check_open("clear")?;
+        self.inner
+            .clear()
+            .await
+            .map_err(|e| e.in_operation("clear"))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.check_keys("get_many", keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = self
+            .inner
+            .get_many(keys)
+            .await
+            .map_err(|e| e.in_operation("get_many"))?;
+        if values.len() != keys.len() {
+            return Err(Error::new(
+                crate::ErrorKind::Backend,
+                self.caps.backend,
+                format!(
+                    "get_many returned {} values for {} keys; this is a bug in the backend",
+                    values.len(),
+                    keys.len()
+                ),
+            )
+            .in_operation("get_many"));
+        }
+        Ok(values)
+    }
+
+    async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        self.check_keys("set_many", items.iter().map(|(k, _)| *k))?;
+        for (_, v) in items {
+            self.check_value("set_many", v.len())?;
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let done = if expired(expiry) {
+            let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
+            self.inner.delete_many(&keys).await.map(drop)
+        } else {
+            self.inner.set_many(items, expiry).await
+        };
+        done.map_err(|e| e.in_operation("set_many"))
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.check_keys("delete_many", keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.inner
+            .delete_many(keys)
+            .await
+            .map_err(|e| e.in_operation("delete_many"))
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.check_key("set_if_absent", key)?;
+        self.check_value("set_if_absent", value.len())?;
+        if expired(expiry) {
+            return Ok(false);
+        }
+        self.inner
+            .set_if_absent(key, value, expiry)
+            .await
+            .map_err(|e| e.in_operation("set_if_absent"))
+    }
+
+    async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
+        self.check_key("acquire_lock", key)?;
+        if ttl.is_zero() {
+            return Err(
+                Error::invalid_input(self.caps.backend, "lock ttl must be positive")
+                    .in_operation("acquire_lock"),
+            );
+        }
+        self.inner
+            .acquire_lock(key, ttl)
+            .await
+            .map_err(|e| e.in_operation("acquire_lock"))
+    }
+
+    async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
+        self.check_key("release_lock", key)?;
+        self.inner
+            .release_lock(key, token)
+            .await
+            .map_err(|e| e.in_operation("release_lock"))
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner
+            .close()
+            .await
+            .map_err(|e| e.in_operation("close"))
+    }
+}

@@ -1,0 +1,440 @@
+//! The driver side: connecting, store keys, command encoding and cluster routing.
+
+use crate::config::{redact_url, RedisConfig};
+use crate::error::{config, map, BACKEND};
+use cache_core::raw::{KeyKind, KeyLayout, StoreKey, Ttl};
+use cache_core::{Error, ErrorKind, Expiry, Result};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Deletes the lock only if it still holds the caller's token.
+const RELEASE_LOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Keys per SCAN page and per UNLINK batch in `clear`.
+const CLEAR_BATCH: usize = 500;
+
+/// Largest TTL sent to Redis, in ms (about 36 million years): Redis refuses
+/// expiries that overflow its clock, so longer ones are clamped, which is the same
+/// as forever in practice.
+const MAX_TTL_MS: u64 = 1 << 50;
+
+/// A single server's auto-reconnecting multiplexed connection, or a cluster connection.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Open the connection `cfg` describes and check it with a PING.
+pub(crate) async fn connect(cfg: &RedisConfig) -> Result<Conn> {
+    if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() {
+        return Err(config("timeout and connect_timeout must be positive"));
+    }
+    // rustls needs one process-wide crypto provider; ours is `ring`. An error means
+    // one is installed already, which is just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = match &cfg.tls_ca_file {
+        Some(path) => Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(path).map_err(|e| {
+                config(format!("cannot read tls_ca_file {}", path.display())).with_source(e)
+            })?),
+        }),
+        None => None,
+    };
+    let limit = cfg.connect_timeout;
+    if !cfg.cluster_urls.is_empty() {
+        let mut b = redis::cluster::ClusterClientBuilder::new(cfg.cluster_urls.clone())
+            .connection_timeout(cfg.connect_timeout)
+            .response_timeout(cfg.timeout);
+        if let Some(c) = certs {
+            b = b.certs(c);
+        }
+        let client = b.build().map_err(map)?;
+        let where_ = format!(
+            "connecting to the cluster at {}",
+            redact_url(&cfg.cluster_urls[0])
+        );
+        let mut conn = bounded(limit, &where_, client.get_async_connection()).await?;
+        bounded(
+            limit,
+            &where_,
+            redis::cmd("PING").query_async::<()>(&mut conn),
+        )
+        .await?;
+        return Ok(Conn::Cluster(conn));
+    }
+    let client = match certs {
+        Some(c) => redis::Client::build_with_tls(cfg.url.as_str(), c),
+        None => redis::Client::open(cfg.url.as_str()),
+    }
+    .map_err(map)?;
+    let where_ = format!("connecting to {}", redact_url(&cfg.url));
+    // One plain attempt first: the manager retries every failure, a wrong
+    // password included, and we want a clear error at once instead.
+    let probe_cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(cfg.connect_timeout))
+        .set_response_timeout(Some(cfg.timeout));
+    let mut probe = bounded(
+        limit,
+        &where_,
+        client.get_multiplexed_async_connection_with_config(&probe_cfg),
+    )
+    .await?;
+    // A server that requires a password accepts the connection and refuses the
+    // first command: ask one now.
+    bounded(
+        limit,
+        &where_,
+        redis::cmd("PING").query_async::<()>(&mut probe),
+    )
+    .await?;
+    drop(probe);
+    let manager_cfg = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(cfg.connect_timeout))
+        .set_response_timeout(Some(cfg.timeout))
+        .set_number_of_retries(6)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(250));
+    let manager = bounded(
+        limit,
+        &where_,
+        ConnectionManager::new_with_config(client, manager_cfg),
+    )
+    .await?;
+    Ok(Conn::Single(manager))
+}
+
+/// Bound a connection attempt; a timeout says what was being connected to.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(|e| {
+            let err = map(e);
+            Error::new(err.kind(), BACKEND, format!("{what}: {}", err.message())).with_source(err)
+        }),
+        Err(_) => {
+            Err(Error::timeout(BACKEND, limit).with_source(std::io::Error::other(what.to_owned())))
+        }
+    }
+}
+
+/// A store key written as one Redis argument, straight into the command's buffer.
+pub(crate) struct RedisKey<'a>(pub(crate) StoreKey<'a>);
+
+impl redis::ToRedisArgs for RedisKey<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut w = out.writer_for_next_arg();
+        for part in self.0.parts() {
+            // Writing into the command's own buffer cannot fail.
+            let _ = w.write_all(part.as_bytes());
+        }
+    }
+}
+
+impl redis::ToSingleRedisArg for RedisKey<'_> {}
+
+/// Escape Redis glob metacharacters so a namespace matches only itself.
+pub(crate) fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What `SET` should do with an expiry.
+pub(crate) enum SetTtl {
+    Keep,
+    Px(u64),
+    PxAt(u64),
+    /// Only when an `Expiry::At` passes while the call runs (the checks turn every
+    /// other past expiry into a delete before it gets here).
+    Delete,
+}
+
+pub(crate) fn set_ttl(expiry: Expiry) -> SetTtl {
+    match (expiry, expiry.ttl()) {
+        (_, Ttl::Expired) => SetTtl::Delete,
+        (_, Ttl::Forever) => SetTtl::Keep,
+        (Expiry::At(t), ttl) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => SetTtl::PxAt(
+                u64::try_from(d.as_nanos().div_ceil(1_000_000))
+                    .unwrap_or(u64::MAX)
+                    .min(MAX_TTL_MS),
+            ),
+            Err(_) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1).min(MAX_TTL_MS)),
+        },
+        (_, ttl) => SetTtl::Px(ttl.as_millis_ceil().unwrap_or(1).min(MAX_TTL_MS)),
+    }
+}
+
+/// `SET key value [PX ms | PXAT ms]`.
+pub(crate) fn set_cmd(key: impl redis::ToRedisArgs, value: &[u8], ttl: &SetTtl) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    match ttl {
+        SetTtl::Px(ms) => {
+            cmd.arg("PX").arg(*ms);
+        }
+        SetTtl::PxAt(ms) => {
+            cmd.arg("PXAT").arg(*ms);
+        }
+        SetTtl::Keep | SetTtl::Delete => {}
+    }
+    cmd
+}
+
+/// The connection of one backend, with its namespace's keys and scripts.
+pub(crate) struct Redis {
+    conn: parking_lot::Mutex<Option<Conn>>,
+    namespace: String,
+    cluster: bool,
+    clear_pattern: String,
+    release_script: redis::Script,
+}
+
+impl Redis {
+    pub(crate) fn new(conn: Conn, namespace: &str) -> Self {
+        Redis {
+            cluster: matches!(conn, Conn::Cluster(_)),
+            conn: parking_lot::Mutex::new(Some(conn)),
+            namespace: namespace.to_owned(),
+            clear_pattern: format!("{}*", glob_escape(&KeyLayout::namespace_prefix(namespace))),
+            release_script: redis::Script::new(RELEASE_LOCK),
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The store key of `key`: Redis keys are binary-safe, so any key stays readable.
+    pub(crate) fn key<'a>(&'a self, kind: KeyKind, key: &'a str) -> RedisKey<'a> {
+        RedisKey(KeyLayout::ANY.key(&self.namespace, kind, key))
+    }
+
+    /// Store keys as owned bytes, for batches split by hash slot.
+    pub(crate) fn value_keys(&self, keys: impl Iterator<Item = impl AsRef<str>>) -> Vec<Vec<u8>> {
+        keys.map(|k| {
+            let mut s = String::new();
+            KeyLayout::ANY
+                .key(&self.namespace, KeyKind::Value, k.as_ref())
+                .write_into(&mut s);
+            s.into_bytes()
+        })
+        .collect()
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        self.conn
+            .lock()
+            .clone()
+            .ok_or_else(|| Error::closed(BACKEND))
+    }
+
+    /// Drop this handle of the connection; it closes once in-flight calls end.
+    pub(crate) fn close(&self) {
+        self.conn.lock().take();
+    }
+
+    /// Run one command. Calls are bounded by the driver's own response and connection
+    /// timeouts (set from the config); no second timer per call, which measured 5 % of
+    /// throughput at 64 concurrent tasks.
+    pub(crate) async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        let mut conn = self.conn()?;
+        cmd.query_async(&mut conn).await.map_err(map)
+    }
+
+    pub(crate) async fn pipeline(&self, pipe: &Pipeline) -> Result<()> {
+        let mut conn = self.conn()?;
+        pipe.query_async::<()>(&mut conn).await.map_err(map)
+    }
+
+    pub(crate) async fn release(&self, key: RedisKey<'_>, token: &str) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut invocation = self.release_script.key(key);
+        invocation.arg(token);
+        let removed: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
+        Ok(removed > 0)
+    }
+
+    /// Indices of `keys` grouped so that each group can go in one multi-key command:
+    /// everything at once on a single server, one group per hash slot on a cluster.
+    pub(crate) fn slot_groups(&self, keys: &[Vec<u8>]) -> Vec<Vec<usize>> {
+        if !self.cluster {
+            return vec![(0..keys.len()).collect()];
+        }
+        let mut groups: HashMap<Slot, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            groups.entry(Slot::for_key(k)).or_default().push(i);
+        }
+        groups.into_values().collect()
+    }
+
+    /// Run `command` with each slot group's keys, concurrently.
+    pub(crate) async fn per_group<T: redis::FromRedisValue>(
+        &self,
+        keys: &[Vec<u8>],
+        command: &str,
+    ) -> Result<Vec<(Vec<usize>, T)>> {
+        let calls = self.slot_groups(keys).into_iter().map(|group| {
+            let mut cmd = redis::cmd(command);
+            for &i in &group {
+                cmd.arg(&keys[i]);
+            }
+            async move { Ok::<_, Error>((group, self.query::<T>(&cmd).await?)) }
+        });
+        futures::future::try_join_all(calls).await
+    }
+
+    /// Delete `keys` (any number, split by slot); how many were there.
+    pub(crate) async fn delete_keys(&self, command: &str, keys: &[Vec<u8>]) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let counts = self.per_group::<usize>(keys, command).await?;
+        Ok(counts.into_iter().map(|(_, n)| n).sum())
+    }
+
+    /// Remove every key of the namespace: SCAN (glob-escaped prefix) + UNLINK, on
+    /// every master of a cluster. Never KEYS or FLUSH*.
+    pub(crate) async fn clear(&self) -> Result<()> {
+        if !self.cluster {
+            return self.clear_node(None).await;
+        }
+        for master in self.masters().await? {
+            self.clear_node(Some(master)).await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_node(&self, node: Option<(String, u16)>) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&self.clear_pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<Vec<u8>>) = match (&node, self.conn()?) {
+                (Some((host, port)), Conn::Cluster(mut c)) => {
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    });
+                    let v = c.route_command(scan, route).await.map_err(map)?;
+                    redis::from_redis_value(v).map_err(|e| map(e.into()))?
+                }
+                _ => self.query(&scan).await?,
+            };
+            self.delete_keys("UNLINK", &keys).await?;
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Addresses of the cluster's masters, from CLUSTER SLOTS.
+    async fn masters(&self) -> Result<Vec<(String, u16)>> {
+        let slots: Vec<Vec<Value>> = self
+            .query(&redis::cmd("CLUSTER").arg("SLOTS").clone())
+            .await?;
+        let mut out: Vec<(String, u16)> = Vec::new();
+        for range in slots {
+            let Some(Value::Array(parts)) = range.into_iter().nth(2) else {
+                continue;
+            };
+            let mut it = parts.into_iter();
+            let host = it.next().map(redis::from_redis_value::<String>).transpose();
+            let port = it.next().map(redis::from_redis_value::<u16>).transpose();
+            if let (Ok(Some(host)), Ok(Some(port))) = (host, port) {
+                if !out.contains(&(host.clone(), port)) {
+                    out.push((host, port));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                BACKEND,
+                "the cluster reported no masters; is it fully set up?",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn namespace_globs_are_escaped() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(glob_escape("plain.ns-1"), "plain.ns\\-1");
+    }
+
+    #[test]
+    fn expiry_maps_to_px_pxat_or_delete() {
+        assert!(matches!(set_ttl(Expiry::Never), SetTtl::Keep));
+        assert!(matches!(set_ttl(Expiry::millis(1500)), SetTtl::Px(1500)));
+        assert!(matches!(
+            set_ttl(Expiry::After(Duration::from_micros(10))),
+            SetTtl::Px(1)
+        ));
+        assert!(matches!(
+            set_ttl(Expiry::After(Duration::ZERO)),
+            SetTtl::Delete
+        ));
+        let at = SystemTime::now() + Duration::from_secs(60);
+        assert!(matches!(set_ttl(Expiry::At(at)), SetTtl::PxAt(_)));
+        let past = SystemTime::now() - Duration::from_secs(60);
+        assert!(matches!(set_ttl(Expiry::At(past)), SetTtl::Delete));
+    }
+}
