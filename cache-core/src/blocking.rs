@@ -16,7 +16,7 @@
 
 use crate::backend::CacheBackend;
 use crate::codec::{Codec, MessagePack};
-use crate::compute::{ComputeError, IntoKey};
+use crate::compute::{Cacheable, ComputeError, IntoKey};
 use crate::error::{Error, ErrorKind, Origin, Result};
 use crate::expiry::Expiry;
 use serde::{de::DeserializeOwned, Serialize};
@@ -181,7 +181,7 @@ impl<C: Codec> Cache<C> {
         compute: F,
     ) -> Result<T, ComputeError<E>>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> std::result::Result<T, E>,
     {
@@ -249,7 +249,7 @@ impl<C: Codec> Cached<'_, C> {
     /// Look up the key, computing and storing the value on a miss.
     pub fn get_or_compute<T, E, F>(self, compute: F) -> Result<T, ComputeError<E>>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> std::result::Result<T, E>,
     {

@@ -102,6 +102,27 @@ impl Checked {
     }
 }
 
+/// The hot calls without the trait's boxed future: [`Cache`](crate::Cache) calls these.
+impl Checked {
+    /// [`CacheBackend::get`] through the checks.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check_key("get", key)?;
+        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+    }
+
+    /// [`CacheBackend::set`] through the checks.
+    pub async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.check_key("set", key)?;
+        self.check_value("set", value.len())?;
+        let done = if expired(expiry) {
+            self.inner.delete(key).await.map(drop)
+        } else {
+            self.inner.set(key, value, expiry).await
+        };
+        done.map_err(|e| e.in_operation("set"))
+    }
+}
+
 fn expired(expiry: Expiry) -> bool {
     matches!(expiry.ttl(), Ttl::Expired)
 }
@@ -113,19 +134,11 @@ impl CacheBackend for Checked {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.check_key("get", key)?;
-        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+        Checked::get(self, key).await
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.check_key("set", key)?;
-        self.check_value("set", value.len())?;
-        let done = if expired(expiry) {
-            self.inner.delete(key).await.map(drop)
-        } else {
-            self.inner.set(key, value, expiry).await
-        };
-        done.map_err(|e| e.in_operation("set"))
+        Checked::set(self, key, value, expiry).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

@@ -80,6 +80,12 @@ impl<E> From<Error> for ComputeError<E> {
     }
 }
 
+/// What get-or-compute can cache and hand to every waiter: a serde value that is
+/// `Clone + Send + Sync + 'static`. Implemented for every such type.
+pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable for T {}
+
 /// Anything that names a cache entry: a `&str`, a `String` or a [`KeyBuilder`].
 pub trait IntoKey {
     /// The key, or why it cannot be built.
@@ -146,15 +152,12 @@ impl<C: Codec> Cache<C> {
     ///     .unwrap();
     /// # }
     /// ```
-    pub async fn get_or_compute<T, E, F, Fut>(
+    pub async fn get_or_compute<T: Cacheable, E: Send + Sync + 'static, Fut>(
         &self,
         key: impl IntoKey,
-        compute: F,
+        compute: impl FnOnce() -> Fut,
     ) -> Result<T, ComputeError<E>>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        E: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
         self.cached(key).get_or_compute(compute).await
@@ -307,7 +310,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// return it. See [`Cached`] for the rules.
     pub async fn get_or_compute<T, E, F, Fut>(mut self, compute: F) -> Result<T, ComputeError<E>>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,

@@ -52,7 +52,7 @@ pub use bytes::Bytes;
 pub use cache::{Cache, CacheBuilder};
 pub use checked::Checked;
 pub use codec::{Codec, Json, MessagePack};
-pub use compute::{Cached, ComputeError, IntoKey};
+pub use compute::{Cacheable, Cached, ComputeError, IntoKey};
 pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;
@@ -100,3 +100,8 @@ pub use async_trait::async_trait;
 /// # Ok(()) }
 /// ```
 pub use cache_macros::cached;
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

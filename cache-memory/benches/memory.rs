@@ -32,25 +32,14 @@ fn small(i: usize) -> Small {
     }
 }
 
-/// Indices drawn from a Zipf(1.0) distribution, reproducibly.
+/// Indices drawn from a Zipf(1.0) distribution (`rand_distr`), reproducibly.
 fn zipf_indices(n: usize, count: usize, seed: u64) -> Vec<usize> {
-    let weights: Vec<f64> = (1..=n).map(|i| 1.0 / i as f64).collect();
-    let total: f64 = weights.iter().sum();
-    let mut cdf = Vec::with_capacity(n);
-    let mut acc = 0.0;
-    for w in weights {
-        acc += w / total;
-        cdf.push(acc);
-    }
-    let mut x = seed | 1;
+    use rand::{rngs::StdRng, SeedableRng};
+    use rand_distr::{Distribution, Zipf};
+    let zipf = Zipf::new(n as f64, 1.0).expect("valid Zipf parameters");
+    let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-            cdf.partition_point(|&c| c < u).min(n - 1)
-        })
+        .map(|_| (zipf.sample(&mut rng) as usize - 1).min(n - 1))
         .collect()
 }
 

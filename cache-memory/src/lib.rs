@@ -24,3 +24,8 @@ mod error;
 
 pub use backend::{MemoryBackend, MemoryBuilder};
 pub use config::MemoryConfig;
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -32,3 +32,8 @@ mod error;
 
 pub use backend::{RedisBackend, RedisBuilder};
 pub use config::RedisConfig;
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -39,3 +39,8 @@ pub use cache_redis::{self as redis, RedisBackend, RedisBuilder, RedisConfig};
 #[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

@@ -1,7 +1,7 @@
 //! Get-or-compute options beyond the conformance suite: per-call namespace, key
 //! builder, lock wait, and the typed handle's codecs.
 
-use cache::{Cache, CacheBackend, ComputeError, ErrorKind, Json, KeyBuilder, MemoryBackend};
+use cache::{Cache, ComputeError, ErrorKind, Json, KeyBuilder, MemoryBackend};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -98,3 +98,8 @@ macro_rules! suite {
         }
     };
 }
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -205,9 +205,13 @@ pub async fn compute_undecodable_is_a_miss<H: Harness>(h: &H) {
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(9));
 }
 
-/// When the leader's future is dropped mid-compute, a waiter takes over.
-pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
-    let cache = cache_of(fresh(h).await);
+/// Spawn a get-or-compute leader of `key` whose compute signals that it started, then
+/// sleeps `hold` and panics if `panics`; returns once the compute runs.
+async fn spawn_leader(
+    cache: &Cache,
+    hold: Duration,
+    panics: bool,
+) -> tokio::task::JoinHandle<Result<u32, ComputeError<std::io::Error>>> {
     let started = Arc::new(tokio::sync::Notify::new());
     let leader = {
         let (cache, started) = (cache.clone(), started.clone());
@@ -215,35 +219,8 @@ pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
             cache
                 .get_or_compute("k", || async move {
                     started.notify_one();
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    Ok::<_, std::io::Error>(1u32)
-                })
-                .await
-        })
-    };
-    started.notified().await;
-    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    leader.abort();
-    let v = tokio::time::timeout(Duration::from_secs(10), follower)
-        .await
-        .expect("the waiter hung after its leader was dropped")
-        .unwrap();
-    assert_eq!(v, 2);
-}
-
-/// When the compute panics, waiters do not hang.
-pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
-    let cache = cache_of(fresh(h).await);
-    let started = Arc::new(tokio::sync::Notify::new());
-    let leader = {
-        let (cache, started) = (cache.clone(), started.clone());
-        tokio::spawn(async move {
-            cache
-                .get_or_compute("k", || async move {
-                    started.notify_one();
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    if std::hint::black_box(true) {
+                    tokio::time::sleep(hold).await;
+                    if panics {
                         panic!("compute panicked (expected by the test)");
                     }
                     Ok::<_, std::io::Error>(1u32)
@@ -252,13 +229,35 @@ pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
         })
     };
     started.notified().await;
-    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
-    assert!(leader.await.unwrap_err().is_panic());
+    leader
+}
+
+/// Wait for a follower that must get its own value (2) after its leader went away.
+async fn follower_takes_over(follower: tokio::task::JoinHandle<u32>, why: &str) {
     let v = tokio::time::timeout(Duration::from_secs(10), follower)
         .await
-        .expect("the waiter hung after its leader panicked")
+        .unwrap_or_else(|_| panic!("the waiter hung after its leader {why}"))
         .unwrap();
     assert_eq!(v, 2);
+}
+
+/// When the leader's future is dropped mid-compute, a waiter takes over.
+pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
+    let cache = cache_of(fresh(h).await);
+    let leader = spawn_leader(&cache, Duration::from_secs(60), false).await;
+    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    follower_takes_over(follower, "was dropped").await;
+}
+
+/// When the compute panics, waiters do not hang.
+pub async fn compute_panic_waiters_do_not_hang<H: Harness>(h: &H) {
+    let cache = cache_of(fresh(h).await);
+    let leader = spawn_leader(&cache, Duration::from_millis(100), true).await;
+    let follower = spawn_counted(&cache, "k", &counter(), Duration::ZERO, 2u32);
+    assert!(leader.await.unwrap_err().is_panic());
+    follower_takes_over(follower, "panicked").await;
 }
 
 /// Two caches (two processes' worth of handles) on one namespace compute once:
