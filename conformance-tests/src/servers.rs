@@ -17,6 +17,8 @@ pub struct Server {
     pub var: &'static str,
     /// Container image and tag for the `testcontainers` path.
     pub image: (&'static str, &'static str),
+    /// Environment of the container (`KEY`, `value`).
+    pub container_env: &'static [(&'static str, &'static str)],
     /// The port the server listens on inside the container.
     pub port: u16,
     /// A line the server prints once it accepts connections.
@@ -30,9 +32,21 @@ pub const REDIS: Server = Server {
     store: "redis",
     var: "CACHE_TEST_REDIS_URL",
     image: ("redis", "7-alpine"),
+    container_env: &[],
     port: 6379,
     ready_line: "Ready to accept connections",
     address: |port| format!("redis://127.0.0.1:{port}"),
+};
+
+/// PostgreSQL (`CACHE_TEST_POSTGRES_URL`, `postgres://user:password@127.0.0.1:PORT/db`).
+pub const POSTGRES: Server = Server {
+    store: "postgres",
+    var: "CACHE_TEST_POSTGRES_URL",
+    image: ("postgres", "16-alpine"),
+    container_env: &[("POSTGRES_PASSWORD", "postgres")],
+    port: 5432,
+    ready_line: "database system is ready to accept connections",
+    address: |port| format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
 };
 
 /// The variable's value, or `None`.
@@ -79,7 +93,7 @@ mod containers {
     use std::collections::HashMap;
     use testcontainers::core::{IntoContainerPort, WaitFor};
     use testcontainers::runners::AsyncRunner;
-    use testcontainers::GenericImage;
+    use testcontainers::{ContainerRequest, GenericImage, ImageExt};
 
     static STARTED: Mutex<Option<HashMap<&'static str, String>>> = Mutex::new(None);
 
@@ -106,11 +120,14 @@ mod containers {
                 .expect("a runtime for the container thread");
             rt.block_on(async move {
                 let (name, tag) = server.image;
-                let started = GenericImage::new(name, tag)
+                let mut image: ContainerRequest<GenericImage> = GenericImage::new(name, tag)
                     .with_exposed_port(server.port.tcp())
-                    .with_wait_for(WaitFor::message_on_stdout(server.ready_line))
-                    .start()
-                    .await;
+                    .with_wait_for(WaitFor::message_on_either_std(server.ready_line))
+                    .into();
+                for (k, v) in server.container_env {
+                    image = image.with_env_var(*k, *v);
+                }
+                let started = image.start().await;
                 match started {
                     Ok(container) => {
                         match container.get_host_port_ipv4(server.port).await {

@@ -1,0 +1,371 @@
+//! `PostgresBuilder` and `PostgresBackend`: a thin `CacheBackend` over the driver side.
+
+use crate::config::PostgresConfig;
+use crate::core::{body, token_bytes, ttl_ms, Shared, MAX_KEY_LEN};
+use crate::error::BACKEND;
+use cache_core::raw::{validate_namespace, KeyKind};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::types::Type;
+
+/// Builder for [`PostgresBackend`].
+///
+/// ```no_run
+/// # async fn demo() -> cache_core::Result<()> {
+/// use cache_postgres::PostgresBackend;
+/// use std::time::Duration;
+/// let backend = PostgresBackend::builder()
+///     .dsn("postgres://app:secret@127.0.0.1:5432/app")
+///     .namespace("sessions")
+///     .table("cache_entries")
+///     .timeout(Duration::from_millis(500))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct PostgresBuilder {
+    config: PostgresConfig,
+}
+
+impl PostgresBuilder {
+    /// Start from a full configuration.
+    pub fn from_config(config: PostgresConfig) -> Self {
+        PostgresBuilder { config }
+    }
+    /// A builder for the server at `dsn`.
+    pub fn new(dsn: impl Into<String>) -> Self {
+        Self::default().dsn(dsn)
+    }
+    /// See [`PostgresConfig::dsn`].
+    pub fn dsn(mut self, dsn: impl Into<String>) -> Self {
+        self.config.dsn = dsn.into();
+        self
+    }
+    /// See [`PostgresConfig::namespace`].
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.namespace = namespace.into();
+        self
+    }
+    /// See [`PostgresConfig::schema`].
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.schema = schema.into();
+        self
+    }
+    /// See [`PostgresConfig::table`].
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.config.table = table.into();
+        self
+    }
+    /// See [`PostgresConfig::unlogged`].
+    pub fn unlogged(mut self, unlogged: bool) -> Self {
+        self.config.unlogged = unlogged;
+        self
+    }
+    /// See [`PostgresConfig::pool_size`].
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.config.pool_size = n;
+        self
+    }
+    /// See [`PostgresConfig::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+    /// See [`PostgresConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+    /// See [`PostgresConfig::sweep_interval`].
+    pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
+        self.config.sweep_interval = every;
+        self
+    }
+    /// See [`PostgresConfig::max_value_size`].
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.config.max_value_size = bytes;
+        self
+    }
+
+    /// Connect once, create the table if absent, and make the pool. A bad DSN, a
+    /// wrong password, a missing database or schema is a
+    /// [`Config`](cache_core::ErrorKind::Config) error at once; an unreachable server
+    /// is `Unavailable` or `Timeout` within the connect timeout.
+    pub async fn build(self) -> Result<PostgresBackend> {
+        let cfg = self.config;
+        validate_namespace(BACKEND, &cfg.namespace)?;
+        let shared = Shared::connect(&cfg).await?;
+        tracing::debug!(namespace = %cfg.namespace, table = %cfg.table, "postgres backend connected");
+        Ok(PostgresBackend::on_shared(shared, cfg))
+    }
+}
+
+/// A cache backend on one PostgreSQL table, shared by every namespace.
+///
+/// Rows are `(namespace, key, value bytea, expires_at timestamptz)`, keys in the core's
+/// layout; every statement is parameterised, and the table's name is quoted, so no
+/// key, namespace or name can inject SQL.
+pub struct PostgresBackend {
+    shared: Arc<Shared>,
+    caps: Capabilities,
+    config: PostgresConfig,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl PostgresBackend {
+    /// A builder with the defaults of [`PostgresConfig`].
+    pub fn builder() -> PostgresBuilder {
+        PostgresBuilder::default()
+    }
+
+    fn on_shared(shared: Arc<Shared>, config: PostgresConfig) -> Self {
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        PostgresBackend {
+            shared,
+            caps: Capabilities::new(BACKEND)
+                .max_key_len(Some(MAX_KEY_LEN))
+                .max_value_size(Some(config.max_value_size))
+                .native_batch(true)
+                .distributed_locks(true),
+            config,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Another backend on the same pool and table with its own namespace.
+    pub fn with_namespace(&self, namespace: &str) -> Result<PostgresBackend> {
+        validate_namespace(BACKEND, namespace)?;
+        let mut config = self.config.clone();
+        config.namespace = namespace.to_owned();
+        Ok(PostgresBackend::on_shared(self.shared.clone(), config))
+    }
+
+    /// This backend's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// Delete expired rows of every namespace now (what the background sweep does);
+    /// returns how many.
+    pub async fn sweep(&self) -> Result<u64> {
+        self.shared.sweep().await
+    }
+
+    fn ns(&self) -> &str {
+        &self.config.namespace
+    }
+
+    async fn insert_if_absent(&self, key: String, value: &[u8], expiry: Expiry) -> Result<bool> {
+        let ttl = ttl_ms(expiry);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.insert_if_absent,
+                &[
+                    (&self.ns(), Type::TEXT),
+                    (&key, Type::TEXT),
+                    (&value, Type::BYTEA),
+                    (&ttl, Type::INT8),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    fn release(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel)
+            && self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.shared.stop_sweeper();
+        }
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[async_trait]
+impl CacheBackend for PostgresBackend {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.get,
+                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
+            )
+            .await?;
+        Ok(rows.first().map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let ttl = ttl_ms(expiry);
+        self.shared
+            .query(
+                &self.shared.sql.set,
+                &[
+                    (&self.ns(), Type::TEXT),
+                    (&k, Type::TEXT),
+                    (&&value[..], Type::BYTEA),
+                    (&ttl, Type::INT8),
+                ],
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.delete,
+                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
+            )
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
+    async fn has(&self, key: &str) -> Result<bool> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.has,
+                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
+            )
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.shared
+            .query(&self.shared.sql.clear, &[(&self.ns(), Type::TEXT)])
+            .await
+            .map(drop)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let ks: Vec<String> = keys
+            .iter()
+            .map(|k| body(self.ns(), KeyKind::Value, k))
+            .collect();
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.get_many,
+                &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, Option<Vec<u8>>>(0).map(Bytes::from))
+            .collect())
+    }
+
+    async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        // One key twice in one ON CONFLICT statement fails (SQLSTATE 21000): keep the
+        // last value given for each key.
+        let mut keys: Vec<String> = Vec::with_capacity(items.len());
+        let mut values: Vec<&[u8]> = Vec::with_capacity(items.len());
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (k, v) in items {
+            match seen.get(k) {
+                Some(&i) => values[i] = v,
+                None => {
+                    seen.insert(k, keys.len());
+                    keys.push(body(self.ns(), KeyKind::Value, k));
+                    values.push(v);
+                }
+            }
+        }
+        let ttl = ttl_ms(expiry);
+        self.shared
+            .query(
+                &self.shared.sql.set_many,
+                &[
+                    (&self.ns(), Type::TEXT),
+                    (&keys, Type::TEXT_ARRAY),
+                    (&values, Type::BYTEA_ARRAY),
+                    (&ttl, Type::INT8),
+                ],
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let ks: Vec<String> = keys
+            .iter()
+            .map(|k| body(self.ns(), KeyKind::Value, k))
+            .collect();
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.delete_many,
+                &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)],
+            )
+            .await?;
+        Ok(rows.iter().filter(|r| r.get::<_, bool>(0)).count())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.insert_if_absent(body(self.ns(), KeyKind::Value, key), &value, expiry)
+            .await
+    }
+
+    async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
+        let token = LockToken::random();
+        let won = self
+            .insert_if_absent(
+                body(self.ns(), KeyKind::Lock, key),
+                &token_bytes(token.as_str()),
+                Expiry::After(ttl),
+            )
+            .await?;
+        Ok(won.then_some(token))
+    }
+
+    async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
+        let k = body(self.ns(), KeyKind::Lock, key);
+        let t = token_bytes(token.as_str());
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.release,
+                &[
+                    (&self.ns(), Type::TEXT),
+                    (&k, Type::TEXT),
+                    (&&t[..], Type::BYTEA),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.release();
+        Ok(())
+    }
+}

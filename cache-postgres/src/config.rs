@@ -1,0 +1,221 @@
+//! Settings of the PostgreSQL backend.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Settings of [`PostgresBackend`](crate::PostgresBackend), loadable with serde.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// Connection string: a URL (`postgres://user:password@host:port/db`) or
+    /// `key=value` pairs (`host=... user=... password=... dbname=...`).
+    /// Default `postgres://postgres@127.0.0.1:5432/postgres`.
+    pub dsn: String,
+    /// Namespace of this backend's rows (the `namespace` column). Default `"default"`.
+    pub namespace: String,
+    /// Schema of the table. Default `public`. Any name works: it is quoted, never pasted.
+    pub schema: String,
+    /// Table holding every namespace's entries; created if absent. Default `cache_entries`.
+    pub table: String,
+    /// Create the table `UNLOGGED` (default): faster writes, but emptied after a crash
+    /// and not replicated. `false` makes an ordinary, logged table.
+    pub unlogged: bool,
+    /// Most connections in the pool. Default 16.
+    pub pool_size: u32,
+    /// Bound on each call (waiting for a connection included); past it the call fails
+    /// with a `Timeout` error. Default 1 s.
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    /// Bound on opening a connection. Default 5 s.
+    #[serde(with = "millis")]
+    pub connect_timeout: Duration,
+    /// How often expired rows are deleted in the background (bounded batches);
+    /// `None` turns the sweep off (expired rows are never returned either way).
+    /// Default 60 s.
+    #[serde(with = "opt_millis")]
+    pub sweep_interval: Option<Duration>,
+    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 16 MiB
+    /// (PostgreSQL's `bytea` takes up to 1 GiB).
+    pub max_value_size: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            dsn: "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.into(),
+            schema: "public".into(),
+            table: "cache_entries".into(),
+            unlogged: true,
+            pool_size: 16,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            sweep_interval: Some(Duration::from_secs(60)),
+            max_value_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The DSN with its password replaced by `***`, for Debug and logs. Handles both
+/// the URL form and the `key=value` form.
+pub(crate) fn redact_dsn(dsn: &str) -> String {
+    if let Some(scheme_end) = dsn.find("://").map(|i| i + 3) {
+        let rest = &dsn[scheme_end..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let mut out = match rest[..authority_end].rfind('@') {
+            Some(at) => {
+                let user = rest[..at].split(':').next().unwrap_or("");
+                let masked = if rest[..at].contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                };
+                format!("{}{masked}{}", &dsn[..scheme_end], &rest[at..authority_end])
+            }
+            None => dsn[..scheme_end + authority_end].to_owned(),
+        };
+        // Query parameters may carry a password too (`?password=...`).
+        let tail = &rest[authority_end..];
+        match tail.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => p.to_owned(),
+                    })
+                    .collect();
+                out.push_str(&params.join("&"));
+            }
+            None => out.push_str(tail),
+        }
+        return out;
+    }
+    // key=value pairs; a quoted value may hold spaces.
+    let mut out = String::new();
+    let mut rest = dsn.trim_start();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            out.push_str(rest);
+            break;
+        };
+        let key = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('\'') {
+            let mut end = quoted.len();
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '\'' if !escaped => {
+                        end = i;
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            (
+                &after[..(end + 2).min(after.len())],
+                &quoted[(end + 1).min(quoted.len())..],
+            )
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str(&format!("{key}=***"));
+        } else {
+            out.push_str(&format!("{key}={value}"));
+        }
+        rest = next.trim_start();
+    }
+    out
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("dsn", &redact_dsn(&self.dsn))
+            .field("namespace", &self.namespace)
+            .field("schema", &self.schema)
+            .field("table", &self.table)
+            .field("unlogged", &self.unlogged)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("max_value_size", &self.max_value_size)
+            .finish()
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_passwords() {
+        for (dsn, secret) in [
+            ("postgres://app:s3cret@db.internal:5432/cache", "s3cret"),
+            (
+                "postgresql://app:p%40ss@h/db?sslmode=require&password=hunter2",
+                "hunter2",
+            ),
+            ("host=db user=app password=s3cret dbname=cache", "s3cret"),
+            ("host=db password='with space' dbname=cache", "with space"),
+        ] {
+            let cfg = PostgresConfig {
+                dsn: dsn.into(),
+                ..PostgresConfig::default()
+            };
+            let dbg = format!("{cfg:?}");
+            assert!(!dbg.contains(secret), "{dbg}");
+            assert!(dbg.contains("***"), "{dbg}");
+        }
+        assert_eq!(
+            redact_dsn("postgres://app:x@h:5432/db"),
+            "postgres://app:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_dsn("host=h password='a b' dbname=d"),
+            "host=h password=*** dbname=d"
+        );
+        assert_eq!(redact_dsn("postgres://h/db"), "postgres://h/db");
+    }
+}

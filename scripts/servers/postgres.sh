@@ -1,0 +1,56 @@
+# PostgreSQL for the tests (sourced by scripts/servers.sh): Debian's server, a cluster
+# made by initdb under .servers/postgres/ (password auth over TCP), on 127.0.0.1:15432.
+#   CACHE_TEST_POSTGRES_URL       postgres://postgres:<random password>@127.0.0.1:15432/cache_test
+#   CACHE_TEST_POSTGRES_BIN_DIR   where initdb, pg_ctl and postgres live (not on PATH in Debian)
+
+POSTGRES_PORT=15432
+
+postgres_install() { _need_apt postgresql; }
+
+_pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/initdb" ]] && { echo "$d"; return; }; done
+  _log "no PostgreSQL server binaries under /usr/lib/postgresql"; return 1
+}
+
+# Run a command as the postgres user (the server refuses to run as root).
+_as_postgres() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+postgres_start() {
+  local bin dir="$SERVERS_DIR/postgres"
+  bin=$(_pg_bin) || return 1
+  mkdir -p "$dir"
+  [[ $(id -u) -eq 0 ]] && chown postgres "$dir"
+  if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+    head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/password"
+    [[ $(id -u) -eq 0 ]] && chown postgres "$dir/password"
+    chmod 600 "$dir/password"
+    _as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth-local=trust \
+      --auth-host=scram-sha-256 --pwfile="$dir/password" >"$dir/initdb.log" 2>&1 || {
+      _log "initdb failed:"; tail -5 "$dir/initdb.log" >&2; return 1; }
+  fi
+  if ! _as_postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    _port_free "$POSTGRES_PORT" || { _log "port $POSTGRES_PORT is taken by another process"; return 1; }
+    _as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
+      -o "-h 127.0.0.1 -p $POSTGRES_PORT -k $dir -c fsync=off -c max_connections=200" start >/dev/null || {
+      _log "postgres did not start:"; tail -5 "$dir/log" >&2; return 1; }
+  fi
+  head -1 "$dir/data/postmaster.pid" >"$dir/pid"
+  _as_postgres psql -h "$dir" -p "$POSTGRES_PORT" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'cache_test'" | grep -q 1 ||
+    _as_postgres "$bin/createdb" -h "$dir" -p "$POSTGRES_PORT" -U postgres cache_test
+  _log "up: postgres :$POSTGRES_PORT"
+}
+
+postgres_env() {
+  _export CACHE_TEST_POSTGRES_URL "postgres://postgres:$(cat "$SERVERS_DIR/postgres/password" 2>/dev/null)@127.0.0.1:$POSTGRES_PORT/cache_test"
+  _export CACHE_TEST_POSTGRES_BIN_DIR "$(_pg_bin)"
+}
+
+postgres_stop() {
+  local bin dir="$SERVERS_DIR/postgres"
+  [[ -f "$dir/data/PG_VERSION" ]] || return 0
+  bin=$(_pg_bin) || return 0
+  _as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -f "$dir/pid"
+}
