@@ -156,14 +156,18 @@ impl Shared {
             Err(_) => return Err(Error::timeout(BACKEND, cfg.connect_timeout)),
         };
         create_table(&first, cfg, &table).await?;
-        drop(first);
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
+            // One connection stays open, so a call after a quiet spell does not pay
+            // for a new connection (and its authentication) within its timeout.
+            .min_idle(Some(1))
             .connection_timeout(cfg.timeout)
             // A round trip per checkout would double the cost of a call; a broken
             // connection is noticed (is_closed) and dropped when it comes back.
             .test_on_check_out(false)
             .build_unchecked(manager);
+        // The checked connection is the pool's first.
+        let _ = pool.add(first);
         let shared = Arc::new(Shared {
             pool,
             sql: Statements::new(&table),

@@ -1,9 +1,10 @@
 //! Shared by the PostgreSQL integration tests: the server comes from `scripts/servers.sh`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_postgres::{PostgresBackend, PostgresBuilder};
 use conformance_tests::{servers, Harness};
+pub use servers::env;
 use std::sync::Arc;
 
 /// A table name made of quotes, `;`, `%`, `_` and a backslash: quoted, never pasted.

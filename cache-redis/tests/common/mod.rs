@@ -1,12 +1,11 @@
 //! Shared by the Redis integration tests: servers come from `scripts/servers.sh`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_redis::{RedisBackend, RedisBuilder};
 use conformance_tests::{servers, Harness};
-use std::sync::Arc;
-
 pub use servers::env;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub enum Target {

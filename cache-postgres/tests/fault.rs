@@ -1,0 +1,215 @@
+//! Stop PostgreSQL (`pg_ctl -m immediate`, a crash) during a loop of get-or-compute
+//! calls and start it again: every call returns the computed value while it is down
+//! (fail-open, bounded by the per-call timeout), plain `get` returns a transient error
+//! within the timeout, and caching resumes within one second of the restart. The test
+//! runs its own server (initdb in a temporary folder) so it disturbs no one.
+
+mod common;
+use cache_core::Cache;
+use cache_postgres::PostgresBuilder;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct OwnPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// Run a server binary, as the `postgres` user when we are root (it refuses root).
+fn pg(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
+    let exe = bin.join(tool);
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(args).output().expect("a PostgreSQL tool runs")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl OwnPostgres {
+    fn init() -> Self {
+        let bin = PathBuf::from(common::env("CACHE_TEST_POSTGRES_BIN_DIR"));
+        let dir = std::env::temp_dir().join(format!(
+            "cache-pg-fault-{}",
+            conformance_tests::random_namespace()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let data = dir.join("data");
+        let out = pg(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        OwnPostgres { bin, dir, port }
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let out = pg(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-o",
+                &opts,
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn crash(&self) {
+        let data = self.dir.join("data");
+        pg(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.crash();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_crashed_and_restarted_during_get_or_compute() {
+    let server = OwnPostgres::init();
+    server.start();
+    let timeout = Duration::from_millis(300);
+    let backend = PostgresBuilder::new(format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        server.port
+    ))
+    .namespace("fault")
+    .timeout(timeout)
+    .connect_timeout(timeout)
+    .build()
+    .await
+    .unwrap();
+    let cache = Cache::builder(backend).timeout(timeout).build();
+    let computes = Arc::new(AtomicUsize::new(0));
+    let call = |key: String, value: u64| {
+        let (cache, computes) = (cache.clone(), computes.clone());
+        async move {
+            let started = Instant::now();
+            let v = cache
+                .get_or_compute(key, || async move {
+                    computes.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(value)
+                })
+                .await
+                .expect("get-or-compute never fails because of the cache");
+            (v, started.elapsed())
+        }
+    };
+
+    assert_eq!(call("up".into(), 1).await.0, 1);
+    assert_eq!(call("up".into(), 2).await.0, 1, "a hit while up");
+    assert_eq!(computes.load(Ordering::SeqCst), 1);
+
+    server.crash();
+    let down_since = Instant::now();
+    let mut i = 0u64;
+    while down_since.elapsed() < Duration::from_millis(1500) {
+        let (v, took) = call(format!("down-{}", i % 3), i).await;
+        assert_eq!(
+            v, i,
+            "the computed value is returned while PostgreSQL is down"
+        );
+        assert!(took < timeout * 5, "call {i} took {took:?} while down");
+        i += 1;
+    }
+    let started = Instant::now();
+    let err = cache.get::<u64>("up").await.unwrap_err();
+    assert!(err.is_transient(), "plain get while down: {err}");
+    assert!(
+        started.elapsed() < timeout * 3,
+        "plain get took {:?}",
+        started.elapsed()
+    );
+
+    server.start();
+    let back_at = Instant::now();
+    let mut resumed = None;
+    let mut n = 1000;
+    while back_at.elapsed() < Duration::from_secs(5) {
+        let before = computes.load(Ordering::SeqCst);
+        call("after".into(), n).await;
+        let (v, _) = call("after".into(), n + 1).await;
+        if computes.load(Ordering::SeqCst) == before + 1 && v == n {
+            resumed = Some(back_at.elapsed());
+            break;
+        }
+        cache.delete("after").await.ok();
+        n += 2;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resumed = resumed.expect("caching never resumed after PostgreSQL came back");
+    assert!(
+        resumed < Duration::from_secs(1),
+        "caching resumed only after {resumed:?}"
+    );
+    eprintln!("calls while down: {i}; caching resumed {resumed:?} after restart");
+}
