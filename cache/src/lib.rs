@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `memory` (default) | `MemoryBackend` | `cache-memory` |
 //! | `redis` | `RedisBackend` (single server, cluster, TLS) | `cache-redis` |
+//! | `postgres` | `PostgresBackend` (one UNLOGGED table, bb8 pool) | `cache-postgres` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -35,8 +36,11 @@ pub use cache_memory::{self as memory, MemoryBackend, MemoryBuilder, MemoryConfi
 #[cfg(feature = "redis")]
 pub use cache_redis::{self as redis, RedisBackend, RedisBuilder, RedisConfig};
 
-/// The repository README's examples, compiled and run as doc tests (they use Redis).
-#[cfg(all(doctest, feature = "redis"))]
+#[cfg(feature = "postgres")]
+pub use cache_postgres::{self as postgres, PostgresBackend, PostgresBuilder, PostgresConfig};
+
+/// The repository README's examples, compiled and run as doc tests (they use Redis and PostgreSQL).
+#[cfg(all(doctest, feature = "redis", feature = "postgres"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
