@@ -279,7 +279,9 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     })
 }
 
-/// This crate's README, compiled and run as doc tests.
+/// This crate's README, compiled and run as doc tests (private: a proc-macro crate
+/// exports nothing but macros).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+#[allow(dead_code)]
+struct ReadmeDoctests;
