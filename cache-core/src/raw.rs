@@ -258,9 +258,105 @@ impl fmt::Display for StoreKey<'_> {
     }
 }
 
+/// `scheme://user:password@host/...?password=...` with every password replaced by
+/// `***`, for Debug output and logs of backend configs. A user-info without `:` is
+/// masked whole (some schemes read it as the password).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return "<unparsable url>".into();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let mut out = url[..scheme_end].to_owned();
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            match rest[..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            out.push_str(&rest[at..authority_end]);
+        }
+        None => out.push_str(&rest[..authority_end]),
+    }
+    let tail = &rest[authority_end..];
+    match tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+/// Serde for a `Duration` as whole milliseconds: `#[serde(with = "cache_core::raw::millis")]`.
+pub mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Write the duration as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Read milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Serde for an `Option<Duration>` as milliseconds or null:
+/// `#[serde(with = "cache_core::raw::opt_millis")]`.
+pub mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Write the duration as milliseconds, or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Read milliseconds or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("redis://tok@h/0?x=@"), "redis://***@h/0?x=@");
+        assert_eq!(
+            redact_url("rediss://app:s3cret@cache:6380/2"),
+            "rediss://app:***@cache:6380/2"
+        );
+        assert_eq!(
+            redact_url("postgres://a@h/db?sslmode=require&password=hunter2"),
+            "postgres://***@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("no scheme"), "<unparsable url>");
+    }
 
     #[test]
     fn key_rules() {

@@ -16,7 +16,7 @@ pub struct MemoryConfig {
     /// How often expired entries are swept away in the background; `None` turns the
     /// sweep off (expired entries are still never returned, and are dropped when read
     /// or evicted). Default 1 s.
-    #[serde(with = "opt_millis")]
+    #[serde(with = "cache_core::raw::opt_millis")]
     pub sweep_interval: Option<Duration>,
     /// Number of independently locked shards. Default 64.
     pub shards: usize,
@@ -33,21 +33,5 @@ impl Default for MemoryConfig {
             shards: 64,
             max_value_size: 16 * 1024 * 1024,
         }
-    }
-}
-
-mod opt_millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }

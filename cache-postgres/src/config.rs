@@ -26,15 +26,15 @@ pub struct PostgresConfig {
     pub pool_size: u32,
     /// Bound on each call (waiting for a connection included); past it the call fails
     /// with a `Timeout` error. Default 1 s.
-    #[serde(with = "millis")]
+    #[serde(with = "cache_core::raw::millis")]
     pub timeout: Duration,
     /// Bound on opening a connection. Default 5 s.
-    #[serde(with = "millis")]
+    #[serde(with = "cache_core::raw::millis")]
     pub connect_timeout: Duration,
     /// How often expired rows are deleted in the background (bounded batches);
     /// `None` turns the sweep off (expired rows are never returned either way).
     /// Default 60 s.
-    #[serde(with = "opt_millis")]
+    #[serde(with = "cache_core::raw::opt_millis")]
     pub sweep_interval: Option<Duration>,
     /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 16 MiB
     /// (PostgreSQL's `bytea` takes up to 1 GiB).
@@ -61,39 +61,8 @@ impl Default for PostgresConfig {
 /// The DSN with its password replaced by `***`, for Debug and logs. Handles both
 /// the URL form and the `key=value` form.
 pub(crate) fn redact_dsn(dsn: &str) -> String {
-    if let Some(scheme_end) = dsn.find("://").map(|i| i + 3) {
-        let rest = &dsn[scheme_end..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let mut out = match rest[..authority_end].rfind('@') {
-            Some(at) => {
-                let user = rest[..at].split(':').next().unwrap_or("");
-                let masked = if rest[..at].contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_owned()
-                };
-                format!("{}{masked}{}", &dsn[..scheme_end], &rest[at..authority_end])
-            }
-            None => dsn[..scheme_end + authority_end].to_owned(),
-        };
-        // Query parameters may carry a password too (`?password=...`).
-        let tail = &rest[authority_end..];
-        match tail.split_once('?') {
-            Some((path, query)) => {
-                out.push_str(path);
-                out.push('?');
-                let params: Vec<String> = query
-                    .split('&')
-                    .map(|p| match p.split_once('=') {
-                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                        _ => p.to_owned(),
-                    })
-                    .collect();
-                out.push_str(&params.join("&"));
-            }
-            None => out.push_str(tail),
-        }
-        return out;
+    if dsn.contains("://") {
+        return cache_core::raw::redact_url(dsn);
     }
     // key=value pairs; a quoted value may hold spaces.
     let mut out = String::new();
@@ -153,35 +122,6 @@ impl fmt::Debug for PostgresConfig {
             .field("sweep_interval", &self.sweep_interval)
             .field("max_value_size", &self.max_value_size)
             .finish()
-    }
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
-}
-
-mod opt_millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 

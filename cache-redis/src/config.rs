@@ -21,10 +21,10 @@ pub struct RedisConfig {
     /// it the call fails with a `Timeout` error. A call made while the connection is
     /// being re-established also waits for the reconnect (up to 6 quick retries,
     /// 10 ms to 250 ms apart) and then fails with `Unavailable`. Default 1 s.
-    #[serde(with = "millis")]
+    #[serde(with = "cache_core::raw::millis")]
     pub timeout: Duration,
     /// Bound on opening a connection. Default 5 s.
-    #[serde(with = "millis")]
+    #[serde(with = "cache_core::raw::millis")]
     pub connect_timeout: Duration,
     /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 16 MiB
     /// (Redis itself takes up to 512 MiB).
@@ -48,27 +48,7 @@ impl Default for RedisConfig {
     }
 }
 
-/// `scheme://user:password@host` → `scheme://user:***@host`, for Debug and logs.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return "<unparsable url>".into();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".into()
-            };
-            format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
-        }
-        None => url.to_owned(),
-    }
-}
+pub(crate) use cache_core::raw::redact_url;
 
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,19 +68,6 @@ impl fmt::Debug for RedisConfig {
             .field("max_value_size", &self.max_value_size)
             .field("tls_ca_file", &self.tls_ca_file)
             .finish()
-    }
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
 
