@@ -1,13 +1,5 @@
-//! Get-or-compute: the cache as a decorator, with stampede protection.
-//!
-//! 1. Read; a hit returns at once. A value that no longer decodes is a miss.
-//! 2. On a miss, callers of one [`Cache`] asking for the same key wait for one leader.
-//! 3. With stampede protection, the leader takes the backend's lock (it frees itself
-//!    after the lock timeout), re-reads, computes, writes and releases. While another
-//!    process holds the lock it polls the value, and after the lock wait computes itself.
-//! 4. A compute error reaches every waiter; nothing is cached.
-//! 5. Backend errors and timeouts fail open: the value is computed and returned and a
-//!    warning is logged through `tracing`.
+//! Get-or-compute: the cache as a decorator, with stampede protection; the rules
+//! are on [`Cached`].
 
 use crate::backend::{CacheBackend, LockToken};
 use crate::cache::Cache;

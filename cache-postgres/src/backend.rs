@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::Type;
+use tokio_postgres::Row;
 
 /// Builder for [`PostgresBackend`].
 ///
@@ -168,6 +169,25 @@ impl PostgresBackend {
         &self.config.namespace
     }
 
+    /// Rows of `sql` with `$1` = this namespace and `$2` = the store key of `key`.
+    async fn by_key(&self, sql: &str, kind: KeyKind, key: &str) -> Result<Vec<Row>> {
+        let k = body(self.ns(), kind, key);
+        self.shared
+            .query(sql, &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)])
+            .await
+    }
+
+    /// Rows of `sql` with `$1` = this namespace and `$2` = the store keys of `keys`.
+    async fn by_keys(&self, sql: &str, keys: &[&str]) -> Result<Vec<Row>> {
+        let ks: Vec<String> = keys
+            .iter()
+            .map(|k| body(self.ns(), KeyKind::Value, k))
+            .collect();
+        self.shared
+            .query(sql, &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)])
+            .await
+    }
+
     async fn insert_if_absent(&self, key: String, value: &[u8], expiry: Expiry) -> Result<bool> {
         let ttl = ttl_ms(expiry);
         let rows = self
@@ -207,13 +227,8 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let k = body(self.ns(), KeyKind::Value, key);
         let rows = self
-            .shared
-            .query(
-                &self.shared.sql.get,
-                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
-            )
+            .by_key(&self.shared.sql.get, KeyKind::Value, key)
             .await?;
         Ok(rows.first().map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
     }
@@ -236,25 +251,15 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let k = body(self.ns(), KeyKind::Value, key);
         let rows = self
-            .shared
-            .query(
-                &self.shared.sql.delete,
-                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
-            )
+            .by_key(&self.shared.sql.delete, KeyKind::Value, key)
             .await?;
         Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
-        let k = body(self.ns(), KeyKind::Value, key);
         let rows = self
-            .shared
-            .query(
-                &self.shared.sql.has,
-                &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)],
-            )
+            .by_key(&self.shared.sql.has, KeyKind::Value, key)
             .await?;
         Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
@@ -267,17 +272,7 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let ks: Vec<String> = keys
-            .iter()
-            .map(|k| body(self.ns(), KeyKind::Value, k))
-            .collect();
-        let rows = self
-            .shared
-            .query(
-                &self.shared.sql.get_many,
-                &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)],
-            )
-            .await?;
+        let rows = self.by_keys(&self.shared.sql.get_many, keys).await?;
         Ok(rows
             .iter()
             .map(|r| r.get::<_, Option<Vec<u8>>>(0).map(Bytes::from))
@@ -316,17 +311,7 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        let ks: Vec<String> = keys
-            .iter()
-            .map(|k| body(self.ns(), KeyKind::Value, k))
-            .collect();
-        let rows = self
-            .shared
-            .query(
-                &self.shared.sql.delete_many,
-                &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)],
-            )
-            .await?;
+        let rows = self.by_keys(&self.shared.sql.delete_many, keys).await?;
         Ok(rows.iter().filter(|r| r.get::<_, bool>(0)).count())
     }
 
