@@ -3,9 +3,6 @@
 
 use cache_core::{blocking, Cache};
 use cache_postgres::PostgresBuilder;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 #[test]
 fn blocking_cache_over_postgres_from_several_threads() {
@@ -20,27 +17,5 @@ fn blocking_cache_over_postgres_from_several_threads() {
         ))
     })
     .expect("connects to the test PostgreSQL");
-    cache.set("k", &"v", Duration::from_secs(60)).unwrap();
-    assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("v"));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            std::thread::spawn(move || {
-                cache
-                    .get_or_compute("slow", || {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(100));
-                        Ok::<_, std::io::Error>(7u32)
-                    })
-                    .unwrap()
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(t.join().unwrap(), 7);
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    cache.clear().unwrap();
-    cache.close().unwrap();
+    conformance_tests::scenarios::blocking_from_threads(&cache);
 }

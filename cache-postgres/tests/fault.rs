@@ -9,9 +9,7 @@ use cache_core::Cache;
 use cache_postgres::PostgresBuilder;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct OwnPostgres {
     bin: PathBuf,
@@ -149,67 +147,13 @@ async fn postgres_crashed_and_restarted_during_get_or_compute() {
     .await
     .unwrap();
     let cache = Cache::builder(backend).timeout(timeout).build();
-    let computes = Arc::new(AtomicUsize::new(0));
-    let call = |key: String, value: u64| {
-        let (cache, computes) = (cache.clone(), computes.clone());
-        async move {
-            let started = Instant::now();
-            let v = cache
-                .get_or_compute(key, || async move {
-                    computes.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, std::io::Error>(value)
-                })
-                .await
-                .expect("get-or-compute never fails because of the cache");
-            (v, started.elapsed())
-        }
-    };
-
-    assert_eq!(call("up".into(), 1).await.0, 1);
-    assert_eq!(call("up".into(), 2).await.0, 1, "a hit while up");
-    assert_eq!(computes.load(Ordering::SeqCst), 1);
-
-    server.crash();
-    let down_since = Instant::now();
-    let mut i = 0u64;
-    while down_since.elapsed() < Duration::from_millis(1500) {
-        let (v, took) = call(format!("down-{}", i % 3), i).await;
-        assert_eq!(
-            v, i,
-            "the computed value is returned while PostgreSQL is down"
-        );
-        assert!(took < timeout * 5, "call {i} took {took:?} while down");
-        i += 1;
-    }
-    let started = Instant::now();
-    let err = cache.get::<u64>("up").await.unwrap_err();
-    assert!(err.is_transient(), "plain get while down: {err}");
-    assert!(
-        started.elapsed() < timeout * 3,
-        "plain get took {:?}",
-        started.elapsed()
-    );
-
-    server.start();
-    let back_at = Instant::now();
-    let mut resumed = None;
-    let mut n = 1000;
-    while back_at.elapsed() < Duration::from_secs(5) {
-        let before = computes.load(Ordering::SeqCst);
-        call("after".into(), n).await;
-        let (v, _) = call("after".into(), n + 1).await;
-        if computes.load(Ordering::SeqCst) == before + 1 && v == n {
-            resumed = Some(back_at.elapsed());
-            break;
-        }
-        cache.delete("after").await.ok();
-        n += 2;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let resumed = resumed.expect("caching never resumed after PostgreSQL came back");
-    assert!(
-        resumed < Duration::from_secs(1),
-        "caching resumed only after {resumed:?}"
-    );
-    eprintln!("calls while down: {i}; caching resumed {resumed:?} after restart");
+    let report = conformance_tests::scenarios::fault_cycle(
+        &cache,
+        timeout,
+        timeout * 3,
+        || server.crash(),
+        || server.start(),
+    )
+    .await;
+    eprintln!("{report:?}");
 }

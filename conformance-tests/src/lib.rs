@@ -42,6 +42,7 @@
 
 pub mod cases;
 pub mod faulty;
+pub mod scenarios;
 pub mod servers;
 
 use cache_core::{async_trait, CacheBackend};

@@ -1,0 +1,226 @@
+//! Scenarios every networked backend's own tests run the same way (BACKENDS.md's
+//! evidence): a server killed and restarted during get-or-compute, a stampede across
+//! processes, and the blocking API from plain threads. The backend's test supplies
+//! what is store-specific (how to kill its server, how to count a compute).
+
+use cache_core::{blocking, Cache};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What [`fault_cycle`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultReport {
+    /// get-or-compute calls made while the server was down (every one returned).
+    pub calls_while_down: u64,
+    /// How long after the restart caching worked again.
+    pub resumed_after: Duration,
+}
+
+/// Up, down, back: with the server up a second call is a hit; after `kill` every
+/// get-or-compute call returns its computed value within 5 × `timeout` and a plain
+/// `get` is a transient error within `plain_get_bound`; after `restart` caching
+/// resumes within one second. Panics on any failure.
+pub async fn fault_cycle(
+    cache: &Cache,
+    timeout: Duration,
+    plain_get_bound: Duration,
+    kill: impl FnOnce(),
+    restart: impl FnOnce(),
+) -> FaultReport {
+    let computes = Arc::new(AtomicUsize::new(0));
+    let call = |key: String, value: u64| {
+        let (cache, computes) = (cache.clone(), computes.clone());
+        async move {
+            let started = Instant::now();
+            let v = cache
+                .get_or_compute(key, || async move {
+                    computes.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(value)
+                })
+                .await
+                .expect("get-or-compute never fails because of the cache");
+            (v, started.elapsed())
+        }
+    };
+
+    assert_eq!(call("up".into(), 1).await.0, 1);
+    assert_eq!(call("up".into(), 2).await.0, 1, "a hit while up");
+    assert_eq!(computes.load(Ordering::SeqCst), 1);
+
+    kill();
+    let down_since = Instant::now();
+    let mut i = 0u64;
+    while down_since.elapsed() < Duration::from_millis(1500) {
+        let (v, took) = call(format!("down-{}", i % 3), i).await;
+        assert_eq!(
+            v, i,
+            "the computed value is returned while the server is down"
+        );
+        assert!(took < timeout * 5, "call {i} took {took:?} while down");
+        i += 1;
+    }
+    assert!(i >= 3, "only {i} calls ran while the server was down");
+    let started = Instant::now();
+    let err = cache.get::<u64>("up").await.unwrap_err();
+    assert!(err.is_transient(), "plain get while down: {err}");
+    assert!(
+        started.elapsed() < plain_get_bound,
+        "plain get took {:?}",
+        started.elapsed()
+    );
+
+    restart();
+    let back_at = Instant::now();
+    let mut resumed = None;
+    let mut n = 1000;
+    while back_at.elapsed() < Duration::from_secs(5) {
+        let before = computes.load(Ordering::SeqCst);
+        call("after".into(), n).await;
+        let (v, _) = call("after".into(), n + 1).await;
+        if computes.load(Ordering::SeqCst) == before + 1 && v == n {
+            resumed = Some(back_at.elapsed());
+            break;
+        }
+        cache.delete("after").await.ok();
+        n += 2;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resumed_after = resumed.expect("caching never resumed after the server came back");
+    assert!(
+        resumed_after < Duration::from_secs(1),
+        "caching resumed only after {resumed_after:?}"
+    );
+    FaultReport {
+        calls_while_down: i,
+        resumed_after,
+    }
+}
+
+/// The blocking API from 4 plain threads: a round trip, and one compute for four
+/// concurrent get-or-compute callers; then `clear` and `close`.
+pub fn blocking_from_threads(cache: &blocking::Cache) {
+    cache.set("k", &"v", Duration::from_secs(60)).unwrap();
+    assert_eq!(cache.get::<String>("k").unwrap().as_deref(), Some("v"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            std::thread::spawn(move || {
+                cache
+                    .get_or_compute("slow", || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(100));
+                        Ok::<_, std::io::Error>(7u32)
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 7);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    cache.clear().unwrap();
+    cache.close().unwrap();
+}
+
+/// Processes and tasks of a stampede run.
+pub const STAMPEDE_PROCESSES: usize = 4;
+/// Tasks per process.
+pub const STAMPEDE_TASKS: usize = 50;
+const STAMPEDE_ENV: &str = "CACHE_STAMPEDE_CHILD";
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Parent side: run this test binary's test `child_test` in
+/// [`STAMPEDE_PROCESSES`] processes, all starting their calls at the same instant,
+/// with `args` (what the child reads back with [`stampede_child_args`]) and `env`.
+/// Asserts that every caller of every child got the value.
+pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)]) {
+    let start_at = unix_ms() + 2000;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let children: Vec<_> = (0..STAMPEDE_PROCESSES)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--exact", child_test, "--nocapture", "--test-threads", "1"])
+                .env(STAMPEDE_ENV, format!("{start_at},{args}"));
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            tokio::task::spawn_blocking(move || cmd.output())
+        })
+        .collect();
+    let mut total = 0;
+    for child in children {
+        let out = child
+            .await
+            .expect("child thread")
+            .expect("child process runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "child failed:\n{stdout}");
+        total += stdout
+            .lines()
+            .find_map(|l| l.split_once("STAMPEDE-OK ").map(|(_, n)| n))
+            .unwrap_or_else(|| panic!("child printed no result:\n{stdout}"))
+            .trim()
+            .parse::<usize>()
+            .expect("a count");
+    }
+    assert_eq!(
+        total,
+        STAMPEDE_PROCESSES * STAMPEDE_TASKS,
+        "every caller got the value"
+    );
+}
+
+/// Child side: the `args` its parent passed, or `None` when the test runs on its own
+/// (then it should do nothing).
+pub fn stampede_child_args() -> Option<String> {
+    std::env::var(STAMPEDE_ENV)
+        .ok()
+        .and_then(|v| v.split_once(',').map(|(_, args)| args.to_owned()))
+}
+
+/// Child side: wait for the common start, then [`STAMPEDE_TASKS`] concurrent
+/// get-or-compute calls of one cold key whose 200 ms compute runs `count` (an atomic
+/// increment on the store, say); prints the result for [`stampede_parent`].
+pub async fn stampede_child<F, Fut>(cache: &Cache, count: F)
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let start_at: u64 = std::env::var(STAMPEDE_ENV)
+        .ok()
+        .and_then(|v| v.split(',').next().and_then(|s| s.parse().ok()))
+        .expect("run by stampede_parent");
+    tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(unix_ms()))).await;
+    let tasks: Vec<_> = (0..STAMPEDE_TASKS)
+        .map(|_| {
+            let (cache, count) = (cache.clone(), count.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("cold-key", || async move {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        count().await;
+                        Ok::<_, std::io::Error>("the value".to_string())
+                    })
+                    .await
+                    .expect("the compute does not fail")
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("task") == "the value" {
+            ok += 1;
+        }
+    }
+    println!("STAMPEDE-OK {ok}");
+}
