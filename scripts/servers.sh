@@ -35,17 +35,6 @@ _need_apt() {
   fi
 }
 
-# _venv NAME PACKAGE...: a virtualenv under .servers/venv-NAME with PACKAGEs (PyPI).
-_venv() {
-  local name=$1; shift
-  local dir="$SERVERS_DIR/venv-$name"
-  if [[ ! -x "$dir/bin/python" ]] || ! "$dir/bin/pip" show -q "${@%%[*}" >/dev/null 2>&1; then
-    _log "installing $* into $dir (pip)"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
-  fi
-}
-
 _alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 _wait_for() { # _wait_for SECONDS COMMAND...

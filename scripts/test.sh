@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real servers started on 127.0.0.1.
-# Installs what is missing (Debian packages, PyPI/npm packages in .servers/), starts the
+# Installs what is missing (Debian packages), starts the
 # servers under .servers/, exports their addresses (CACHE_TEST_*), runs `cargo test`,
 # and stops the servers.
 #

@@ -1,5 +1,6 @@
 # PostgreSQL for the tests (sourced by scripts/servers.sh): Debian's server, a cluster
-# made by initdb under .servers/postgres/ (password auth over TCP), on 127.0.0.1:15432.
+# made by initdb (password auth over TCP) on 127.0.0.1:15432, under .servers/postgres/,
+# or as root in a postgres-owned folder in /tmp (see _pg_home).
 #   CACHE_TEST_POSTGRES_URL       postgres://postgres:<random password>@127.0.0.1:15432/cache_test
 #   CACHE_TEST_POSTGRES_BIN_DIR   where initdb, pg_ctl and postgres live (not on PATH in Debian)
 
@@ -16,11 +17,23 @@ _pg_bin() {
 # Run a command as the postgres user (the server refuses to run as root).
 _as_postgres() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# Where the cluster lives. As root the server runs as `postgres`, which may not be able
+# to reach a checkout (under a mode-700 folder, say): then the cluster gets a folder of
+# its own in /tmp, owned by postgres and named after this checkout's .servers/.
+_pg_home() {
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "/tmp/cache-test-postgres-$(printf %s "$SERVERS_DIR" | sha256sum | cut -c1-12)"
+  else
+    echo "$SERVERS_DIR/postgres"
+  fi
+}
+
 postgres_start() {
-  local bin dir="$SERVERS_DIR/postgres"
+  local bin dir
   bin=$(_pg_bin) || return 1
-  mkdir -p "$dir"
-  [[ $(id -u) -eq 0 ]] && chown postgres "$dir"
+  dir=$(_pg_home)
+  mkdir -p "$dir" "$SERVERS_DIR/postgres"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir"; chmod 700 "$dir"; fi
   if [[ ! -f "$dir/data/PG_VERSION" ]]; then
     head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/password"
     [[ $(id -u) -eq 0 ]] && chown postgres "$dir/password"
@@ -35,7 +48,7 @@ postgres_start() {
       -o "-h 127.0.0.1 -p $POSTGRES_PORT -k $dir -c fsync=off -c max_connections=200" start >/dev/null || {
       _log "postgres did not start:"; tail -5 "$dir/log" >&2; return 1; }
   fi
-  head -1 "$dir/data/postmaster.pid" >"$dir/pid"
+  head -1 "$dir/data/postmaster.pid" >"$SERVERS_DIR/postgres/pid"
   _as_postgres psql -h "$dir" -p "$POSTGRES_PORT" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'cache_test'" | grep -q 1 ||
     _as_postgres "$bin/createdb" -h "$dir" -p "$POSTGRES_PORT" -U postgres cache_test
@@ -43,14 +56,15 @@ postgres_start() {
 }
 
 postgres_env() {
-  _export CACHE_TEST_POSTGRES_URL "postgres://postgres:$(cat "$SERVERS_DIR/postgres/password" 2>/dev/null)@127.0.0.1:$POSTGRES_PORT/cache_test"
+  _export CACHE_TEST_POSTGRES_URL "postgres://postgres:$(cat "$(_pg_home)/password" 2>/dev/null)@127.0.0.1:$POSTGRES_PORT/cache_test"
   _export CACHE_TEST_POSTGRES_BIN_DIR "$(_pg_bin)"
 }
 
 postgres_stop() {
-  local bin dir="$SERVERS_DIR/postgres"
+  local bin dir
+  dir=$(_pg_home)
   [[ -f "$dir/data/PG_VERSION" ]] || return 0
   bin=$(_pg_bin) || return 0
   _as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -f "$dir/pid"
+  rm -f "$SERVERS_DIR/postgres/pid"
 }
