@@ -64,6 +64,22 @@ _stop_dir() {
   rm -f "$pidfile"
 }
 
+# _certs DIR: a throwaway CA (DIR/ca.pem) and a server certificate for 127.0.0.1 and
+# localhost signed by it (DIR/server.pem, DIR/server.key), made once.
+_certs() {
+  local d=$1
+  [[ -f "$d/server.pem" ]] && return 0
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cache-test-ca" \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+  chmod 600 "$d"/*.key
+}
+
 servers_list() {
   local f
   for f in "$SERVERS_ROOT"/scripts/servers/*.sh; do basename "$f" .sh; done

@@ -1,7 +1,7 @@
 //! `PostgresBackend` through the trait and the typed `Cache`, against raw
-//! `tokio-postgres` through the same pool type (bb8, 16 connections, no check on
-//! checkout) running the same statements (`query_typed`, one round trip) on the same
-//! table and server, in one run: `bash scripts/bench.sh postgres` (or, with the server
+//! `tokio-postgres` through the same pool (bb8, 16 connections, no check on checkout)
+//! running the same statements, prepared once per connection, on the same table and
+//! server, in one run: `bash scripts/bench.sh postgres` (or, with the server
 //! up, `cargo bench -p cache-postgres --bench postgres`).
 //!
 //! 100-byte values. p50/p99 latency of GET and SET at 1 task and throughput at 64
@@ -9,7 +9,6 @@
 //! raw. Targets: <= 1.05x raw p50 latency, >= 0.95x raw throughput.
 
 use bb8::Pool;
-use bb8_postgres::PostgresConnectionManager;
 use cache_core::{Bytes, Cache, CacheBackend, Expiry};
 use cache_postgres::PostgresBuilder;
 use std::sync::Arc;
@@ -31,6 +30,38 @@ const SET: &str = "INSERT INTO \"public\".\"cache_entries\" (namespace, key, val
                    VALUES ($1, $2, $3, now() + $4::int8 * interval '1 millisecond') \
                    ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
 
+/// The reference pool: connections with GET and SET prepared on each.
+struct RawManager(tokio_postgres::Config);
+
+struct RawConn {
+    client: tokio_postgres::Client,
+    get: tokio_postgres::Statement,
+    set: tokio_postgres::Statement,
+}
+
+impl bb8::ManageConnection for RawManager {
+    type Connection = RawConn;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<RawConn, tokio_postgres::Error> {
+        let (client, conn) = self.0.connect(NoTls).await?;
+        tokio::spawn(conn);
+        let get = client.prepare_typed(GET, &[Type::TEXT, Type::TEXT]).await?;
+        let set = client
+            .prepare_typed(SET, &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::INT8])
+            .await?;
+        Ok(RawConn { client, get, set })
+    }
+
+    async fn is_valid(&self, _: &mut RawConn) -> Result<(), tokio_postgres::Error> {
+        Ok(())
+    }
+
+    fn has_broken(&self, c: &mut RawConn) -> bool {
+        c.client.is_closed()
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Get,
@@ -39,7 +70,7 @@ enum Op {
 
 #[derive(Clone)]
 enum Client {
-    Raw(Pool<PostgresConnectionManager<NoTls>>),
+    Raw(Pool<RawManager>),
     Trait(Arc<dyn CacheBackend>),
     Typed(Cache),
 }
@@ -58,27 +89,21 @@ impl Client {
             (Client::Raw(p), Op::Get) => {
                 let c = p.get().await.unwrap();
                 let rows = c
-                    .query_typed(
-                        GET,
-                        &[(&NAMESPACE, Type::TEXT), (&ctx.raw_keys[k], Type::TEXT)],
-                    )
+                    .client
+                    .query(&c.get, &[&NAMESPACE, &ctx.raw_keys[k]])
                     .await
                     .unwrap();
                 let _ = rows.first().map(|r| Bytes::from(r.get::<_, Vec<u8>>(0)));
             }
             (Client::Raw(p), Op::Set) => {
                 let c = p.get().await.unwrap();
-                c.query_typed(
-                    SET,
-                    &[
-                        (&NAMESPACE, Type::TEXT),
-                        (&ctx.raw_keys[k], Type::TEXT),
-                        (&&ctx.value[..], Type::BYTEA),
-                        (&None::<i64>, Type::INT8),
-                    ],
-                )
-                .await
-                .unwrap();
+                c.client
+                    .query(
+                        &c.set,
+                        &[&NAMESPACE, &ctx.raw_keys[k], &&ctx.value[..], &None::<i64>],
+                    )
+                    .await
+                    .unwrap();
             }
             (Client::Trait(b), Op::Get) => {
                 b.get(&ctx.keys[k]).await.unwrap();
@@ -153,7 +178,7 @@ async fn main() {
         .max_size(16)
         .min_idle(Some(1))
         .test_on_check_out(false)
-        .build(PostgresConnectionManager::new(url.parse().unwrap(), NoTls))
+        .build(RawManager(url.parse().unwrap()))
         .await
         .unwrap();
     let ctx = Arc::new(Ctx {
@@ -209,5 +234,79 @@ async fn main() {
             );
         }
     }
+    statement_styles(&url, &ctx).await;
     backend.clear().await.unwrap();
+}
+
+/// Why every pooled connection prepares the statements: GET on one connection, an
+/// unnamed statement with typed parameters (`query_typed`: parse + bind + execute in
+/// one round trip, planned every time) against a statement prepared once.
+async fn statement_styles(url: &str, ctx: &Arc<Ctx>) {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let client = Arc::new(client);
+    let prepared = client
+        .prepare_typed(GET, &[Type::TEXT, Type::TEXT])
+        .await
+        .unwrap();
+    let ctx = ctx.clone();
+    let run = move |typed: bool, i: usize| {
+        let (client, prepared, ctx) = (client.clone(), prepared.clone(), ctx.clone());
+        async move {
+            let key = &ctx.raw_keys[i % KEYS];
+            let rows = if typed {
+                client
+                    .query_typed(GET, &[(&NAMESPACE, Type::TEXT), (key, Type::TEXT)])
+                    .await
+            } else {
+                client.query(&prepared, &[&NAMESPACE, key]).await
+            };
+            assert_eq!(rows.unwrap().len(), 1);
+        }
+    };
+    let mut p50 = [vec![], vec![]];
+    let mut tput = [vec![], vec![]];
+    for round in 0..ROUNDS {
+        for j in 0..2 {
+            let style = (round + j) % 2;
+            let mut lat = Vec::with_capacity(LAT_OPS);
+            for i in 0..LAT_OPS {
+                let t = Instant::now();
+                run(style == 0, i).await;
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            p50[style].push(median(lat));
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..TPUT_TASKS)
+                .map(|t| {
+                    let run = run.clone();
+                    tokio::spawn(async move {
+                        for i in 0..TPUT_OPS / TPUT_TASKS {
+                            run(style == 0, t * 7919 + i).await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            tput[style]
+                .push((TPUT_OPS / TPUT_TASKS * TPUT_TASKS) as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    println!("GET on one connection, by statement style");
+    for (style, label) in ["query_typed (unnamed)", "prepared once"]
+        .iter()
+        .enumerate()
+    {
+        let ratio = (0..ROUNDS).map(|r| p50[style][r] / p50[0][r]).collect();
+        let tp = (0..ROUNDS).map(|r| tput[style][r] / tput[0][r]).collect();
+        println!(
+            "  {label:<30} p50 {:>6.1} us  64 tasks {:>7.0} ops/s  p50 {:.3}x, throughput {:.3}x query_typed",
+            median(p50[style].clone()),
+            median(tput[style].clone()),
+            median(ratio),
+            median(tp)
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `PostgresBuilder` and `PostgresBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::PostgresConfig;
-use crate::core::{body, token_bytes, ttl_ms, Shared, MAX_KEY_LEN};
+use crate::core::{body, token_bytes, ttl_ms, Shared, Sql, MAX_KEY_LEN};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
 /// Builder for [`PostgresBackend`].
@@ -31,12 +30,22 @@ use tokio_postgres::Row;
 #[must_use]
 pub struct PostgresBuilder {
     config: PostgresConfig,
+    /// Connection settings given as a driver config; wins over `config.dsn`.
+    pg: Option<tokio_postgres::Config>,
 }
 
 impl PostgresBuilder {
     /// Start from a full configuration.
     pub fn from_config(config: PostgresConfig) -> Self {
-        PostgresBuilder { config }
+        PostgresBuilder { config, pg: None }
+    }
+    /// A builder for the server a driver config describes (its `Debug` hides the
+    /// password too). It wins over [`dsn`](Self::dsn).
+    pub fn from_pg_config(pg: tokio_postgres::Config) -> Self {
+        PostgresBuilder {
+            pg: Some(pg),
+            ..Self::default()
+        }
     }
     /// A builder for the server at `dsn`.
     pub fn new(dsn: impl Into<String>) -> Self {
@@ -87,6 +96,11 @@ impl PostgresBuilder {
         self.config.sweep_interval = every;
         self
     }
+    /// See [`PostgresConfig::tls_ca_file`] (needs the `tls` feature).
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.tls_ca_file = Some(path.into());
+        self
+    }
     /// See [`PostgresConfig::max_value_size`].
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.config.max_value_size = bytes;
@@ -100,7 +114,7 @@ impl PostgresBuilder {
     pub async fn build(self) -> Result<PostgresBackend> {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
-        let shared = Shared::connect(&cfg).await?;
+        let shared = Shared::connect(&cfg, self.pg).await?;
         tracing::debug!(namespace = %cfg.namespace, table = %cfg.table, "postgres backend connected");
         Ok(PostgresBackend::on_shared(shared, cfg))
     }
@@ -170,22 +184,18 @@ impl PostgresBackend {
     }
 
     /// Rows of `sql` with `$1` = this namespace and `$2` = the store key of `key`.
-    async fn by_key(&self, sql: &str, kind: KeyKind, key: &str) -> Result<Vec<Row>> {
+    async fn by_key(&self, sql: &Sql, kind: KeyKind, key: &str) -> Result<Vec<Row>> {
         let k = body(self.ns(), kind, key);
-        self.shared
-            .query(sql, &[(&self.ns(), Type::TEXT), (&k, Type::TEXT)])
-            .await
+        self.shared.query(sql, &[&self.ns(), &k]).await
     }
 
     /// Rows of `sql` with `$1` = this namespace and `$2` = the store keys of `keys`.
-    async fn by_keys(&self, sql: &str, keys: &[&str]) -> Result<Vec<Row>> {
+    async fn by_keys(&self, sql: &Sql, keys: &[&str]) -> Result<Vec<Row>> {
         let ks: Vec<String> = keys
             .iter()
             .map(|k| body(self.ns(), KeyKind::Value, k))
             .collect();
-        self.shared
-            .query(sql, &[(&self.ns(), Type::TEXT), (&ks, Type::TEXT_ARRAY)])
-            .await
+        self.shared.query(sql, &[&self.ns(), &ks]).await
     }
 
     async fn insert_if_absent(&self, key: String, value: &[u8], expiry: Expiry) -> Result<bool> {
@@ -194,12 +204,7 @@ impl PostgresBackend {
             .shared
             .query(
                 &self.shared.sql.insert_if_absent,
-                &[
-                    (&self.ns(), Type::TEXT),
-                    (&key, Type::TEXT),
-                    (&value, Type::BYTEA),
-                    (&ttl, Type::INT8),
-                ],
+                &[&self.ns(), &key, &value, &ttl],
             )
             .await?;
         Ok(!rows.is_empty())
@@ -237,15 +242,7 @@ impl CacheBackend for PostgresBackend {
         let k = body(self.ns(), KeyKind::Value, key);
         let ttl = ttl_ms(expiry);
         self.shared
-            .query(
-                &self.shared.sql.set,
-                &[
-                    (&self.ns(), Type::TEXT),
-                    (&k, Type::TEXT),
-                    (&&value[..], Type::BYTEA),
-                    (&ttl, Type::INT8),
-                ],
-            )
+            .query(&self.shared.sql.set, &[&self.ns(), &k, &&value[..], &ttl])
             .await
             .map(drop)
     }
@@ -266,7 +263,7 @@ impl CacheBackend for PostgresBackend {
 
     async fn clear(&self) -> Result<()> {
         self.shared
-            .query(&self.shared.sql.clear, &[(&self.ns(), Type::TEXT)])
+            .query(&self.shared.sql.clear, &[&self.ns()])
             .await
             .map(drop)
     }
@@ -299,12 +296,7 @@ impl CacheBackend for PostgresBackend {
         self.shared
             .query(
                 &self.shared.sql.set_many,
-                &[
-                    (&self.ns(), Type::TEXT),
-                    (&keys, Type::TEXT_ARRAY),
-                    (&values, Type::BYTEA_ARRAY),
-                    (&ttl, Type::INT8),
-                ],
+                &[&self.ns(), &keys, &values, &ttl],
             )
             .await
             .map(drop)
@@ -337,14 +329,7 @@ impl CacheBackend for PostgresBackend {
         let t = token_bytes(token.as_str());
         let rows = self
             .shared
-            .query(
-                &self.shared.sql.release,
-                &[
-                    (&self.ns(), Type::TEXT),
-                    (&k, Type::TEXT),
-                    (&&t[..], Type::BYTEA),
-                ],
-            )
+            .query(&self.shared.sql.release, &[&self.ns(), &k, &&t[..]])
             .await?;
         Ok(!rows.is_empty())
     }

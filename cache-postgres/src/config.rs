@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Settings of [`PostgresBackend`](crate::PostgresBackend), loadable with serde.
@@ -39,6 +40,11 @@ pub struct PostgresConfig {
     /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 16 MiB
     /// (PostgreSQL's `bytea` takes up to 1 GiB).
     pub max_value_size: usize,
+    /// PEM file of the CA certificates that sign the server's certificate, for a
+    /// private CA. Default: the system's trusted roots. Needs the `tls` feature; when
+    /// TLS is used (`sslmode=prefer`, the default, and the server offers it, or
+    /// `sslmode=require`), the certificate and the host name are always verified.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for PostgresConfig {
@@ -54,6 +60,7 @@ impl Default for PostgresConfig {
             connect_timeout: Duration::from_secs(5),
             sweep_interval: Some(Duration::from_secs(60)),
             max_value_size: 16 * 1024 * 1024,
+            tls_ca_file: None,
         }
     }
 }
@@ -121,6 +128,7 @@ impl fmt::Debug for PostgresConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("sweep_interval", &self.sweep_interval)
             .field("max_value_size", &self.max_value_size)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }

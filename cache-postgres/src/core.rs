@@ -2,15 +2,13 @@
 
 use crate::config::PostgresConfig;
 use crate::error::{config, map, pool, BACKEND};
-use bb8::{ManageConnection, Pool};
-use bb8_postgres::PostgresConnectionManager;
+use bb8::Pool;
 use cache_core::raw::{sha256_hex, KeyKind, KeyLayout, StoreKey, Ttl};
 use cache_core::{Bytes, Error, Expiry, Result};
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
 
 /// Keys in a `text` column: no NUL byte (PostgreSQL refuses it in text), and short
 /// enough for the primary key's btree (an index row holds at most ~2.7 kB).
@@ -28,7 +26,62 @@ const MAX_TTL_MS: i64 = 200 * 365 * 86_400 * 1000;
 /// Rows deleted per statement by the sweep.
 const SWEEP_BATCH: i64 = 1000;
 
-pub(crate) type PgPool = Pool<PostgresConnectionManager<NoTls>>;
+/// How connections talk TLS: rustls with the `tls` feature, never without it.
+#[cfg(feature = "tls")]
+pub(crate) type Connector = tokio_postgres_rustls::MakeRustlsConnect;
+/// How connections talk TLS: rustls with the `tls` feature, never without it.
+#[cfg(not(feature = "tls"))]
+pub(crate) type Connector = tokio_postgres::NoTls;
+
+pub(crate) type PgPool = Pool<Manager>;
+
+/// The TLS connector: certificates verified against `tls_ca_file` or the system's roots.
+#[cfg(feature = "tls")]
+fn connector(cfg: &PostgresConfig) -> Result<Connector> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.tls_ca_file {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| {
+                config(format!(
+                    "cannot read tls_ca_file {}: {e}; give a PEM file of CA certificates",
+                    path.display()
+                ))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&"no certificate in the file"));
+            }
+        }
+        None => {
+            // Roots the system cannot parse are skipped, as every TLS client does.
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| config(format!("rustls refused its own defaults: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+}
+
+/// Without the `tls` feature: plain connections; a CA file or `sslmode=require` is a
+/// `Config` error rather than a silent downgrade.
+#[cfg(not(feature = "tls"))]
+fn connector(cfg: &PostgresConfig) -> Result<Connector> {
+    if cfg.tls_ca_file.is_some() {
+        return Err(config(
+            "tls_ca_file is set but cache-postgres was built without its `tls` feature; enable it",
+        ));
+    }
+    Ok(tokio_postgres::NoTls)
+}
 
 /// `"name"` with inner quotes doubled: any name is one identifier, never SQL.
 fn quote_ident(name: &str) -> Result<String> {
@@ -53,68 +106,201 @@ pub(crate) fn ttl_ms(expiry: Expiry) -> Option<i64> {
     }
 }
 
-/// Every statement, with the table's quoted name pasted in once, at build.
+/// One statement: its text (the table's quoted name pasted in once, at build), its
+/// parameters' types, and its place in every connection's prepared list.
+pub(crate) struct Sql {
+    text: String,
+    types: &'static [Type],
+    slot: usize,
+}
+
+/// Every statement; each pooled connection prepares them all once, when it opens
+/// (a call is then bind + execute: measured 1.7x faster than an unnamed statement).
 pub(crate) struct Statements {
-    pub(crate) get: String,
-    pub(crate) has: String,
-    pub(crate) set: String,
-    pub(crate) delete: String,
-    pub(crate) clear: String,
-    pub(crate) get_many: String,
-    pub(crate) set_many: String,
-    pub(crate) delete_many: String,
-    pub(crate) insert_if_absent: String,
-    pub(crate) release: String,
-    sweep: String,
+    pub(crate) get: Sql,
+    pub(crate) has: Sql,
+    pub(crate) set: Sql,
+    pub(crate) delete: Sql,
+    pub(crate) clear: Sql,
+    pub(crate) get_many: Sql,
+    pub(crate) set_many: Sql,
+    pub(crate) delete_many: Sql,
+    pub(crate) insert_if_absent: Sql,
+    pub(crate) release: Sql,
+    sweep: Sql,
 }
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
 const EXPIRES: &str = "now() + $4::int8 * interval '1 millisecond'";
 
 impl Statements {
+    /// Every statement, in slot order.
+    fn all(&self) -> [&Sql; 11] {
+        [
+            &self.get,
+            &self.has,
+            &self.set,
+            &self.delete,
+            &self.clear,
+            &self.get_many,
+            &self.set_many,
+            &self.delete_many,
+            &self.insert_if_absent,
+            &self.release,
+            &self.sweep,
+        ]
+    }
+}
+
+/// A pooled connection with every statement prepared on it.
+pub(crate) struct Conn {
+    client: tokio_postgres::Client,
+    prepared: Vec<tokio_postgres::Statement>,
+}
+
+/// The pool's connection manager: opens a connection (TLS as configured) and
+/// prepares the statements on it, in one pipelined round trip.
+pub(crate) struct Manager {
+    pg: tokio_postgres::Config,
+    tls: Connector,
+    sql: Arc<Statements>,
+}
+
+impl Manager {
+    async fn open(&self) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self.pg.connect(self.tls.clone()).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn prepare(
+        &self,
+        client: tokio_postgres::Client,
+    ) -> std::result::Result<Conn, tokio_postgres::Error> {
+        let prepared = futures::future::try_join_all(
+            self.sql
+                .all()
+                .into_iter()
+                .map(|s| client.prepare_typed(&s.text, s.types)),
+        )
+        .await?;
+        Ok(Conn { client, prepared })
+    }
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> std::result::Result<Conn, tokio_postgres::Error> {
+        let client = self.open().await?;
+        self.prepare(client).await
+    }
+
+    async fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), tokio_postgres::Error> {
+        conn.client.simple_query("").await.map(drop)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+const NS_KEY: &[Type] = &[Type::TEXT, Type::TEXT];
+const NS_KEYS: &[Type] = &[Type::TEXT, Type::TEXT_ARRAY];
+const NS_KEY_VALUE: &[Type] = &[Type::TEXT, Type::TEXT, Type::BYTEA];
+const NS_KEY_VALUE_TTL: &[Type] = &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::INT8];
+
+impl Statements {
     fn new(table: &str) -> Self {
+        let mut slot = 0;
+        let mut sql = |text: String, types: &'static [Type]| {
+            slot += 1;
+            Sql {
+                text,
+                types,
+                slot: slot - 1,
+            }
+        };
         let upsert = "ON CONFLICT (namespace, key) DO UPDATE \
                       SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
         Statements {
-            get: format!("SELECT value FROM {table} WHERE namespace = $1 AND key = $2 AND {LIVE}"),
-            has: format!(
+            get: sql(
+                format!("SELECT value FROM {table} WHERE namespace = $1 AND key = $2 AND {LIVE}"),
+                NS_KEY,
+            ),
+            has: sql(
+                format!(
                 "SELECT EXISTS (SELECT 1 FROM {table} WHERE namespace = $1 AND key = $2 AND {LIVE})"
             ),
-            set: format!(
+                NS_KEY,
+            ),
+            set: sql(
+                format!(
                 "INSERT INTO {table} (namespace, key, value, expires_at) \
                  VALUES ($1, $2, $3, {EXPIRES}) {upsert}"
             ),
-            delete: format!(
+                NS_KEY_VALUE_TTL,
+            ),
+            delete: sql(
+                format!(
                 "DELETE FROM {table} WHERE namespace = $1 AND key = $2 RETURNING {LIVE}"
             ),
-            clear: format!("DELETE FROM {table} WHERE namespace = $1"),
-            get_many: format!(
+                NS_KEY,
+            ),
+            clear: sql(
+                format!("DELETE FROM {table} WHERE namespace = $1"),
+                &[Type::TEXT],
+            ),
+            get_many: sql(
+                format!(
                 "SELECT t.value FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
                  LEFT JOIN {table} t ON t.namespace = $1 AND t.key = k.key \
                  AND (t.expires_at IS NULL OR t.expires_at > now()) ORDER BY k.ord"
             ),
-            set_many: format!(
+                NS_KEYS,
+            ),
+            set_many: sql(
+                format!(
                 "INSERT INTO {table} (namespace, key, value, expires_at) \
                  SELECT $1, u.key, u.value, {EXPIRES} FROM unnest($2::text[], $3::bytea[]) AS u(key, value) \
                  {upsert}"
             ),
-            delete_many: format!(
+                &[Type::TEXT, Type::TEXT_ARRAY, Type::BYTEA_ARRAY, Type::INT8],
+            ),
+            delete_many: sql(
+                format!(
                 "DELETE FROM {table} WHERE namespace = $1 AND key = ANY($2::text[]) RETURNING {LIVE}"
+            ),
+                NS_KEYS,
             ),
             // Takes a free or expired row atomically: a live row makes the update's
             // WHERE false, so nothing is returned.
-            insert_if_absent: format!(
+            insert_if_absent: sql(
+                format!(
                 "INSERT INTO {table} AS t (namespace, key, value, expires_at) \
                  VALUES ($1, $2, $3, {EXPIRES}) {upsert} \
                  WHERE t.expires_at IS NOT NULL AND t.expires_at <= now() RETURNING 1"
             ),
-            release: format!(
+                NS_KEY_VALUE_TTL,
+            ),
+            release: sql(
+                format!(
                 "DELETE FROM {table} WHERE namespace = $1 AND key = $2 AND value = $3 \
                  AND {LIVE} RETURNING 1"
             ),
-            sweep: format!(
+                NS_KEY_VALUE,
+            ),
+            sweep: sql(
+                format!(
                 "DELETE FROM {table} WHERE ctid = ANY(ARRAY( \
                  SELECT ctid FROM {table} WHERE expires_at <= now() LIMIT $1)) RETURNING 1"
+            ),
+                &[Type::INT8],
             ),
         }
     }
@@ -123,7 +309,7 @@ impl Statements {
 /// What every namespace's handle shares: the pool and the statements.
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
-    pub(crate) sql: Statements,
+    pub(crate) sql: Arc<Statements>,
     pub(crate) timeout: Duration,
     /// Open backend handles; the sweep stops when the last one closes.
     pub(crate) handles: std::sync::atomic::AtomicUsize,
@@ -133,7 +319,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// Connect once (so a bad password or a missing database is an error now, not a
     /// retry loop), create the table if absent, and make the pool.
-    pub(crate) async fn connect(cfg: &PostgresConfig) -> Result<Arc<Self>> {
+    pub(crate) async fn connect(
+        cfg: &PostgresConfig,
+        pg: Option<tokio_postgres::Config>,
+    ) -> Result<Arc<Self>> {
         if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() || cfg.pool_size == 0 {
             return Err(config(
                 "timeout, connect_timeout and pool_size must be positive",
@@ -144,18 +333,36 @@ impl Shared {
                 "sweep_interval must be positive, or None to turn the sweep off",
             ));
         }
-        let mut pg: tokio_postgres::Config = cfg.dsn.parse().map_err(|e| {
-            config("cannot parse the DSN; use postgres://user:password@host:port/db or key=value pairs")
-                .with_source(e)
-        })?;
+        let mut pg: tokio_postgres::Config = match pg {
+            Some(pg) => pg,
+            None => cfg.dsn.parse().map_err(|e| {
+                config("cannot parse the DSN; use postgres://user:password@host:port/db or key=value pairs")
+                    .with_source(e)
+            })?,
+        };
+        #[cfg(not(feature = "tls"))]
+        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(config(
+                "sslmode=require needs TLS, but cache-postgres was built without its `tls` feature; enable it",
+            ));
+        }
         pg.connect_timeout(cfg.connect_timeout);
         let table = format!("{}.{}", quote_ident(&cfg.schema)?, quote_ident(&cfg.table)?);
-        let manager = PostgresConnectionManager::new(pg, NoTls);
-        let first = match tokio::time::timeout(cfg.connect_timeout, manager.connect()).await {
+        let sql = Arc::new(Statements::new(&table));
+        let manager = Manager {
+            pg,
+            tls: connector(cfg)?,
+            sql: sql.clone(),
+        };
+        let client = match tokio::time::timeout(cfg.connect_timeout, manager.open()).await {
             Ok(conn) => conn.map_err(map)?,
             Err(_) => return Err(Error::timeout(BACKEND, cfg.connect_timeout)),
         };
-        create_table(&first, cfg, &table).await?;
+        create_table(&client, cfg, &table).await?;
+        let first = match tokio::time::timeout(cfg.connect_timeout, manager.prepare(client)).await {
+            Ok(conn) => conn.map_err(map)?,
+            Err(_) => return Err(Error::timeout(BACKEND, cfg.connect_timeout)),
+        };
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             // One connection stays open, so a call after a quiet spell does not pay
@@ -170,7 +377,7 @@ impl Shared {
         let _ = pool.add(first);
         let shared = Arc::new(Shared {
             pool,
-            sql: Statements::new(&table),
+            sql,
             timeout: cfg.timeout,
             handles: std::sync::atomic::AtomicUsize::new(0),
             sweeper: std::sync::Mutex::new(None),
@@ -190,15 +397,18 @@ impl Shared {
         }
     }
 
-    /// Rows of `sql` with typed parameters: one round trip (no separate prepare).
+    /// Rows of the prepared statement `sql` with `params`: one round trip.
     pub(crate) async fn query(
         &self,
-        sql: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
         self.bounded(async {
             let conn = self.pool.get().await.map_err(pool)?;
-            conn.query_typed(sql, params).await.map_err(map)
+            conn.client
+                .query(&conn.prepared[sql.slot], params)
+                .await
+                .map_err(map)
         })
         .await
     }
@@ -207,10 +417,7 @@ impl Shared {
     pub(crate) async fn sweep(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = self
-                .query(&self.sql.sweep, &[(&SWEEP_BATCH, Type::INT8)])
-                .await?
-                .len() as u64;
+            let n = self.query(&self.sql.sweep, &[&SWEEP_BATCH]).await?.len() as u64;
             total += n;
             if n < SWEEP_BATCH as u64 {
                 return Ok(total);
@@ -308,6 +515,14 @@ mod tests {
         assert!(quote_ident("").is_err());
         assert!(quote_ident(&"a".repeat(64)).is_err());
         assert!(quote_ident("a\0b").is_err());
+    }
+
+    #[test]
+    fn statements_are_listed_in_slot_order() {
+        let sql = Statements::new("\"t\"");
+        for (i, s) in sql.all().iter().enumerate() {
+            assert_eq!(s.slot, i);
+        }
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub(crate) fn map(e: tokio_postgres::Error) -> Error {
             ErrorKind::Timeout,
             "PostgreSQL cancelled the statement (statement_timeout); raise it or the timeout",
         ),
+        // tokio-postgres reports every TLS failure with this text (its error kinds are
+        // private); the cause (unknown issuer, wrong name) is in the source.
+        None if e.to_string().starts_with("error performing TLS handshake") => (
+            ErrorKind::Config,
+            "TLS handshake failed: give the CA that signed the server's certificate \
+             (tls_ca_file) and a host name the certificate names",
+        ),
         None if e.is_closed() || std::error::Error::source(&e).is_some() => (
             ErrorKind::Unavailable,
             "cannot reach PostgreSQL; is the server up and the DSN right?",

@@ -32,3 +32,5 @@ mod error;
 
 pub use backend::{PostgresBackend, PostgresBuilder};
 pub use config::PostgresConfig;
+/// The driver, for [`PostgresBuilder::from_pg_config`].
+pub use tokio_postgres;

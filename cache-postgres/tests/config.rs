@@ -28,8 +28,9 @@ async fn wrong_password_is_a_config_error_at_once() {
 #[tokio::test]
 async fn missing_database_is_a_config_error() {
     let url = common::url().await;
-    let base = url.rsplit_once('/').unwrap().0;
-    let err = PostgresBuilder::new(format!("{base}/no_such_db_here"))
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let err = PostgresBuilder::new(format!("{base}/no_such_db_here?{query}"))
         .build()
         .await
         .unwrap_err();

@@ -30,17 +30,10 @@ _redis_run() { # _redis_run NAME PORT [extra args...]
 
 _redis_certs() {
   local d="$SERVERS_DIR/redis-tls/certs"
-  [[ -f "$d/server.pem" ]] && return 0
-  mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cache-test-ca" \
-    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$d/ext.cnf"
-  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+  _certs "$d"
+  [[ -f "$d/password" ]] && return 0
   head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/password"
-  chmod 600 "$d"/*.key "$d/password"
+  chmod 600 "$d/password"
 }
 
 _redis_cluster_ok() {
