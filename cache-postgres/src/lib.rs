@@ -34,3 +34,7 @@ pub use backend::{PostgresBackend, PostgresBuilder};
 pub use config::PostgresConfig;
 /// The driver, for [`PostgresBuilder::from_pg_config`].
 pub use tokio_postgres;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

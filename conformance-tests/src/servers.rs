@@ -49,6 +49,85 @@ pub const POSTGRES: Server = Server {
     address: |port| format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
 };
 
+/// Memcached (`CACHE_TEST_MEMCACHED_URL`, `127.0.0.1:PORT`).
+pub const MEMCACHED: Server = Server {
+    store: "memcached",
+    var: "CACHE_TEST_MEMCACHED_URL",
+    image: ("memcached", "1.6-alpine"),
+    container_env: &[],
+    port: 11211,
+    ready_line: "", // memcached prints nothing when ready
+    address: |port| format!("127.0.0.1:{port}"),
+};
+
+/// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
+/// when dropped.
+pub struct OwnProcess {
+    /// The port it listens on.
+    pub port: u16,
+    program: String,
+    args: Vec<String>,
+    child: Option<std::process::Child>,
+}
+
+impl OwnProcess {
+    /// A port free right now on 127.0.0.1.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    /// Start `program args` (which must listen on 127.0.0.1:`port`) and wait until it
+    /// accepts connections.
+    pub fn start(program: &str, args: &[&str], port: u16) -> Self {
+        let mut p = OwnProcess {
+            port,
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            child: None,
+        };
+        p.restart();
+        p
+    }
+
+    /// Start it again after [`kill`](Self::kill), same port and arguments.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not start on {}",
+                self.program,
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Kill it (SIGKILL) and wait for it to end.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The variable's value, or `None`.
 pub fn from_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
@@ -122,7 +201,12 @@ mod containers {
                 let (name, tag) = server.image;
                 let mut image: ContainerRequest<GenericImage> = GenericImage::new(name, tag)
                     .with_exposed_port(server.port.tcp())
-                    .with_wait_for(WaitFor::message_on_either_std(server.ready_line))
+                    .with_wait_for(if server.ready_line.is_empty() {
+                        // A server that prints nothing (memcached): give it a moment.
+                        WaitFor::millis(500)
+                    } else {
+                        WaitFor::message_on_either_std(server.ready_line)
+                    })
                     .into();
                 for (k, v) in server.container_env {
                     image = image.with_env_var(*k, *v);

@@ -1,0 +1,51 @@
+//! Settings of the Memcached backend.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Settings of [`MemcachedBackend`](crate::MemcachedBackend), loadable with serde.
+///
+/// Memcached's text protocol has no authentication, so nothing here is secret; keep
+/// the servers on a private network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct MemcachedConfig {
+    /// Servers as `host:port`, `tcp://host:port` or `unix:///path`. Keys are spread
+    /// over them by consistent hashing. Default `["127.0.0.1:11211"]`.
+    pub servers: Vec<String>,
+    /// Namespace of this backend's keys. Default `"default"`.
+    pub namespace: String,
+    /// Most connections per server. Default 8.
+    pub pool_size: u32,
+    /// Bound on each call (waiting for a connection included); past it the call fails
+    /// with a `Timeout` error. Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub timeout: Duration,
+    /// Bound on opening a connection. Default 5 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub connect_timeout: Duration,
+    /// Largest value accepted, in bytes; larger is `InvalidInput` before anything is
+    /// sent. Default 1 MiB − 512 bytes, which fits memcached's default 1 MiB item limit
+    /// with the longest key; raise both together (`memcached -I 5m`).
+    pub max_value_size: usize,
+    /// How long writes trust this process's copy of a namespace's generation (see the
+    /// crate docs: reads always check it; a `clear` by another process reaches this
+    /// process's writes within this bound). Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub generation_check: Duration,
+}
+
+impl Default for MemcachedConfig {
+    fn default() -> Self {
+        MemcachedConfig {
+            servers: vec!["127.0.0.1:11211".into()],
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.into(),
+            pool_size: 8,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            max_value_size: 1024 * 1024 - 512,
+            generation_check: Duration::from_secs(1),
+        }
+    }
+}
