@@ -1,0 +1,132 @@
+//! Servers killed mid-loop and started again. One server: get-or-compute never fails
+//! while it is down, plain calls fail within the timeout, caching resumes within a
+//! second of the restart. One of three: only that server's keys miss; the other two
+//! keep serving hits.
+
+mod common;
+use cache_core::{Cache, CacheBackend};
+use cache_memcached::MemcachedBuilder;
+use conformance_tests::servers::OwnProcess;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn memcached(port: u16) -> OwnProcess {
+    let bin = common::env("CACHE_TEST_MEMCACHED_BIN");
+    let port_s = port.to_string();
+    let mut args = vec!["-l", "127.0.0.1", "-p", &port_s, "-U", "0", "-m", "16"];
+    // memcached refuses to run as root unless told which user to be.
+    if std::env::var("USER").as_deref() == Ok("root") || is_root() {
+        args.extend(["-u", "root"]);
+    }
+    OwnProcess::start(&bin, &args, port)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_killed_and_restarted_during_get_or_compute() {
+    let server = std::cell::RefCell::new(memcached(OwnProcess::free_port()));
+    let port = server.borrow().port;
+    let timeout = Duration::from_millis(200);
+    let backend = MemcachedBuilder::new(format!("127.0.0.1:{port}"))
+        .namespace("fault")
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::builder(backend).timeout(timeout).build();
+    let report = conformance_tests::scenarios::fault_cycle(
+        &cache,
+        timeout,
+        timeout * 3,
+        || server.borrow_mut().kill(),
+        || server.borrow_mut().restart(),
+    )
+    .await;
+    eprintln!("{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_servers_down_costs_only_its_keys() {
+    let mut servers: Vec<OwnProcess> = (0..3).map(|_| memcached(OwnProcess::free_port())).collect();
+    let timeout = Duration::from_millis(200);
+    let backend = MemcachedBuilder::default()
+        .servers(servers.iter().map(|s| format!("127.0.0.1:{}", s.port)))
+        .namespace("ring-fault")
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let on: Vec<usize> = keys.iter().map(|k| backend.server_of(k)).collect();
+    for s in 0..3 {
+        assert!(on.contains(&s), "the ring left server {s} without keys");
+    }
+    let cache = Cache::builder(backend).timeout(timeout).build();
+    let computes = Arc::new(AtomicUsize::new(0));
+    let call = |key: String| {
+        let (cache, computes) = (cache.clone(), computes.clone());
+        async move {
+            let started = Instant::now();
+            let v = cache
+                .get_or_compute(key.clone(), || async move {
+                    computes.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(key)
+                })
+                .await
+                .expect("get-or-compute never fails because of the cache");
+            (v, started.elapsed())
+        }
+    };
+    for k in &keys {
+        call(k.clone()).await;
+    }
+    assert_eq!(computes.load(Ordering::SeqCst), keys.len());
+
+    servers[1].kill();
+    computes.store(0, Ordering::SeqCst);
+    for k in &keys {
+        let (v, took) = call(k.clone()).await;
+        assert_eq!(&v, k);
+        assert!(took < timeout * 5, "{k} took {took:?}");
+    }
+    let down = on.iter().filter(|&&s| s == 1).count();
+    assert_eq!(
+        computes.load(Ordering::SeqCst),
+        down,
+        "only the dead server's keys were computed again"
+    );
+    let dead_key = &keys[on.iter().position(|&s| s == 1).unwrap()];
+    let live_key = &keys[on.iter().position(|&s| s != 1).unwrap()];
+    let started = Instant::now();
+    let err = cache.get::<String>(dead_key).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(started.elapsed() < timeout * 3, "took {:?}", started.elapsed());
+    assert!(err.to_string().contains(&format!("127.0.0.1:{}", servers[1].port)), "{err}");
+    assert_eq!(cache.get::<String>(live_key).await.unwrap().as_ref(), Some(live_key));
+
+    servers[1].restart();
+    let back = Instant::now();
+    loop {
+        computes.store(0, Ordering::SeqCst);
+        call(dead_key.clone()).await;
+        call(dead_key.clone()).await;
+        if computes.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(1), "caching on the restarted server never resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the restarted server cached again after {:?}", back.elapsed());
+    let _ = cache.backend().clear().await;
+}
