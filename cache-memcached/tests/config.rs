@@ -37,14 +37,29 @@ async fn unreachable_server_is_unavailable_within_the_connect_timeout_and_named(
 async fn bad_settings_are_config_errors() {
     let url = common::url().await;
     let cases: Vec<(&str, MemcachedBuilder)> = vec![
-        ("no servers", MemcachedBuilder::default().servers(Vec::<String>::new())),
-        ("a server twice", MemcachedBuilder::default().servers([url.clone(), url.clone()])),
+        (
+            "no servers",
+            MemcachedBuilder::default().servers(Vec::<String>::new()),
+        ),
+        (
+            "a server twice",
+            MemcachedBuilder::default().servers([url.clone(), url.clone()]),
+        ),
         ("an empty address", MemcachedBuilder::new("")),
         ("a bad address", MemcachedBuilder::new("tcp://")),
-        ("a zero timeout", MemcachedBuilder::new(url.clone()).timeout(Duration::ZERO)),
+        (
+            "a zero timeout",
+            MemcachedBuilder::new(url.clone()).timeout(Duration::ZERO),
+        ),
         ("no pool", MemcachedBuilder::new(url.clone()).pool_size(0)),
-        ("a namespace with ':'", MemcachedBuilder::new(url.clone()).namespace("a:b")),
-        ("a namespace with a space", MemcachedBuilder::new(url.clone()).namespace("a b")),
+        (
+            "a namespace with ':'",
+            MemcachedBuilder::new(url.clone()).namespace("a:b"),
+        ),
+        (
+            "a namespace with a space",
+            MemcachedBuilder::new(url.clone()).namespace("a b"),
+        ),
     ];
     for (what, builder) in cases {
         let err = builder.build().await.unwrap_err();

@@ -111,9 +111,20 @@ async fn one_of_three_servers_down_costs_only_its_keys() {
     let started = Instant::now();
     let err = cache.get::<String>(dead_key).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
-    assert!(started.elapsed() < timeout * 3, "took {:?}", started.elapsed());
-    assert!(err.to_string().contains(&format!("127.0.0.1:{}", servers[1].port)), "{err}");
-    assert_eq!(cache.get::<String>(live_key).await.unwrap().as_ref(), Some(live_key));
+    assert!(
+        started.elapsed() < timeout * 3,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("127.0.0.1:{}", servers[1].port)),
+        "{err}"
+    );
+    assert_eq!(
+        cache.get::<String>(live_key).await.unwrap().as_ref(),
+        Some(live_key)
+    );
 
     servers[1].restart();
     let back = Instant::now();
@@ -124,9 +135,15 @@ async fn one_of_three_servers_down_costs_only_its_keys() {
         if computes.load(Ordering::SeqCst) == 1 {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(1), "caching on the restarted server never resumed");
+        assert!(
+            back.elapsed() < Duration::from_secs(1),
+            "caching on the restarted server never resumed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("the restarted server cached again after {:?}", back.elapsed());
+    eprintln!(
+        "the restarted server cached again after {:?}",
+        back.elapsed()
+    );
     let _ = cache.backend().clear().await;
 }

@@ -23,14 +23,21 @@ async fn clear_leaves_other_namespaces_and_foreign_keys() {
     other_app.set(&foreign, "theirs", None, None).await.unwrap();
     // A key shaped like ours, written by someone else.
     let lookalike = format!("{ns}@1:k");
-    other_app.set(&lookalike, "theirs", None, None).await.unwrap();
+    other_app
+        .set(&lookalike, "theirs", None, None)
+        .await
+        .unwrap();
     a.set("k", b("a"), Expiry::Never).await.unwrap();
     b_ns.set("k", b("b"), Expiry::Never).await.unwrap();
     a.clear().await.unwrap();
     assert_eq!(a.get("k").await.unwrap(), None);
     assert_eq!(b_ns.get("k").await.unwrap(), Some(b("b")));
     for k in [&foreign, &lookalike] {
-        let v = other_app.get(k).await.unwrap().expect("a foreign key survives clear");
+        let v = other_app
+            .get(k)
+            .await
+            .unwrap()
+            .expect("a foreign key survives clear");
         assert_eq!(v.data.as_deref(), Some(&b"theirs"[..]));
     }
 }
@@ -44,7 +51,11 @@ async fn an_evicted_generation_never_resurrects_old_values() {
     // Memcached evicts the generation key (here: someone deletes it).
     let mut raw = common::raw(&common::url().await).await;
     raw.delete(format!("{ns}:#gen")).await.unwrap();
-    assert_eq!(a.get("k").await.unwrap(), None, "this process, which knew the old generation");
+    assert_eq!(
+        a.get("k").await.unwrap(),
+        None,
+        "this process, which knew the old generation"
+    );
     let fresh = common::backend(&ns).await;
     assert_eq!(fresh.get("k").await.unwrap(), None, "a new process");
     fresh.set("k", b("new"), Expiry::Never).await.unwrap();
@@ -56,8 +67,18 @@ async fn another_process_clear_reaches_reads_at_once_and_writes_within_the_bound
     let ns = conformance_tests::random_namespace();
     let trust = Duration::from_millis(300);
     // Two backends with their own generation copies: two processes.
-    let p1 = common::builder(&ns).await.generation_check(trust).build().await.unwrap();
-    let p2 = common::builder(&ns).await.generation_check(trust).build().await.unwrap();
+    let p1 = common::builder(&ns)
+        .await
+        .generation_check(trust)
+        .build()
+        .await
+        .unwrap();
+    let p2 = common::builder(&ns)
+        .await
+        .generation_check(trust)
+        .build()
+        .await
+        .unwrap();
     p1.set("k", b("v"), Expiry::Never).await.unwrap();
     assert_eq!(p2.get("k").await.unwrap(), Some(b("v")));
     p2.clear().await.unwrap();
@@ -81,9 +102,13 @@ async fn another_process_clear_reaches_reads_at_once_and_writes_within_the_bound
 #[tokio::test]
 async fn a_ttl_over_30_days_is_kept_not_read_as_a_past_timestamp() {
     let a = common::backend(&conformance_tests::random_namespace()).await;
-    a.set("month", b("v"), Expiry::After(Duration::from_secs(31 * 86_400)))
-        .await
-        .unwrap();
+    a.set(
+        "month",
+        b("v"),
+        Expiry::After(Duration::from_secs(31 * 86_400)),
+    )
+    .await
+    .unwrap();
     assert_eq!(a.get("month").await.unwrap(), Some(b("v")));
     // The server's own TTL: about 31 days, not "already past".
     let mut raw = common::raw(&common::url().await).await;
@@ -95,12 +120,20 @@ async fn a_ttl_over_30_days_is_kept_not_read_as_a_past_timestamp() {
         .map(|d| String::from_utf8(d).unwrap())
         .unwrap();
     let item = raw
-        .meta_get(format!("{}@{g}:month", a.namespace()), false, None, Some(&["t"]))
+        .meta_get(
+            format!("{}@{g}:month", a.namespace()),
+            false,
+            None,
+            Some(&["t"]),
+        )
         .await
         .unwrap()
         .expect("stored");
     let ttl = item.ttl_remaining.unwrap();
-    assert!((31 * 86_400 - 5..=31 * 86_400 + 2).contains(&ttl), "server TTL {ttl} s");
+    assert!(
+        (31 * 86_400 - 5..=31 * 86_400 + 2).contains(&ttl),
+        "server TTL {ttl} s"
+    );
 }
 
 #[tokio::test]
@@ -112,5 +145,8 @@ async fn subsecond_ttls_are_exact_although_memcached_counts_seconds() {
     assert_eq!(a.get("k").await.unwrap(), Some(b("v")));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(a.get("k").await.unwrap(), None);
-    assert!(!a.delete("k").await.unwrap(), "an expired value is not live");
+    assert!(
+        !a.delete("k").await.unwrap(),
+        "an expired value is not live"
+    );
 }

@@ -44,7 +44,10 @@ async fn compute_runs_once_across_four_processes() {
         "the compute ran exactly once across the processes"
     );
     let n = computes(false).await;
-    assert!(n > 1, "without the lock {n} compute(s): the test could not tell");
+    assert!(
+        n > 1,
+        "without the lock {n} compute(s): the test could not tell"
+    );
 }
 
 /// One child process; does nothing when run as an ordinary test.
@@ -71,7 +74,9 @@ async fn stampede_child_process() {
         .stampede_protection(protection.parse().unwrap())
         .timeout(Duration::from_secs(5))
         .build();
-    let counter = Arc::new(tokio::sync::Mutex::new(common::raw(&common::url().await).await));
+    let counter = Arc::new(tokio::sync::Mutex::new(
+        common::raw(&common::url().await).await,
+    ));
     let key = counter_key(namespace);
     stampede_child(&cache, move || {
         let (counter, key) = (counter.clone(), key.clone());

@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | `memory` (default) | `MemoryBackend` | `cache-memory` |
 //! | `redis` | `RedisBackend` (single server, cluster, TLS) | `cache-redis` |
-//! | `postgres` | `PostgresBackend` (one UNLOGGED table, bb8 pool) | `cache-postgres` |
+//! | `postgres` (+ `postgres-tls`) | `PostgresBackend` (one UNLOGGED table, bb8 pool, TLS) | `cache-postgres` |
+//! | `memcached` | `MemcachedBackend` (one or many servers, O(1) clear) | `cache-memcached` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -39,8 +40,16 @@ pub use cache_redis::{self as redis, RedisBackend, RedisBuilder, RedisConfig};
 #[cfg(feature = "postgres")]
 pub use cache_postgres::{self as postgres, PostgresBackend, PostgresBuilder, PostgresConfig};
 
-/// The repository README's examples, compiled and run as doc tests (they use Redis and PostgreSQL).
-#[cfg(all(doctest, feature = "redis", feature = "postgres"))]
+#[cfg(feature = "memcached")]
+pub use cache_memcached::{self as memcached, MemcachedBackend, MemcachedBuilder, MemcachedConfig};
+
+/// The repository README's examples, compiled and run as doc tests (they use every store).
+#[cfg(all(
+    doctest,
+    feature = "redis",
+    feature = "postgres",
+    feature = "memcached"
+))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 

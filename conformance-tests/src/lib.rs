@@ -40,6 +40,7 @@
 //! never skip a behaviour.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cases;
 pub mod faulty;
 pub mod scenarios;
