@@ -4,8 +4,8 @@
 //! `cargo bench -p cache-redis --bench redis`).
 //!
 //! The loop is `conformance_tests::bench` (p50/p99 at 1 task, throughput at 64
-//! tasks, 9 interleaved rounds, per-round ratios). Targets: <= 1.05x raw p50 latency,
-//! >= 0.95x raw throughput. Also prints `redis-benchmark -c 50 -P 1` against the same
+//! tasks, 9 interleaved rounds, per-round ratios). Targets: p50 at most 1.05x raw,
+//! throughput at least 0.95x raw. Also prints `redis-benchmark -c 50 -P 1` against the same
 //! server as its unpipelined ceiling, and a bb8 pool of 16 connections as the road
 //! not taken.
 
