@@ -35,6 +35,19 @@ use std::fmt;
 
 pub use crate::expiry::Ttl;
 
+/// `call`, or a [`Timeout`](ErrorKind::Timeout) error of `backend` once `limit`
+/// has passed (the call is dropped). Backends bound each call with it.
+pub async fn within<T>(
+    backend: &'static str,
+    limit: std::time::Duration,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::timeout(backend, limit)),
+    }
+}
+
 /// Longest key accepted, in bytes. Longer keys are an [`InvalidInput`](ErrorKind::InvalidInput) error.
 pub const MAX_KEY_LEN: usize = 64 * 1024;
 

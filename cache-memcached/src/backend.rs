@@ -168,19 +168,24 @@ impl MemcachedBackend {
         &self.config.namespace
     }
 
-    /// The generation for a write on server `s`: this process's copy while it is
-    /// trusted, else read from the server (one round trip).
-    async fn write_generation(&self, s: usize) -> Result<u64> {
-        if let Some(g) = self.generations.trusted(s) {
-            return Ok(g);
-        }
+    /// Read (or, with `bump`, increment) the generation on server `s` and record it.
+    async fn server_generation(&self, s: usize, bump: bool) -> Result<u64> {
         let ns = self.ns();
         let g = self
             .shared
-            .on(s, async |c| read_generation(c, ns, false).await)
+            .on(s, async |c| read_generation(c, ns, bump).await)
             .await?;
         self.generations.record(s, g);
         Ok(g)
+    }
+
+    /// The generation for a write on server `s`: this process's copy while it is
+    /// trusted, else read from the server (one round trip).
+    async fn write_generation(&self, s: usize) -> Result<u64> {
+        match self.generations.trusted(s) {
+            Some(g) => Ok(g),
+            None => self.server_generation(s, false).await,
+        }
     }
 
     /// Read `keys` (user keys, all on server `s`) with the generation in the same
@@ -193,11 +198,7 @@ impl MemcachedBackend {
         let mut g = self.generations.known(s);
         for _ in 0..3 {
             if g == 0 {
-                g = self
-                    .shared
-                    .on(s, async |c| read_generation(c, ns, false).await)
-                    .await?;
-                self.generations.record(s, g);
+                g = self.server_generation(s, false).await?;
             }
             let store_keys: Vec<String> = keys.iter().map(|k| value_key(ns, g, k)).collect();
             let mut ask: Vec<&str> = Vec::with_capacity(keys.len() + 1);
@@ -385,7 +386,7 @@ impl CacheBackend for MemcachedBackend {
             }))
             .await;
         // Every server is tried; the first failure is reported.
-        bumped.into_iter().collect()
+        bumped.into_iter().try_for_each(|r| r.map(drop))
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -458,8 +459,9 @@ impl CacheBackend for MemcachedBackend {
         let groups = self.by_server(keys);
         let counts = futures::future::join_all(groups.iter().map(|(s, ix)| async move {
             let ks: Vec<&str> = ix.iter().map(|&i| keys[i]).collect();
-            // Which are live, then delete them all (the write goes out at once; no
-            // reply to wait for).
+            // Which are live, then delete them all: `noreply` deletes and a `version`
+            // behind them on the same connection, whose answer means the server has
+            // done the deletes (a later call may run on another connection).
             let (g, found) = self.read(*s, &ks).await?;
             let now = now_ms();
             let mut live = std::collections::HashSet::new();
@@ -470,7 +472,10 @@ impl CacheBackend for MemcachedBackend {
             }
             let store_keys: Vec<String> = ks.iter().map(|k| value_key(self.ns(), g, k)).collect();
             self.shared
-                .on(*s, async |c| c.delete_multi_no_reply(&store_keys).await)
+                .on(*s, async |c| {
+                    c.delete_multi_no_reply(&store_keys).await?;
+                    c.version().await.map(drop)
+                })
                 .await?;
             Ok::<_, cache_core::Error>(live.len())
         }))
@@ -486,13 +491,8 @@ impl CacheBackend for MemcachedBackend {
         };
         // Always the server's generation, not a trusted copy: a stale one would let a
         // second caller win after another process's clear.
-        let ns = self.ns();
-        let g = self
-            .shared
-            .on(s, async |c| read_generation(c, ns, false).await)
-            .await?;
-        self.generations.record(s, g);
-        let k = value_key(ns, g, key);
+        let g = self.server_generation(s, false).await?;
+        let k = value_key(self.ns(), g, key);
         self.insert_if_absent(s, &k, &encode(&value, deadline), &ttl_flag(deadline, now))
             .await
     }

@@ -5,9 +5,8 @@ use crate::config::MemcachedConfig;
 use crate::error::{config, map, pool, BACKEND};
 use async_memcached::{Client, Error as McError, MetaProtocol};
 use bb8::Pool;
-use cache_core::raw::{KeyKind, KeyLayout, Ttl};
+use cache_core::raw::{within, KeyKind, KeyLayout, Ttl};
 use cache_core::{Bytes, Error, Expiry, Result};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::xxh3_64;
@@ -273,14 +272,7 @@ impl Shared {
             let mut conn = server.pool.get().await.map_err(|e| pool(e, &server.addr))?;
             op(&mut conn).await.map_err(|e| map(e, &server.addr))
         };
-        bounded(self.timeout, call).await
-    }
-}
-
-async fn bounded<T>(timeout: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::timeout(BACKEND, timeout)),
+        within(BACKEND, self.timeout, call).await
     }
 }
 

@@ -150,3 +150,25 @@ async fn subsecond_ttls_are_exact_although_memcached_counts_seconds() {
         "an expired value is not live"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_is_done_before_it_returns_whatever_connection_reads_next() {
+    // Deletes go out as `noreply`; the next read may run on another pooled connection.
+    let a = std::sync::Arc::new(common::backend(&conformance_tests::random_namespace()).await);
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let k = format!("k{t}-{i}");
+                    a.set(&k, b("v"), Expiry::Never).await.unwrap();
+                    assert!(a.delete(&k).await.unwrap());
+                    assert_eq!(a.get(&k).await.unwrap(), None, "{k} read after its delete");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

@@ -3,9 +3,8 @@
 use crate::config::PostgresConfig;
 use crate::error::{config, map, pool, BACKEND};
 use bb8::Pool;
-use cache_core::raw::{sha256_hex, KeyKind, KeyLayout, StoreKey, Ttl};
+use cache_core::raw::{sha256_hex, within, KeyKind, KeyLayout, StoreKey, Ttl};
 use cache_core::{Bytes, Error, Expiry, Result};
-use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
@@ -389,21 +388,14 @@ impl Shared {
         Ok(shared)
     }
 
-    /// Bound a whole call (waiting for a connection included) by the timeout.
-    async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::timeout(BACKEND, self.timeout)),
-        }
-    }
-
     /// Rows of the prepared statement `sql` with `params`: one round trip.
     pub(crate) async fn query(
         &self,
         sql: &Sql,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
-        self.bounded(async {
+        // The whole call, waiting for a connection included, is bounded.
+        within(BACKEND, self.timeout, async {
             let conn = self.pool.get().await.map_err(pool)?;
             conn.client
                 .query(&conn.prepared[sql.slot], params)
