@@ -60,6 +60,17 @@ pub const MEMCACHED: Server = Server {
     address: |port| format!("127.0.0.1:{port}"),
 };
 
+/// MongoDB (`CACHE_TEST_MONGODB_URL`, `mongodb://127.0.0.1:PORT/db`).
+pub const MONGODB: Server = Server {
+    store: "mongodb",
+    var: "CACHE_TEST_MONGODB_URL",
+    image: ("mongo", "8"),
+    container_env: &[],
+    port: 27017,
+    ready_line: "Waiting for connections",
+    address: |port| format!("mongodb://127.0.0.1:{port}/cache_test"),
+};
+
 /// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
 /// when dropped.
 pub struct OwnProcess {
