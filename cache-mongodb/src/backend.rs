@@ -166,14 +166,22 @@ impl MongoBackend {
     }
 
     /// The live document of `key` with the fields of `projection` (and `exp`).
-    async fn find_one(&self, key: &str, projection: Document) -> Result<Option<Document>> {
+    async fn find_one(
+        &self,
+        key: &str,
+        projection: impl Into<Option<Document>>,
+    ) -> Result<Option<Document>> {
         let found = self
             .shared
             .call(
                 self.shared
                     .coll
                     .find_one(doc! { "_id": self.value_id(key) })
-                    .projection(projection),
+                    .with_options(
+                        mongodb::options::FindOneOptions::builder()
+                            .projection(projection.into())
+                            .build(),
+                    ),
             )
             .await?;
         Ok(found.filter(|d| is_live(d, DateTime::now())))
@@ -238,7 +246,9 @@ impl CacheBackend for MongoBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let found = self.find_one(key, doc! { VALUE: 1, EXPIRES: 1 }).await?;
+        // The whole document: it has only these fields, and a projection costs the
+        // server more than the bytes it saves.
+        let found = self.find_one(key, None).await?;
         Ok(found.as_ref().and_then(value_of).map(Bytes::from))
     }
 
@@ -272,6 +282,7 @@ impl CacheBackend for MongoBackend {
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
+        // Without the value, which may be large.
         Ok(self.find_one(key, doc! { EXPIRES: 1 }).await?.is_some())
     }
 

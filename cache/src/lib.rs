@@ -10,6 +10,7 @@
 //! | `redis` | `RedisBackend` (single server, cluster, TLS) | `cache-redis` |
 //! | `postgres` (+ `postgres-tls`) | `PostgresBackend` (one UNLOGGED table, bb8 pool, TLS) | `cache-postgres` |
 //! | `memcached` | `MemcachedBackend` (one or many servers, O(1) clear) | `cache-memcached` |
+//! | `mongodb` | `MongoBackend` (one collection, TTL index) | `cache-mongodb` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -42,6 +43,9 @@ pub use cache_postgres::{self as postgres, PostgresBackend, PostgresBuilder, Pos
 
 #[cfg(feature = "memcached")]
 pub use cache_memcached::{self as memcached, MemcachedBackend, MemcachedBuilder, MemcachedConfig};
+
+#[cfg(feature = "mongodb")]
+pub use cache_mongodb::{self as mongodb, MongoBackend, MongoBuilder, MongoConfig};
 
 /// The repository README's examples, compiled and run as doc tests (they use every store).
 #[cfg(all(

@@ -2,7 +2,8 @@
 # protocol, reports 8.x; GPL, a test server only, never a dependency of the crates) in a
 # virtualenv under .servers/mongodb/, started from Python so that its TTL monitor sweeps
 # every second, in memory, on 127.0.0.1:27117.
-#   CACHE_TEST_MONGODB_URL   mongodb://127.0.0.1:27117/cache_test
+#   CACHE_TEST_MONGODB_URL      mongodb://127.0.0.1:27117/cache_test
+#   CACHE_TEST_MONGODB_PYTHON   the venv's python, with secantus (the fault test runs its own)
 
 MONGODB_PORT=27117
 
@@ -33,6 +34,7 @@ s.wait()
 
 mongodb_env() {
   _export CACHE_TEST_MONGODB_URL "mongodb://127.0.0.1:$MONGODB_PORT/cache_test"
+  _export CACHE_TEST_MONGODB_PYTHON "$SERVERS_DIR/mongodb/venv/bin/python"
 }
 
 mongodb_stop() { _stop_dir "$SERVERS_DIR/mongodb"; }

@@ -70,3 +70,17 @@ impl Harness for MongoHarness {
         Arc::new(store.with_namespace(namespace).expect("valid namespace"))
     }
 }
+
+/// A SecantusDB of a test's own on `port` (killed when dropped), started from Python
+/// as `scripts/servers/mongodb.sh` does.
+pub fn own_server(port: u16) -> conformance_tests::servers::OwnProcess {
+    let python = env("CACHE_TEST_MONGODB_PYTHON");
+    let script = format!(
+        "from secantus.server import SecantusDBServer\n\
+         s = SecantusDBServer(host='127.0.0.1', port={port}, storage_path=':memory:', \
+         ttl_sweep_seconds=1.0, replica_set_name=None)\n\
+         s.start()\n\
+         s.wait()\n"
+    );
+    conformance_tests::servers::OwnProcess::start(&python, &["-c", &script], port)
+}
