@@ -151,3 +151,30 @@ fn debug_hides_the_password() {
     let dbg = format!("{builder:?}");
     assert!(!dbg.contains("hunter2") && dbg.contains("***"), "{dbg}");
 }
+
+#[tokio::test]
+async fn a_value_at_the_default_limit_fits_a_document_and_one_byte_more_is_refused() {
+    let backend = MongoBuilder::new(common::url().await)
+        .namespace(conformance_tests::random_namespace())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let max = backend.capabilities().max_value_size.unwrap();
+    assert_eq!(max, 16 * 1024 * 1024 - 16 * 1024);
+    let cache = cache_core::Cache::new(backend);
+    // The longest key too: the document holds it twice (_id) and the namespace.
+    let key = "k".repeat(1000);
+    let store = cache.backend();
+    store
+        .set(&key, Bytes::from(vec![7u8; max]), Expiry::Never)
+        .await
+        .expect("a value of max_value_size fits one document");
+    assert_eq!(store.get(&key).await.unwrap().map(|v| v.len()), Some(max));
+    let err = store
+        .set("over", Bytes::from(vec![7u8; max + 1]), Expiry::Never)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    store.clear().await.unwrap();
+}
