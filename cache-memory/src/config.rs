@@ -18,7 +18,8 @@ pub struct MemoryConfig {
     /// or evicted). Default 1 s.
     #[serde(with = "cache_core::raw::opt_millis")]
     pub sweep_interval: Option<Duration>,
-    /// Number of independently locked shards. Default 64.
+    /// Most independently locked shards. Default 64; a store never has shards of
+    /// fewer than 4 096 entries, so a cache of up to 8 191 entries is one exact LRU.
     pub shards: usize,
     /// Largest value accepted, in bytes. Default 16 MiB.
     pub max_value_size: usize,

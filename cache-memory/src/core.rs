@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Entry {
     pub(crate) value: Bytes,
     pub(crate) expires_at: Option<Instant>,
+    /// The map's key, shared, so a read can record it without copying.
+    key: Arc<str>,
 }
 
 impl Entry {
@@ -28,13 +30,59 @@ impl Entry {
     }
 }
 
-pub(crate) type Shard = RwLock<LruCache<Box<str>, Entry>>;
+/// One independently locked part of the store: an LRU map, and the reads not yet
+/// applied to its order. A read takes only the shared lock and records its key; the
+/// recorded reads are applied, in order, under the exclusive lock before any write
+/// (so before any eviction) and whenever the buffer fills. Eviction therefore always
+/// sees every read: the order is exact LRU, without a write lock per read.
+pub(crate) struct Shard {
+    map: RwLock<LruCache<Arc<str>, Entry>>,
+    reads: Mutex<Vec<Arc<str>>>,
+}
 
-/// One read in this many moves its entry to the front of the LRU order.
-const PROMOTE_EVERY: u32 = 8;
+/// Reads recorded before they are applied.
+const READ_BUFFER: usize = 64;
 
-thread_local! {
-    static PROMOTE_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+/// Entries a shard should be able to hold before the store is split into more
+/// shards: below this, one shard (exact LRU over the whole bound).
+const MIN_PER_SHARD: usize = 4096;
+
+impl Shard {
+    fn new(capacity: usize) -> Self {
+        Shard {
+            map: RwLock::new(LruCache::new(
+                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+            )),
+            reads: Mutex::new(Vec::with_capacity(READ_BUFFER)),
+        }
+    }
+
+    /// Record a read of `key`; true when the buffer is full and should be applied.
+    /// Under contention for the buffer the read goes unrecorded: concurrent reads
+    /// have no single order anyway.
+    fn record(&self, key: &Arc<str>) -> bool {
+        match self.reads.try_lock() {
+            Some(mut buf) => {
+                buf.push(key.clone());
+                buf.len() >= READ_BUFFER
+            }
+            None => false,
+        }
+    }
+
+    /// The map for writing, with every recorded read applied first.
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, LruCache<Arc<str>, Entry>> {
+        let mut map = self.map.write();
+        // Readers hold the shared lock while they record, so nobody holds the buffer now.
+        for k in self.reads.lock().drain(..) {
+            map.promote(&k);
+        }
+        map
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.read().len()
+    }
 }
 
 pub(crate) struct Store {
@@ -59,15 +107,12 @@ impl Store {
                 "sweep_interval must be positive, or None to turn the sweep off",
             ));
         }
-        // Split max_entries exactly across the shards so the total never exceeds it.
-        let n = cfg.shards.min(cfg.max_entries);
+        // As many shards as asked for, but never so many that a shard holds fewer
+        // than MIN_PER_SHARD entries: a small cache is one shard, an exact LRU over
+        // its whole bound. max_entries is split exactly, so the total never exceeds it.
+        let n = cfg.shards.min((cfg.max_entries / MIN_PER_SHARD).max(1));
         let shards = (0..n)
-            .map(|i| {
-                let cap = cfg.max_entries / n + usize::from(i < cfg.max_entries % n);
-                RwLock::new(LruCache::new(
-                    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
-                ))
-            })
+            .map(|i| Shard::new(cfg.max_entries / n + usize::from(i < cfg.max_entries % n)))
             .collect();
         let store = Arc::new(Store {
             shards,
@@ -93,38 +138,36 @@ impl Store {
         cv.notify_all();
     }
 
-    /// The live value under `key`.
+    /// The live value under `key`; the read counts for the LRU order.
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let shard = self.shard(key);
-        // Most reads share the shard's read lock; one in PROMOTE_EVERY takes the
-        // write lock to move the entry to the front (sampled LRU), so hot keys
-        // read from many threads do not queue on one lock.
-        let promote = PROMOTE_TICK.with(|t| {
-            let n = t.get().wrapping_add(1);
-            t.set(n);
-            n % PROMOTE_EVERY == 0
-        });
-        {
-            let s = shard.read();
-            match s.peek(key) {
+        let (value, full) = {
+            let map = shard.map.read();
+            match map.peek(key) {
                 None => return None,
-                Some(e) if e.is_live() && !promote => return Some(e.value.clone()),
-                Some(_) => {}
+                Some(e) if e.is_live() => (e.value.clone(), shard.record(&e.key)),
+                Some(_) => {
+                    drop(map);
+                    let mut map = shard.write();
+                    if map.peek(key).is_some_and(|e| !e.is_live()) {
+                        map.pop(key);
+                    }
+                    return None;
+                }
             }
+        };
+        if full {
+            drop(shard.write());
         }
-        let mut s = shard.write();
-        match s.get(key) {
-            Some(e) if e.is_live() => Some(e.value.clone()),
-            Some(_) => {
-                s.pop(key);
-                None
-            }
-            None => None,
-        }
+        Some(value)
     }
 
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.shard(key).read().peek(key).is_some_and(Entry::is_live)
+        self.shard(key)
+            .map
+            .read()
+            .peek(key)
+            .is_some_and(Entry::is_live)
     }
 
     /// Store `value` (or remove the key when the expiry has passed).
@@ -132,7 +175,15 @@ impl Store {
         let mut s = self.shard(key).write();
         match deadline(expiry) {
             Some(expires_at) => {
-                s.put(key.into(), Entry { value, expires_at });
+                let key: Arc<str> = key.into();
+                s.put(
+                    key.clone(),
+                    Entry {
+                        value,
+                        expires_at,
+                        key,
+                    },
+                );
             }
             None => {
                 s.pop(key);
@@ -148,7 +199,15 @@ impl Store {
         }
         match deadline(expiry) {
             Some(expires_at) => {
-                s.put(key.into(), Entry { value, expires_at });
+                let key: Arc<str> = key.into();
+                s.put(
+                    key.clone(),
+                    Entry {
+                        value,
+                        expires_at,
+                        key,
+                    },
+                );
                 true
             }
             None => false,
@@ -189,7 +248,7 @@ impl Store {
         let mut removed = 0;
         for shard in self.shards.iter() {
             let mut s = shard.write();
-            let dead: Vec<Box<str>> = s
+            let dead: Vec<Arc<str>> = s
                 .iter()
                 .filter(|(k, e)| !keep(k, e))
                 .map(|(k, _)| k.clone())
@@ -203,7 +262,7 @@ impl Store {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.shards.iter().map(Shard::len).sum()
     }
 }
 
