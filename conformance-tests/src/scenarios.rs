@@ -180,6 +180,27 @@ pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)])
     );
 }
 
+/// The parent test's assertions: `computes(true)` (children with stampede protection)
+/// counts exactly one compute, and `computes(false)` more than one, so the count is
+/// what the lock changes. The runs go one after the other: eight debug-build
+/// processes at once on a small machine would push calls past the fail-open timeout.
+pub async fn assert_lock_decides<F, Fut>(computes: F)
+where
+    F: Fn(bool) -> Fut,
+    Fut: Future<Output = u64>,
+{
+    assert_eq!(
+        computes(true).await,
+        1,
+        "the compute ran exactly once across the processes"
+    );
+    let n = computes(false).await;
+    assert!(
+        n > 1,
+        "without the lock {n} compute(s): the test could not tell"
+    );
+}
+
 /// Child side: the `args` its parent passed, or `None` when the test runs on its own
 /// (then it should do nothing).
 pub fn stampede_child_args() -> Option<String> {
