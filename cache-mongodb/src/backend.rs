@@ -215,28 +215,21 @@ impl MongoBackend {
     /// insert a second `_id`, which the server refuses (E11000): one winner.
     async fn insert_if_absent(&self, id: String, doc: Document) -> Result<bool> {
         let filter = doc! { "_id": &id, EXPIRES: { "$lt": DateTime::now() } };
-        let r = within_driver(&self.shared, async {
-            self.shared
-                .coll
-                .update_one(filter, doc! { "$set": doc })
-                .upsert(true)
-                .await
-        })
-        .await?;
+        let r = self
+            .shared
+            .call_raw(
+                self.shared
+                    .coll
+                    .update_one(filter, doc! { "$set": doc })
+                    .upsert(true),
+            )
+            .await?;
         match r {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(map(e)),
         }
     }
-}
-
-/// Bound a call by the timeout, leaving the driver's error for the caller to read.
-async fn within_driver<T>(
-    shared: &Shared,
-    op: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
-) -> Result<mongodb::error::Result<T>> {
-    cache_core::raw::within(BACKEND, shared.timeout, async { Ok(op.await) }).await
 }
 
 #[async_trait]
@@ -333,11 +326,10 @@ impl CacheBackend for MongoBackend {
             "updates": updates,
             "ordered": false,
         };
-        let db = self
+        let reply = self
             .shared
-            .client
-            .database(self.shared.coll.namespace().db.as_str());
-        let reply = self.shared.call(db.run_command(command)).await?;
+            .call(self.shared.db.run_command(command))
+            .await?;
         match reply.get_array("writeErrors") {
             Ok(errors) if !errors.is_empty() => Err(cache_core::Error::new(
                 cache_core::ErrorKind::Backend,

@@ -7,7 +7,7 @@ use cache_core::raw::{within, KeyKind, KeyLayout, Ttl};
 use cache_core::{Error, Expiry, Result};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::{Client, Collection, Database, IndexModel};
 use std::time::Duration;
 
 /// `_id`s are `ns:key` strings (a namespace has no `:`, so the pair is unambiguous);
@@ -78,9 +78,10 @@ pub(crate) fn value_of(d: &Document) -> Option<Vec<u8>> {
     }
 }
 
-/// What every namespace's handle shares: the client and the collection.
+/// What every namespace's handle shares: the database and the collection (each
+/// holds the driver's client and its pool).
 pub(crate) struct Shared {
-    pub(crate) client: Client,
+    pub(crate) db: Database,
     pub(crate) coll: Collection<Document>,
     pub(crate) timeout: Duration,
 }
@@ -162,7 +163,7 @@ impl Shared {
         })
         .await?;
         Ok(Shared {
-            client,
+            db,
             coll,
             timeout: cfg.timeout,
         })
@@ -173,7 +174,15 @@ impl Shared {
         &self,
         op: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T> {
-        within(BACKEND, self.timeout, async { op.await.map_err(map) }).await
+        self.call_raw(op).await?.map_err(map)
+    }
+
+    /// Bound a call by the timeout, leaving the driver's error for the caller to read.
+    pub(crate) async fn call_raw<T>(
+        &self,
+        op: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<mongodb::error::Result<T>> {
+        within(BACKEND, self.timeout, async { Ok(op.await) }).await
     }
 }
 
