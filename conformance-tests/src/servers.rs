@@ -71,6 +71,17 @@ pub const MONGODB: Server = Server {
     address: |port| format!("mongodb://127.0.0.1:{port}/cache_test"),
 };
 
+/// DynamoDB (`CACHE_TEST_DYNAMODB_URL`, the endpoint `http://127.0.0.1:PORT`).
+pub const DYNAMODB: Server = Server {
+    store: "dynamodb",
+    var: "CACHE_TEST_DYNAMODB_URL",
+    image: ("amazon/dynamodb-local", "latest"),
+    container_env: &[],
+    port: 8000,
+    ready_line: "Initializing DynamoDB Local",
+    address: |port| format!("http://127.0.0.1:{port}"),
+};
+
 /// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
 /// when dropped.
 pub struct OwnProcess {

@@ -1,0 +1,104 @@
+//! Settings of the DynamoDB backend.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Largest item DynamoDB stores (400 KB, attribute names and values included).
+pub(crate) const ITEM_LIMIT: usize = 400 * 1024;
+
+/// Room left in an item for the key, the namespace, the expiry and the attribute names.
+pub(crate) const ITEM_OVERHEAD: usize = 4 * 1024;
+
+/// Settings of [`DynamoBackend`](crate::DynamoBackend), loadable with serde.
+///
+/// Credentials are not settings: they come from the AWS configuration given to the
+/// builder ([`DynamoBuilder::sdk_config`](crate::DynamoBuilder::sdk_config)) or from
+/// the environment's credential chain (variables, profile, SSO, container or instance
+/// role), as every AWS SDK finds them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct DynamoConfig {
+    /// Table holding every namespace's entries. Default `cache_entries`. Make it once
+    /// with [`DynamoBuilder::create_table`](crate::DynamoBuilder::create_table).
+    pub table: String,
+    /// Namespace of this backend's items (the `ns` attribute). Default `"default"`.
+    pub namespace: String,
+    /// Endpoint URL instead of the region's (DynamoDB Local, a test server, a VPC
+    /// endpoint). Default: none.
+    pub endpoint: Option<String>,
+    /// Region instead of the one the AWS configuration names. Default: none.
+    pub region: Option<String>,
+    /// Bound on each call (the SDK's retries included); past it the call fails with a
+    /// `Timeout` error. Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub timeout: Duration,
+    /// Bound on opening a connection, and on the table check of `build()`. Default 5 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub connect_timeout: Duration,
+    /// Strongly consistent reads (a read sees every write acknowledged before it).
+    /// Eventually consistent reads cost half the read capacity but may miss a value
+    /// written less than a second ago. Default `true`.
+    pub consistent_reads: bool,
+    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 396 KiB:
+    /// DynamoDB's 400 KB item limit less room for the key and the other attributes.
+    pub max_value_size: usize,
+}
+
+impl Default for DynamoConfig {
+    fn default() -> Self {
+        DynamoConfig {
+            table: "cache_entries".into(),
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.into(),
+            endpoint: None,
+            region: None,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            consistent_reads: true,
+            max_value_size: ITEM_LIMIT - ITEM_OVERHEAD,
+        }
+    }
+}
+
+impl fmt::Debug for DynamoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamoConfig")
+            .field("table", &self.table)
+            .field("namespace", &self.namespace)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(cache_core::raw::redact_url),
+            )
+            .field("region", &self.region)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("consistent_reads", &self.consistent_reads)
+            .field("max_value_size", &self.max_value_size)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_a_password_in_the_endpoint() {
+        let cfg = DynamoConfig {
+            endpoint: Some("https://user:s3cret@proxy.internal:8443".into()),
+            ..DynamoConfig::default()
+        };
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert!(dbg.contains("proxy.internal"), "{dbg}");
+    }
+
+    #[test]
+    fn loads_from_json_with_defaults() {
+        let cfg: DynamoConfig = serde_json::from_str(r#"{"table": "t", "timeout": 250}"#).unwrap();
+        assert_eq!(cfg.table, "t");
+        assert_eq!(cfg.timeout, Duration::from_millis(250));
+        assert!(cfg.consistent_reads);
+    }
+}

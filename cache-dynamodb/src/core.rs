@@ -1,0 +1,472 @@
+//! The SDK side: the client, the table and its index, items, expiry encoding, the
+//! bounded call and the batch calls with their retry of unprocessed items.
+
+use crate::config::DynamoConfig;
+use crate::error::{config, map, BACKEND};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use cache_core::raw::{within, KeyKind, KeyLayout, Ttl};
+use cache_core::{Error, ErrorKind, Expiry, Result};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Partition keys are `ns:key` strings; keys whose store key would pass DynamoDB's
+/// 2 048-byte partition-key limit are stored as their digest.
+pub(crate) const LAYOUT: KeyLayout = KeyLayout::ANY.max_len(MAX_KEY_LEN);
+
+/// DynamoDB's limit on a partition key, in bytes.
+pub(crate) const MAX_KEY_LEN: usize = 2048;
+
+/// Attribute names. `exp` is epoch seconds, for DynamoDB's TTL; `exp_ms` the same
+/// instant in milliseconds, which every read checks. Both are absent for entries that
+/// never expire.
+pub(crate) const PK: &str = "pk";
+pub(crate) const NS: &str = "ns";
+pub(crate) const VALUE: &str = "v";
+pub(crate) const EXPIRES: &str = "exp";
+pub(crate) const EXPIRES_MS: &str = "exp_ms";
+
+/// The global secondary index on `ns` (keys only) that `clear` queries.
+pub(crate) const NS_INDEX: &str = "cache_ns";
+
+/// DynamoDB's limits on one BatchGetItem and one BatchWriteItem.
+pub(crate) const BATCH_GET: usize = 100;
+pub(crate) const BATCH_WRITE: usize = 25;
+
+/// An item, as the SDK takes and gives it.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// The partition key of `key` of `kind` in `namespace`.
+pub(crate) fn pk(namespace: &str, kind: KeyKind, key: &str) -> String {
+    LAYOUT.key(namespace, kind, key).to_string()
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When an entry written now with `expiry` expires, in epoch milliseconds (`None`:
+/// never), or `Err(())` if it already has. Far expiries are clamped to year 9999.
+pub(crate) fn expires_at(expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
+    const MAX_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    match expiry.ttl() {
+        Ttl::Forever => Ok(None),
+        Ttl::Expired => Err(()),
+        Ttl::For(d) => {
+            let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+            Ok(Some(now_ms().saturating_add(ms).min(MAX_MS)))
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The key map of an item.
+pub(crate) fn key_of(pk: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk))])
+}
+
+/// A whole item: every attribute written, so a put leaves nothing of the old one.
+pub(crate) fn item(pk: String, namespace: &str, value: &[u8], expires_ms: Option<u64>) -> Item {
+    let mut item = HashMap::with_capacity(5);
+    item.insert(PK.to_owned(), s(pk));
+    item.insert(NS.to_owned(), s(namespace));
+    item.insert(
+        VALUE.to_owned(),
+        AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(value)),
+    );
+    if let Some(ms) = expires_ms {
+        item.insert(EXPIRES.to_owned(), n(ms.div_ceil(1000)));
+        item.insert(EXPIRES_MS.to_owned(), n(ms));
+    }
+    item
+}
+
+/// Whether an item (read with its `exp_ms`) is live at `now` (epoch ms). DynamoDB's
+/// TTL deletes expired items only eventually (within days), so every read checks.
+pub(crate) fn is_live(item: &Item, now: u64) -> bool {
+    match item.get(EXPIRES_MS) {
+        Some(AttributeValue::N(ms)) => ms.parse::<u64>().map_or(false, |ms| ms > now),
+        _ => true,
+    }
+}
+
+/// The value bytes of an item.
+pub(crate) fn value_of(item: Item) -> Option<Vec<u8>> {
+    match item.into_iter().find(|(k, _)| k == VALUE)?.1 {
+        AttributeValue::B(b) => Some(b.into_inner()),
+        _ => None,
+    }
+}
+
+pub(crate) fn pk_of(item: &Item) -> Option<&str> {
+    item.get(PK)?.as_s().ok().map(String::as_str)
+}
+
+/// The condition of a write that must find no live entry: absent, or expired.
+pub(crate) const ABSENT_OR_EXPIRED: &str = "attribute_not_exists(#pk) OR #exp_ms < :now";
+
+/// What every namespace's handle shares: the client and the settings of its calls.
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    pub(crate) timeout: Duration,
+    pub(crate) consistent: bool,
+}
+
+/// Retries of unprocessed batch items: exponential from 25 ms, capped at 1 s, with
+/// jitter, at most 10 times; the whole call stays bounded by the timeout.
+fn unprocessed_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(25))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_times(10)
+        .with_jitter()
+        .build()
+}
+
+fn gave_up(what: &str, left: usize) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        BACKEND,
+        format!("DynamoDB left {left} {what} unprocessed after 10 retries (throttled?); retry later or raise the table's capacity"),
+    )
+}
+
+impl Shared {
+    /// Bound a call by the timeout.
+    pub(crate) async fn call<T, E, R>(
+        &self,
+        op: impl std::future::Future<
+            Output = std::result::Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+        >,
+    ) -> Result<T>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        within(BACKEND, self.timeout, async { op.await.map_err(map) }).await
+    }
+
+    /// Bound a call by the timeout, leaving the SDK's error for the caller to read.
+    pub(crate) async fn call_raw<T>(&self, op: impl std::future::Future<Output = T>) -> Result<T> {
+        within(BACKEND, self.timeout, async { Ok(op.await) }).await
+    }
+
+    /// The items of `pks` (distinct, at most [`BATCH_GET`]), with the attributes of
+    /// `projection` (`None`: all); unprocessed keys are asked again with backoff.
+    pub(crate) async fn batch_get(
+        &self,
+        pks: Vec<String>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>> {
+        within(BACKEND, self.timeout, async {
+            let mut found = Vec::with_capacity(pks.len());
+            let mut keys = KeysAndAttributes::builder()
+                .set_keys(Some(pks.into_iter().map(key_of).collect()))
+                .consistent_read(self.consistent)
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_expression_attribute_names(projection.map(|_| {
+                    HashMap::from([
+                        ("#pk".to_owned(), PK.to_owned()),
+                        ("#exp_ms".to_owned(), EXPIRES_MS.to_owned()),
+                    ])
+                }))
+                .build()
+                .map_err(|e| {
+                    Error::new(ErrorKind::Backend, BACKEND, "cannot build a BatchGetItem")
+                        .with_source(e)
+                })?;
+            let mut delays = unprocessed_backoff();
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(map)?;
+                if let Some(mut r) = out.responses {
+                    found.extend(r.remove(&self.table).unwrap_or_default());
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(left) if !left.keys.is_empty() => {
+                        let delay = delays
+                            .next()
+                            .ok_or_else(|| gave_up("keys", left.keys.len()))?;
+                        tracing::debug!(
+                            left = left.keys.len(),
+                            ?delay,
+                            "dynamodb: unprocessed keys, retrying"
+                        );
+                        tokio::time::sleep(delay).await;
+                        keys = left;
+                    }
+                    _ => return Ok(found),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Send `writes` (at most [`BATCH_WRITE`], distinct keys); unprocessed ones are
+    /// sent again with backoff.
+    pub(crate) async fn batch_write(&self, mut writes: Vec<WriteRequest>) -> Result<()> {
+        within(BACKEND, self.timeout, async {
+            let mut delays = unprocessed_backoff();
+            loop {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, writes)
+                    .send()
+                    .await
+                    .map_err(map)?;
+                match out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    Some(left) if !left.is_empty() => {
+                        let delay = delays.next().ok_or_else(|| gave_up("writes", left.len()))?;
+                        tracing::debug!(
+                            left = left.len(),
+                            ?delay,
+                            "dynamodb: unprocessed writes, retrying"
+                        );
+                        tokio::time::sleep(delay).await;
+                        writes = left;
+                    }
+                    _ => return Ok(()),
+                }
+            }
+        })
+        .await
+    }
+}
+
+pub(crate) fn put_request(item: Item) -> Result<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Backend, BACKEND, "cannot build a PutRequest").with_source(e)
+        })?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+pub(crate) fn delete_request(pk: String) -> Result<WriteRequest> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key_of(pk)))
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Backend, BACKEND, "cannot build a DeleteRequest").with_source(e)
+        })?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// Table names DynamoDB accepts: 3 to 255 of `a-z A-Z 0-9 _ - .`.
+pub(crate) fn validate_table(name: &str) -> Result<()> {
+    let ok = (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(config(format!(
+            "invalid table name {name:?}: use 3 to 255 of a-z, A-Z, 0-9, '_', '-', '.'"
+        )))
+    }
+}
+
+pub(crate) fn validate(cfg: &DynamoConfig) -> Result<()> {
+    cache_core::raw::validate_namespace(BACKEND, &cfg.namespace)?;
+    validate_table(&cfg.table)?;
+    if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() {
+        return Err(config("timeout and connect_timeout must be positive"));
+    }
+    let most = crate::config::ITEM_LIMIT - crate::config::ITEM_OVERHEAD;
+    if cfg.max_value_size > most {
+        return Err(config(format!(
+            "max_value_size is over what fits a 400 KB DynamoDB item with its key; use at most {most}"
+        )));
+    }
+    Ok(())
+}
+
+/// Check that the table exists, is usable, and has the layout this crate writes: a
+/// string partition key `pk` alone, and the index on `ns`.
+pub(crate) async fn check_table(client: &Client, table: &str, limit: Duration) -> Result<()> {
+    let out = within(BACKEND, limit, async {
+        client.describe_table().table_name(table).send().await.map_err(map)
+    })
+    .await
+    .map_err(|e| match e.kind() {
+        ErrorKind::Config if e.message().contains("ResourceNotFound") => config(format!(
+            "the table {table:?} does not exist; create it once with DynamoBuilder::create_table() (or as the crate README shows)"
+        )),
+        _ => e,
+    })?;
+    let t = out
+        .table
+        .ok_or_else(|| config(format!("DynamoDB described no table {table:?}")))?;
+    let keys = t.key_schema();
+    let pk_only =
+        keys.len() == 1 && keys[0].attribute_name() == PK && keys[0].key_type() == &KeyType::Hash;
+    let has_index = t
+        .global_secondary_indexes()
+        .iter()
+        .any(|i| i.index_name() == Some(NS_INDEX));
+    if !pk_only || !has_index {
+        return Err(config(format!(
+            "the table {table:?} does not have this crate's layout (partition key \"pk\" alone and the index \"{NS_INDEX}\" on \"ns\"); use a table made by DynamoBuilder::create_table()"
+        )));
+    }
+    Ok(())
+}
+
+/// Create the table if absent (on-demand billing, the `ns` index, TTL on `exp`) and
+/// wait until it is ACTIVE, for at most `limit`.
+pub(crate) async fn create_table(client: &Client, table: &str, limit: Duration) -> Result<()> {
+    within(BACKEND, limit, async {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| config("cannot describe an attribute").with_source(e))
+        };
+        let hash = |name: &str| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| config("cannot describe a key").with_source(e))
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(NS_INDEX)
+            .key_schema(hash(NS)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| config("cannot describe the index").with_source(e))?;
+        let created = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(PK)?)
+            .attribute_definitions(attr(NS)?)
+            .key_schema(hash(PK)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await;
+        match created {
+            Ok(_) => tracing::info!(table, "dynamodb: created the cache table"),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(map(e)),
+        }
+        loop {
+            let out = client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(map)?;
+            if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(map)?;
+        let enabled = ttl
+            .time_to_live_description
+            .is_some_and(|d| d.attribute_name() == Some(EXPIRES));
+        if !enabled {
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(EXPIRES)
+                        .build()
+                        .map_err(|e| config("cannot describe the TTL").with_source(e))?,
+                )
+                .send()
+                .await
+                .map_err(map)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_are_unambiguous_and_bounded() {
+        assert_eq!(pk("app", KeyKind::Value, "user:1"), "app:user:1");
+        assert_eq!(pk("app", KeyKind::Lock, "user:1"), "app:#lock:user:1");
+        let long = pk("app", KeyKind::Value, &"é".repeat(5000));
+        assert!(long.len() <= MAX_KEY_LEN, "{}", long.len());
+        assert!(long.starts_with("app:#"));
+        let edge = "x".repeat(MAX_KEY_LEN - 4);
+        assert_eq!(pk("app", KeyKind::Value, &edge).len(), MAX_KEY_LEN);
+    }
+
+    #[test]
+    fn expiries_round_up_and_clamp() {
+        assert_eq!(expires_at(Expiry::Never), Ok(None));
+        assert_eq!(expires_at(Expiry::After(Duration::ZERO)), Err(()));
+        assert_eq!(
+            expires_at(Expiry::After(Duration::MAX)),
+            Ok(Some(253_402_300_799_000))
+        );
+        let soon = expires_at(Expiry::After(Duration::from_micros(10)))
+            .unwrap()
+            .unwrap();
+        assert!(soon > now_ms() - 5);
+        // The TTL attribute (seconds) is never before the exact expiry.
+        let it = item("a:b".into(), "a", b"v", Some(1_500));
+        assert_eq!(it[EXPIRES], n(2));
+        assert!(is_live(&it, 1_499) && !is_live(&it, 1_500));
+        assert!(is_live(&item("a:b".into(), "a", b"v", None), u64::MAX));
+    }
+
+    #[test]
+    fn table_names() {
+        for bad in ["", "ab", "a b", "a/b", "ä123", &"x".repeat(256)] {
+            assert!(validate_table(bad).is_err(), "{bad}");
+        }
+        validate_table("cache.entries-1_x").unwrap();
+    }
+}

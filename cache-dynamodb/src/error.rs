@@ -1,0 +1,86 @@
+//! AWS SDK errors, mapped into the core error.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use cache_core::{Error, ErrorKind};
+
+pub(crate) const BACKEND: &str = "dynamodb";
+
+/// Map an SDK error to what a caller can act on.
+pub(crate) fn map<E, R>(e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (kind, message) = match &e {
+        SdkError::ConstructionFailure(_) => (
+            ErrorKind::Config,
+            "the SDK could not build the request; check the region, endpoint and credentials configuration",
+        ),
+        SdkError::TimeoutError(_) => (ErrorKind::Timeout, "DynamoDB did not answer in time"),
+        SdkError::DispatchFailure(d) if d.is_user() => (
+            ErrorKind::Config,
+            "the SDK could not send the request; check the AWS credentials (environment, profile or role) and the endpoint",
+        ),
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            (ErrorKind::Timeout, "DynamoDB did not answer in time")
+        }
+        SdkError::DispatchFailure(_) => (
+            ErrorKind::Unavailable,
+            "cannot reach DynamoDB; check the endpoint or region and the network",
+        ),
+        SdkError::ResponseError(_) => (
+            ErrorKind::Backend,
+            "DynamoDB answered with something the SDK could not read",
+        ),
+        SdkError::ServiceError(s) => match s.err().code().unwrap_or_default() {
+            "ResourceNotFoundException" => (
+                ErrorKind::Config,
+                "the table does not exist (or is not ACTIVE); create it with DynamoBuilder::create_table",
+            ),
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "MissingAuthenticationToken"
+            | "MissingAuthenticationTokenException"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId" => (
+                ErrorKind::Config,
+                "DynamoDB refused the credentials; check the access key, secret and session token",
+            ),
+            "AccessDeniedException" => (
+                ErrorKind::Config,
+                "not authorized; allow dynamodb:GetItem, PutItem, DeleteItem, BatchGetItem, BatchWriteItem, Query and DescribeTable on the table and its index",
+            ),
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "ServiceUnavailable"
+            | "InternalServerError" => (
+                ErrorKind::Unavailable,
+                "DynamoDB throttled or could not serve the request now; retry, or raise the table's capacity",
+            ),
+            "ValidationException"
+                if s.err().message().is_some_and(|m| m.contains("Item size")) =>
+            {
+                (
+                    ErrorKind::InvalidInput,
+                    "the item is over DynamoDB's 400 KB limit; store a smaller value or lower max_value_size",
+                )
+            }
+            _ => (ErrorKind::Backend, "DynamoDB answered with an error"),
+        },
+        _ => (ErrorKind::Backend, "the SDK failed"),
+    };
+    let detail = match &e {
+        SdkError::ServiceError(s) => format!(
+            "{message} ({}: {})",
+            s.err().code().unwrap_or("unknown"),
+            s.err().message().unwrap_or("")
+        ),
+        _ => message.to_owned(),
+    };
+    Error::new(kind, BACKEND, detail).with_source(e)
+}
+
+pub(crate) fn config(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, BACKEND, message.into())
+}
