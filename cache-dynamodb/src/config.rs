@@ -4,11 +4,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
-/// Largest item DynamoDB stores (400 KB, attribute names and values included).
-pub(crate) const ITEM_LIMIT: usize = 400 * 1024;
-
-/// Room left in an item for the key, the namespace, the expiry and the attribute names.
-pub(crate) const ITEM_OVERHEAD: usize = 4 * 1024;
+/// Largest value that fits an item with the longest key, namespace and expiry, with
+/// room to spare (DynamoDB's limit is 409 600 bytes; moto's, 405 000).
+pub(crate) const MAX_VALUE: usize = 390 * 1024;
 
 /// Settings of [`DynamoBackend`](crate::DynamoBackend), loadable with serde.
 ///
@@ -41,8 +39,9 @@ pub struct DynamoConfig {
     /// Eventually consistent reads cost half the read capacity but may miss a value
     /// written less than a second ago. Default `true`.
     pub consistent_reads: bool,
-    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default 396 KiB:
-    /// DynamoDB's 400 KB item limit less room for the key and the other attributes.
+    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default and most:
+    /// 390 KiB, DynamoDB's 400 KB item limit less room for a 2 KiB key and the other
+    /// attributes.
     pub max_value_size: usize,
 }
 
@@ -56,7 +55,7 @@ impl Default for DynamoConfig {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
             consistent_reads: true,
-            max_value_size: ITEM_LIMIT - ITEM_OVERHEAD,
+            max_value_size: MAX_VALUE,
         }
     }
 }

@@ -302,7 +302,7 @@ pub(crate) fn validate(cfg: &DynamoConfig) -> Result<()> {
     if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() {
         return Err(config("timeout and connect_timeout must be positive"));
     }
-    let most = crate::config::ITEM_LIMIT - crate::config::ITEM_OVERHEAD;
+    let most = crate::config::MAX_VALUE;
     if cfg.max_value_size > most {
         return Err(config(format!(
             "max_value_size is over what fits a 400 KB DynamoDB item with its key; use at most {most}"

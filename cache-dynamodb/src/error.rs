@@ -84,3 +84,53 @@ where
 pub(crate) fn config(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, BACKEND, message.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+    fn service(code: &str, message: &str) -> Error {
+        let e = PutItemError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        map(SdkError::<PutItemError, ()>::service_error(e, ()))
+    }
+
+    #[test]
+    fn service_errors_map_to_what_a_caller_can_act_on() {
+        let cases = [
+            (
+                "ValidationException",
+                "Item size has exceeded the maximum allowed size",
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "ValidationException",
+                "One or more parameter values were invalid",
+                ErrorKind::Backend,
+            ),
+            (
+                "ResourceNotFoundException",
+                "Requested resource not found",
+                ErrorKind::Config,
+            ),
+            (
+                "UnrecognizedClientException",
+                "The security token is invalid",
+                ErrorKind::Config,
+            ),
+            ("AccessDeniedException", "not authorized", ErrorKind::Config),
+            (
+                "ProvisionedThroughputExceededException",
+                "slow down",
+                ErrorKind::Unavailable,
+            ),
+            ("ThrottlingException", "slow down", ErrorKind::Unavailable),
+        ];
+        for (code, message, kind) in cases {
+            let e = service(code, message);
+            assert_eq!(e.kind(), kind, "{code}: {e}");
+            assert!(e.to_string().contains(code), "{e}");
+        }
+    }
+}

@@ -32,14 +32,7 @@ pub async fn builder(namespace: &str) -> DynamoBuilder {
         // moto is written in Python: under the suite's parallel load a call can take
         // longer than the default 1 s.
         .timeout(Duration::from_secs(5))
-        // moto counts a binary attribute by its base64 text (4/3 of its bytes), where
-        // DynamoDB counts the bytes: the default limit (396 KiB) is over moto's 400 KB
-        // there. A moto gap, not DynamoDB's.
-        .max_value_size(MOTO_MAX_VALUE)
 }
-
-/// The largest value moto takes in a 400 KB item, given its base64 counting.
-pub const MOTO_MAX_VALUE: usize = 290 * 1024;
 
 /// A backend on the shared test table, creating the table if needed.
 pub async fn backend(namespace: &str) -> DynamoBackend {
