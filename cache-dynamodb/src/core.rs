@@ -99,7 +99,7 @@ pub(crate) fn item(pk: String, namespace: &str, value: &[u8], expires_ms: Option
 /// TTL deletes expired items only eventually (within days), so every read checks.
 pub(crate) fn is_live(item: &Item, now: u64) -> bool {
     match item.get(EXPIRES_MS) {
-        Some(AttributeValue::N(ms)) => ms.parse::<u64>().map_or(false, |ms| ms > now),
+        Some(AttributeValue::N(ms)) => ms.parse::<u64>().is_ok_and(|ms| ms > now),
         _ => true,
     }
 }

@@ -50,7 +50,7 @@ async fn computes(protection: bool) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compute_runs_once_across_four_processes() {
-    conformance_tests::scenarios::assert_lock_decides(|on| computes(on)).await;
+    conformance_tests::scenarios::assert_lock_decides(computes).await;
 }
 
 /// One child process; does nothing when run as an ordinary test.

@@ -11,6 +11,7 @@
 //! | `postgres` (+ `postgres-tls`) | `PostgresBackend` (one UNLOGGED table, bb8 pool, TLS) | `cache-postgres` |
 //! | `memcached` | `MemcachedBackend` (one or many servers, O(1) clear) | `cache-memcached` |
 //! | `mongodb` | `MongoBackend` (one collection, TTL index) | `cache-mongodb` |
+//! | `dynamodb` | `DynamoBackend` (one table, DynamoDB's TTL, conditional-write locks) | `cache-dynamodb` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -47,12 +48,17 @@ pub use cache_memcached::{self as memcached, MemcachedBackend, MemcachedBuilder,
 #[cfg(feature = "mongodb")]
 pub use cache_mongodb::{self as mongodb, MongoBackend, MongoBuilder, MongoConfig};
 
+#[cfg(feature = "dynamodb")]
+pub use cache_dynamodb::{self as dynamodb, DynamoBackend, DynamoBuilder, DynamoConfig};
+
 /// The repository README's examples, compiled and run as doc tests (they use every store).
 #[cfg(all(
     doctest,
     feature = "redis",
     feature = "postgres",
-    feature = "memcached"
+    feature = "memcached",
+    feature = "mongodb",
+    feature = "dynamodb"
 ))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
