@@ -7,11 +7,11 @@
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cache_core::{Cache, CacheBackend};
-use cache_dynamodb::DynamoBuilder;
+use cache_core::{Bytes, Cache, CacheBackend, Expiry};
+use cache_dynamodb::{DynamoBackend, DynamoBuilder};
 use conformance_tests::bench::{compare, raw_key, value, Op, Settings, Subject};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -28,6 +28,7 @@ async fn main() {
     builder.create_table().await.unwrap();
     let backend = builder.build().await.unwrap();
     let raw = aws_sdk_dynamodb::Client::from_conf(backend.client().config().clone());
+    let concrete = backend.with_namespace("bench").unwrap();
     let backend: Arc<dyn CacheBackend> = Arc::new(backend);
     let v = value();
     let subjects = [
@@ -69,4 +70,66 @@ async fn main() {
     };
     compare(&format!("DynamoDB (moto) at {url}"), settings, &subjects).await;
     backend.clear().await.unwrap();
+    clear_cost(&concrete).await;
+}
+
+/// What `clear` costs, through the `ns` index, against the scan it avoids: a namespace
+/// with no entries in a table holding 2 000 entries of another, and one with 500.
+async fn clear_cost(base: &DynamoBackend) {
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let fill = |ns: &'static str, n: usize| {
+        let b = base.with_namespace(ns).unwrap();
+        async move {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            let items: Vec<(&str, Bytes)> = keys.iter().map(|k| (k.as_str(), value())).collect();
+            for chunk in items.chunks(500) {
+                b.set_many(chunk, Expiry::Never).await.unwrap();
+            }
+            b
+        }
+    };
+    let other = fill("bench_other", 2_000).await;
+    let empty = base.with_namespace("bench_empty").unwrap();
+    let mut index = Vec::new();
+    let mut scan = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        empty.clear().await.unwrap();
+        index.push(t.elapsed());
+        let t = Instant::now();
+        let mut pages = base
+            .client()
+            .scan()
+            .table_name("bench_entries")
+            .filter_expression("ns = :ns")
+            .expression_attribute_values(":ns", AttributeValue::S("bench_empty".into()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            page.unwrap();
+        }
+        scan.push(t.elapsed());
+    }
+    let (index, scan) = (median(index), median(scan));
+    println!(
+        "CLEAR (the namespace's keys from the ns index, then batch deletes)\n  \
+         empty namespace beside 2 000 entries: {:.1} ms; a Scan for it would take {:.1} ms ({:.3}x)",
+        index.as_secs_f64() * 1e3,
+        scan.as_secs_f64() * 1e3,
+        index.as_secs_f64() / scan.as_secs_f64()
+    );
+    let full = fill("bench_full", 500).await;
+    let t = Instant::now();
+    full.clear().await.unwrap();
+    println!(
+        "  500 entries: {:.1} ms ({:.2} ms per entry)",
+        t.elapsed().as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3 / 500.0
+    );
+    assert_eq!(full.get("k1").await.unwrap(), None);
+    assert!(other.get("k1").await.unwrap().is_some());
+    other.clear().await.unwrap();
 }
