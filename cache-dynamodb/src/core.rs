@@ -3,6 +3,8 @@
 
 use crate::config::DynamoConfig;
 use crate::error::{config, map, BACKEND};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
@@ -148,19 +150,12 @@ fn gave_up(what: &str, left: usize) -> Error {
 
 impl Shared {
     /// Bound a call by the timeout.
-    pub(crate) async fn call<T, E, R>(
+    pub(crate) async fn call<T, E>(
         &self,
-        op: impl std::future::Future<
-            Output = std::result::Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
-        >,
+        op: impl std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     ) -> Result<T>
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         within(BACKEND, self.timeout, async { op.await.map_err(map) }).await
     }

@@ -5,11 +5,22 @@ use cache_core::{Error, ErrorKind};
 
 pub(crate) const BACKEND: &str = "dynamodb";
 
+/// The HTTP status of a raw response.
+pub(crate) trait Status {
+    fn http_status(&self) -> Option<u16>;
+}
+
+impl Status for aws_sdk_dynamodb::config::http::HttpResponse {
+    fn http_status(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+}
+
 /// Map an SDK error to what a caller can act on.
 pub(crate) fn map<E, R>(e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    R: Status + std::fmt::Debug + Send + Sync + 'static,
 {
     let (kind, message) = match &e {
         SdkError::ConstructionFailure(_) => (
@@ -66,6 +77,12 @@ where
                     "the item is over DynamoDB's 400 KB limit; store a smaller value or lower max_value_size",
                 )
             }
+            // An answer without a readable code (a proxy's, or a server that speaks
+            // another protocol for errors): the status still says what to fix.
+            _ if matches!(s.raw().http_status(), Some(401 | 403)) => (
+                ErrorKind::Config,
+                "DynamoDB refused the credentials or their permissions (HTTP 401/403); check the access key, secret and the policy",
+            ),
             _ => (ErrorKind::Backend, "DynamoDB answered with an error"),
         },
         _ => (ErrorKind::Backend, "the SDK failed"),
@@ -91,9 +108,25 @@ mod tests {
     use aws_sdk_dynamodb::error::ErrorMetadata;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
 
+    impl Status for u16 {
+        fn http_status(&self) -> Option<u16> {
+            Some(*self)
+        }
+    }
+
     fn service(code: &str, message: &str) -> Error {
         let e = PutItemError::generic(ErrorMetadata::builder().code(code).message(message).build());
-        map(SdkError::<PutItemError, ()>::service_error(e, ()))
+        map(SdkError::<PutItemError, u16>::service_error(e, 400))
+    }
+
+    #[test]
+    fn an_unreadable_refusal_is_still_a_config_error() {
+        let e = PutItemError::generic(ErrorMetadata::builder().build());
+        let err = map(SdkError::<PutItemError, u16>::service_error(e, 403));
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        let e = PutItemError::generic(ErrorMetadata::builder().build());
+        let err = map(SdkError::<PutItemError, u16>::service_error(e, 500));
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
     }
 
     #[test]
