@@ -6,7 +6,7 @@ use crate::core::{
     value_of, Item, Shared, ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS,
     NS_INDEX, PK, VALUE,
 };
-use crate::error::{config, map, BACKEND};
+use crate::error::{config, BACKEND};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
@@ -353,31 +353,20 @@ impl DynamoBackend {
     /// racer wins even when the old entry has expired.
     async fn put_if_absent(&self, item: Item) -> Result<bool> {
         let s = &self.shared;
-        let r = s
-            .call_raw(
-                s.client
-                    .put_item()
-                    .table_name(&s.table)
-                    .set_item(Some(item))
-                    .condition_expression(ABSENT_OR_EXPIRED)
-                    .set_expression_attribute_names(Some(names(&[
-                        ("#pk", PK),
-                        ("#exp_ms", EXPIRES_MS),
-                    ])))
-                    .expression_attribute_values(":now", n(now_ms()))
-                    .send(),
-            )
-            .await?;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(map(e)),
-        }
+        s.conditional(
+            s.client
+                .put_item()
+                .table_name(&s.table)
+                .set_item(Some(item))
+                .condition_expression(ABSENT_OR_EXPIRED)
+                .set_expression_attribute_names(Some(names(&[
+                    ("#pk", PK),
+                    ("#exp_ms", EXPIRES_MS),
+                ])))
+                .expression_attribute_values(":now", n(now_ms()))
+                .send(),
+        )
+        .await
     }
 
     /// Delete every key of `pks` (distinct) with batch writes of 25.
@@ -553,35 +542,24 @@ impl CacheBackend for DynamoBackend {
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         let s = &self.shared;
-        let r = s
-            .call_raw(
-                s.client
-                    .delete_item()
-                    .table_name(&s.table)
-                    .set_key(Some(key_of(pk(self.ns(), KeyKind::Lock, key))))
-                    .condition_expression("#v = :token AND #exp_ms > :now")
-                    .set_expression_attribute_names(Some(names(&[
-                        ("#v", VALUE),
-                        ("#exp_ms", EXPIRES_MS),
-                    ])))
-                    .expression_attribute_values(
-                        ":token",
-                        AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(token.as_str())),
-                    )
-                    .expression_attribute_values(":now", n(now_ms()))
-                    .send(),
-            )
-            .await?;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(map(e)),
-        }
+        s.conditional(
+            s.client
+                .delete_item()
+                .table_name(&s.table)
+                .set_key(Some(key_of(pk(self.ns(), KeyKind::Lock, key))))
+                .condition_expression("#v = :token AND #exp_ms > :now")
+                .set_expression_attribute_names(Some(names(&[
+                    ("#v", VALUE),
+                    ("#exp_ms", EXPIRES_MS),
+                ])))
+                .expression_attribute_values(
+                    ":token",
+                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(token.as_str())),
+                )
+                .expression_attribute_values(":now", n(now_ms()))
+                .send(),
+        )
+        .await
     }
 
     async fn close(&self) -> Result<()> {

@@ -129,6 +129,23 @@ pub(crate) struct Shared {
     pub(crate) consistent: bool,
 }
 
+/// The errors of the calls that take a condition.
+pub(crate) trait ConditionFailed {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
 /// Retries of unprocessed batch items: exponential from 25 ms, capped at 1 s, with
 /// jitter, at most 10 times; the whole call stays bounded by the timeout.
 fn unprocessed_backoff() -> impl Iterator<Item = Duration> {
@@ -160,9 +177,20 @@ impl Shared {
         within(BACKEND, self.timeout, async { op.await.map_err(map) }).await
     }
 
-    /// Bound a call by the timeout, leaving the SDK's error for the caller to read.
-    pub(crate) async fn call_raw<T>(&self, op: impl std::future::Future<Output = T>) -> Result<T> {
-        within(BACKEND, self.timeout, async { Ok(op.await) }).await
+    /// Bound a conditional write by the timeout: true if it was made, false if its
+    /// condition failed (the SDK's typed `ConditionalCheckFailedException`).
+    pub(crate) async fn conditional<T, E>(
+        &self,
+        op: impl std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<bool>
+    where
+        E: ConditionFailed + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match within(BACKEND, self.timeout, async { Ok(op.await) }).await? {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(E::condition_failed) => Ok(false),
+            Err(e) => Err(map(e)),
+        }
     }
 
     /// The items of `pks` (distinct, at most [`BATCH_GET`]), with the attributes of
