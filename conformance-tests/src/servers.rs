@@ -82,6 +82,18 @@ pub const DYNAMODB: Server = Server {
     address: |port| format!("http://127.0.0.1:{port}"),
 };
 
+/// Firestore's emulator (`CACHE_TEST_FIRESTORE_HOST`, `127.0.0.1:PORT`; the firestore
+/// crate reads `FIRESTORE_EMULATOR_HOST`, which the scripts set to the same).
+pub const FIRESTORE: Server = Server {
+    store: "firestore",
+    var: "CACHE_TEST_FIRESTORE_HOST",
+    image: ("gcr.io/google.com/cloudsdktool/google-cloud-cli", "emulators"),
+    container_env: &[],
+    port: 8080,
+    ready_line: "Dev App Server is now running",
+    address: |port| format!("127.0.0.1:{port}"),
+};
+
 /// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
 /// when dropped.
 pub struct OwnProcess {

@@ -1,0 +1,84 @@
+//! Settings of the Firestore backend.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest value that fits a 1 MiB document with the longest stored key, the
+/// namespace, the document name and the field names, with room to spare.
+pub(crate) const MAX_VALUE: usize = 1024 * 1024 - 8 * 1024;
+
+/// Settings of [`FirestoreBackend`](crate::FirestoreBackend), loadable with serde.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct FirestoreConfig {
+    /// Google Cloud project id. Default: empty (an error at `build()`).
+    pub project_id: String,
+    /// Database id. Default `(default)`.
+    pub database_id: String,
+    /// Collection holding every namespace's entries. Default `cache_entries`.
+    pub collection: String,
+    /// Namespace of this backend's documents (the `ns` field). Default `"default"`.
+    pub namespace: String,
+    /// A service account key file; `None` uses Application Default Credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's login, the metadata server). With
+    /// `FIRESTORE_EMULATOR_HOST` set and no key file, no credentials are looked up.
+    pub key_file: Option<PathBuf>,
+    /// Bound on each call; past it the call fails with a `Timeout` error. Default 2 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub timeout: Duration,
+    /// Bound on connecting and on the check of `build()`. Default 10 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub connect_timeout: Duration,
+    /// Largest value accepted, in bytes; larger is `InvalidInput`. Default and most
+    /// 1 MiB − 8 KiB: Firestore's 1 MiB document limit less room for the rest.
+    pub max_value_size: usize,
+}
+
+impl Default for FirestoreConfig {
+    fn default() -> Self {
+        FirestoreConfig {
+            project_id: String::new(),
+            database_id: "(default)".into(),
+            collection: "cache_entries".into(),
+            namespace: cache_core::raw::DEFAULT_NAMESPACE.into(),
+            key_file: None,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+            max_value_size: MAX_VALUE,
+        }
+    }
+}
+
+impl fmt::Debug for FirestoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key file's path is not a secret; its contents are never read here.
+        f.debug_struct("FirestoreConfig")
+            .field("project_id", &self.project_id)
+            .field("database_id", &self.database_id)
+            .field("collection", &self.collection)
+            .field("namespace", &self.namespace)
+            .field("key_file", &self.key_file)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_value_size", &self.max_value_size)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_from_json_with_defaults() {
+        let cfg: FirestoreConfig =
+            serde_json::from_str(r#"{"project_id": "p", "timeout": 250}"#).unwrap();
+        assert_eq!(cfg.project_id, "p");
+        assert_eq!(cfg.database_id, "(default)");
+        assert_eq!(cfg.timeout, Duration::from_millis(250));
+        assert!(format!("{cfg:?}").contains("cache_entries"));
+    }
+}

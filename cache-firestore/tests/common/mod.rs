@@ -1,0 +1,59 @@
+//! Shared by the Firestore integration tests: the emulator comes from
+//! `scripts/servers.sh`, which exports `FIRESTORE_EMULATOR_HOST` (where the firestore
+//! crate finds it, sending no credentials).
+#![allow(dead_code, unused_imports)]
+
+use cache_core::{async_trait, CacheBackend};
+use cache_firestore::{FirestoreBackend, FirestoreBuilder};
+use conformance_tests::{servers, Harness};
+pub use servers::env;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PROJECT: &str = "cache-test";
+
+pub async fn host() -> String {
+    let host = servers::address(&servers::FIRESTORE).await;
+    // The firestore crate reads the emulator's address from this variable only.
+    if std::env::var("FIRESTORE_EMULATOR_HOST").ok().as_deref() != Some(&*host) {
+        panic!("FIRESTORE_EMULATOR_HOST must be {host}: run the tests through `bash scripts/test.sh`, or `eval \"$(bash scripts/servers.sh env firestore)\"`");
+    }
+    host
+}
+
+pub async fn builder(namespace: &str) -> FirestoreBuilder {
+    host().await;
+    FirestoreBuilder::default()
+        .project_id(PROJECT)
+        .namespace(namespace)
+        // The emulator is one Node process: under the suite's parallel load a call can
+        // wait behind many others.
+        .timeout(Duration::from_secs(30))
+}
+
+pub async fn backend(namespace: &str) -> FirestoreBackend {
+    builder(namespace).await.build().await.unwrap_or_else(|e| {
+        panic!("cannot reach the Firestore emulator ({e}); start it with `bash scripts/servers.sh start firestore`")
+    })
+}
+
+/// One client per test; every namespace asked for shares it.
+pub struct FirestoreHarness {
+    store: tokio::sync::OnceCell<FirestoreBackend>,
+}
+
+impl FirestoreHarness {
+    pub fn new() -> Self {
+        FirestoreHarness {
+            store: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for FirestoreHarness {
+    async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend> {
+        let store = self.store.get_or_init(|| backend("harness")).await;
+        Arc::new(store.with_namespace(namespace).expect("valid namespace"))
+    }
+}

@@ -1,0 +1,25 @@
+//! An emulator address where nothing listens: `build()` fails `Unavailable` or
+//! `Timeout` within the connect timeout. (A file of its own: the address is the
+//! process-wide `FIRESTORE_EMULATOR_HOST`.)
+
+use cache_core::ErrorKind;
+use cache_firestore::FirestoreBuilder;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
+    let port = conformance_tests::servers::OwnProcess::free_port();
+    std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
+    let started = Instant::now();
+    let err = FirestoreBuilder::default()
+        .project_id("p")
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
