@@ -3,8 +3,8 @@
 use crate::config::FirestoreConfig;
 use crate::core::{
     create, delete, delete_if_unchanged, doc_id, expires_at, is_live, now_ms, put,
-    replace_if_unchanged, value_of, Conditional, Shared, COMMIT_MAX, EXPIRES, GET_MAX,
-    MAX_KEY_LEN, VALUE,
+    replace_if_unchanged, value_of, Conditional, Shared, COMMIT_MAX, EXPIRES, GET_MAX, MAX_KEY_LEN,
+    VALUE,
 };
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
@@ -117,7 +117,9 @@ impl std::fmt::Debug for FirestoreBackend {
 /// Distinct items of `list`, first occurrence's place, in order.
 fn distinct<T: Eq + std::hash::Hash + Clone>(list: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
-    list.into_iter().filter(|x| seen.insert(x.clone())).collect()
+    list.into_iter()
+        .filter(|x| seen.insert(x.clone()))
+        .collect()
 }
 
 /// How many times a create-or-take-over is tried again when the document changed
@@ -175,7 +177,11 @@ impl FirestoreBackend {
     }
 
     /// The live documents of `names` (any number, duplicates allowed), by name.
-    async fn live(&self, names: &[String], mask: Option<&[&str]>) -> Result<HashMap<String, Document>> {
+    async fn live(
+        &self,
+        names: &[String],
+        mask: Option<&[&str]>,
+    ) -> Result<HashMap<String, Document>> {
         let unique = distinct(names.iter().cloned());
         let pages = try_join_all(
             unique
@@ -213,7 +219,11 @@ impl FirestoreBackend {
     /// "last updated when we read it". Either way one racer wins.
     async fn put_if_absent(&self, doc: Document) -> Result<bool> {
         for _ in 0..TAKEOVER_ATTEMPTS {
-            if let Conditional::Done = self.shared.commit_conditional(vec![create(doc.clone())]).await? {
+            if let Conditional::Done = self
+                .shared
+                .commit_conditional(vec![create(doc.clone())])
+                .await?
+            {
                 return Ok(true);
             }
             let Some(current) = self.read(doc.name.clone()).await? else {
@@ -263,7 +273,10 @@ impl CacheBackend for FirestoreBackend {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let name = self.name(KeyKind::Value, key);
-        let was_live = !self.live(std::slice::from_ref(&name), Some(&[EXPIRES])).await?.is_empty();
+        let was_live = !self
+            .live(std::slice::from_ref(&name), Some(&[EXPIRES]))
+            .await?
+            .is_empty();
         self.shared.commit(vec![delete(name)]).await?;
         Ok(was_live)
     }
@@ -281,7 +294,9 @@ impl CacheBackend for FirestoreBackend {
             let names = self.shared.names_in(self.ns(), COMMIT_MAX).await?;
             let full = names.len() == COMMIT_MAX;
             if !names.is_empty() {
-                self.shared.commit(names.into_iter().map(delete).collect()).await?;
+                self.shared
+                    .commit(names.into_iter().map(delete).collect())
+                    .await?;
             }
             if !full {
                 return Ok(());
@@ -294,10 +309,12 @@ impl CacheBackend for FirestoreBackend {
         let found = self.live(&names, None).await?;
         Ok(names
             .iter()
-            .map(|n| match found.get(n)?.fields.get(VALUE)?.value_type.as_ref()? {
-                ValueType::BytesValue(b) => Some(Bytes::copy_from_slice(b)),
-                _ => None,
-            })
+            .map(
+                |n| match found.get(n)?.fields.get(VALUE)?.value_type.as_ref()? {
+                    ValueType::BytesValue(b) => Some(Bytes::copy_from_slice(b)),
+                    _ => None,
+                },
+            )
             .collect())
     }
 
@@ -326,7 +343,8 @@ impl CacheBackend for FirestoreBackend {
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         let names = distinct(keys.iter().map(|k| self.name(KeyKind::Value, k)));
         let live = self.live(&names, Some(&[EXPIRES])).await?.len();
-        self.commit_all(names.into_iter().map(delete).collect()).await?;
+        self.commit_all(names.into_iter().map(delete).collect())
+            .await?;
         Ok(live)
     }
 

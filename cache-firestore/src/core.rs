@@ -89,7 +89,13 @@ pub(crate) fn is_live(doc: &Document, now: u64) -> bool {
 
 /// The value bytes of a document.
 pub(crate) fn value_of(doc: Document) -> Option<Vec<u8>> {
-    match doc.fields.into_iter().find(|(k, _)| k == VALUE)?.1.value_type? {
+    match doc
+        .fields
+        .into_iter()
+        .find(|(k, _)| k == VALUE)?
+        .1
+        .value_type?
+    {
         ValueType::BytesValue(b) => Some(b),
         _ => None,
     }
@@ -196,9 +202,15 @@ impl Shared {
         expires_ms: Option<u64>,
     ) -> Document {
         let mut fields = HashMap::with_capacity(4);
-        fields.insert(NS.to_owned(), value(ValueType::StringValue(namespace.to_owned())));
+        fields.insert(
+            NS.to_owned(),
+            value(ValueType::StringValue(namespace.to_owned())),
+        );
         fields.insert(KEY.to_owned(), value(ValueType::StringValue(key)));
-        fields.insert(VALUE.to_owned(), value(ValueType::BytesValue(bytes.to_vec())));
+        fields.insert(
+            VALUE.to_owned(),
+            value(ValueType::BytesValue(bytes.to_vec())),
+        );
         fields.insert(
             EXPIRES.to_owned(),
             value(match expires_ms {
@@ -244,7 +256,11 @@ impl Shared {
 
     /// The documents of `names` (at most [`GET_MAX`]) that exist, with the fields of
     /// `mask` (`None`: all) and their update times.
-    pub(crate) async fn batch_get(&self, names: Vec<String>, mask: Option<&[&str]>) -> Result<Vec<Document>> {
+    pub(crate) async fn batch_get(
+        &self,
+        names: Vec<String>,
+        mask: Option<&[&str]>,
+    ) -> Result<Vec<Document>> {
         within(BACKEND, self.timeout, async {
             self.batch_get_raw(names, mask).await.map_err(map)
         })
@@ -291,7 +307,10 @@ impl Shared {
 
     /// The names of up to `limit` documents of `namespace`.
     pub(crate) async fn names_in(&self, namespace: &str, limit: usize) -> Result<Vec<String>> {
-        use structured_query::{field_filter, filter, CollectionSelector, FieldFilter, FieldReference, Filter, Projection};
+        use structured_query::{
+            field_filter, filter, CollectionSelector, FieldFilter, FieldReference, Filter,
+            Projection,
+        };
         let query = StructuredQuery {
             select: Some(Projection {
                 fields: vec![FieldReference {

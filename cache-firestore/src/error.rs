@@ -79,7 +79,11 @@ mod tests {
             (Code::DeadlineExceeded, "", ErrorKind::Timeout),
             (Code::Unauthenticated, "", ErrorKind::Config),
             (Code::PermissionDenied, "", ErrorKind::Config),
-            (Code::NotFound, "database (default) does not exist", ErrorKind::Config),
+            (
+                Code::NotFound,
+                "database (default) does not exist",
+                ErrorKind::Config,
+            ),
             (Code::ResourceExhausted, "", ErrorKind::Unavailable),
             (
                 Code::InvalidArgument,

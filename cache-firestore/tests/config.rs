@@ -22,7 +22,10 @@ async fn bad_settings_are_config_errors() {
         ("a zero timeout", ok().timeout(Duration::ZERO)),
         ("a value limit over 1 MiB", ok().max_value_size(1 << 20)),
         ("a namespace with ':'", ok().namespace("a:b")),
-        ("a key file that does not exist", ok().key_file("/nonexistent/key.json")),
+        (
+            "a key file that does not exist",
+            ok().key_file("/nonexistent/key.json"),
+        ),
     ];
     for (what, builder) in cases {
         let err = builder.build().await.unwrap_err();
@@ -82,9 +85,17 @@ async fn the_largest_value_is_stored_as_bytes() {
             continue;
         }
         seen = true;
-        assert!(matches!(d.fields["value"].value_type, Some(ValueType::BytesValue(ref b)) if b.len() == max));
-        assert!(matches!(d.fields["expires_at"].value_type, Some(ValueType::NullValue(_))));
-        assert_eq!(d.fields["key"].value_type, Some(ValueType::StringValue(key.clone())));
+        assert!(
+            matches!(d.fields["value"].value_type, Some(ValueType::BytesValue(ref b)) if b.len() == max)
+        );
+        assert!(matches!(
+            d.fields["expires_at"].value_type,
+            Some(ValueType::NullValue(_))
+        ));
+        assert_eq!(
+            d.fields["key"].value_type,
+            Some(ValueType::StringValue(key.clone()))
+        );
     }
     assert!(seen, "the document was found");
 }
@@ -95,22 +106,46 @@ async fn the_largest_value_is_stored_as_bytes() {
 async fn expired_documents_left_in_the_store_are_never_read() {
     let backend = common::backend(&conformance_tests::random_namespace()).await;
     let ms = |n| Expiry::After(Duration::from_millis(n));
-    backend.set("k", Bytes::from_static(b"v"), ms(30)).await.unwrap();
-    backend.set("x", Bytes::from_static(b"v"), ms(30)).await.unwrap();
     backend
-        .set_many(&[("a", Bytes::from_static(b"1")), ("b", Bytes::from_static(b"2"))], ms(30))
+        .set("k", Bytes::from_static(b"v"), ms(30))
+        .await
+        .unwrap();
+    backend
+        .set("x", Bytes::from_static(b"v"), ms(30))
+        .await
+        .unwrap();
+    backend
+        .set_many(
+            &[
+                ("a", Bytes::from_static(b"1")),
+                ("b", Bytes::from_static(b"2")),
+            ],
+            ms(30),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(backend.get("k").await.unwrap(), None);
     assert_eq!(backend.get("x").await.unwrap(), None);
     assert!(!backend.has("k").await.unwrap());
-    assert_eq!(backend.get_many(&["a", "b", "k"]).await.unwrap(), vec![None, None, None]);
+    assert_eq!(
+        backend.get_many(&["a", "b", "k"]).await.unwrap(),
+        vec![None, None, None]
+    );
     assert_eq!(backend.delete_many(&["a", "b"]).await.unwrap(), 0);
-    assert!(!backend.delete("k").await.unwrap(), "an expired entry is not there");
+    assert!(
+        !backend.delete("k").await.unwrap(),
+        "an expired entry is not there"
+    );
     // An expired entry is free for set_if_absent (taken over by an update-time check).
-    assert!(backend.set_if_absent("a", Bytes::from_static(b"new"), Expiry::Never).await.unwrap());
-    assert_eq!(backend.get("a").await.unwrap(), Some(Bytes::from_static(b"new")));
+    assert!(backend
+        .set_if_absent("a", Bytes::from_static(b"new"), Expiry::Never)
+        .await
+        .unwrap());
+    assert_eq!(
+        backend.get("a").await.unwrap(),
+        Some(Bytes::from_static(b"new"))
+    );
     // The raw store still holds the expired document that reads did not return.
     let db = backend.db();
     let id = cache_core::raw::sha256_hex(format!("{}:x", backend.namespace()).as_bytes());
@@ -128,7 +163,10 @@ async fn expired_documents_left_in_the_store_are_never_read() {
     let mut kept = false;
     while let Some(r) = stream.message().await.unwrap() {
         if let Some(batch_get_documents_response::Result::Found(d)) = r.result {
-            kept = matches!(d.fields["expires_at"].value_type, Some(ValueType::TimestampValue(_)));
+            kept = matches!(
+                d.fields["expires_at"].value_type,
+                Some(ValueType::TimestampValue(_))
+            );
         }
     }
     assert!(kept, "the emulator keeps the expired document");
@@ -139,8 +177,13 @@ async fn expired_documents_left_in_the_store_are_never_read() {
 #[tokio::test]
 async fn batches_and_clear_past_the_per_call_limits() {
     let backend = common::backend(&conformance_tests::random_namespace()).await;
-    let other = backend.with_namespace(&conformance_tests::random_namespace()).unwrap();
-    other.set("keep", Bytes::from_static(b"1"), Expiry::Never).await.unwrap();
+    let other = backend
+        .with_namespace(&conformance_tests::random_namespace())
+        .unwrap();
+    other
+        .set("keep", Bytes::from_static(b"1"), Expiry::Never)
+        .await
+        .unwrap();
     let keys: Vec<String> = (0..1_100).map(|i| format!("k{i}")).collect();
     let mut items: Vec<(&str, Bytes)> = keys
         .iter()
@@ -160,7 +203,15 @@ async fn batches_and_clear_past_the_per_call_limits() {
         assert_eq!(v, &want, "{k}");
     }
     backend.clear().await.unwrap();
-    assert!(backend.get_many(&ask).await.unwrap().iter().all(Option::is_none));
+    assert!(backend
+        .get_many(&ask)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
     assert_eq!(backend.get("k1099").await.unwrap(), None);
-    assert_eq!(other.get("keep").await.unwrap(), Some(Bytes::from_static(b"1")));
+    assert_eq!(
+        other.get("keep").await.unwrap(),
+        Some(Bytes::from_static(b"1"))
+    );
 }

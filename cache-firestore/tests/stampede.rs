@@ -28,12 +28,14 @@ async fn count(db: &FirestoreDb, namespace: &str) {
             ..Default::default()
         })),
         update_mask: Some(DocumentMask::default()),
-        update_transforms: vec![gcloud_sdk::google::firestore::v1::document_transform::FieldTransform {
-            field_path: "n".into(),
-            transform_type: Some(field_transform::TransformType::Increment(Value {
-                value_type: Some(ValueType::IntegerValue(1)),
-            })),
-        }],
+        update_transforms: vec![
+            gcloud_sdk::google::firestore::v1::document_transform::FieldTransform {
+                field_path: "n".into(),
+                transform_type: Some(field_transform::TransformType::Increment(Value {
+                    value_type: Some(ValueType::IntegerValue(1)),
+                })),
+            },
+        ],
         ..Default::default()
     };
     db.client()
@@ -62,7 +64,9 @@ async fn read_count(db: &FirestoreDb, namespace: &str) -> u64 {
     let mut n = 0;
     while let Some(r) = stream.message().await.unwrap() {
         if let Some(batch_get_documents_response::Result::Found(d)) = r.result {
-            if let Some(Some(ValueType::IntegerValue(v))) = d.fields.get("n").map(|v| v.value_type.clone()) {
+            if let Some(Some(ValueType::IntegerValue(v))) =
+                d.fields.get("n").map(|v| v.value_type.clone())
+            {
                 n = v as u64;
             }
         }

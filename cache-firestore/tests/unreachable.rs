@@ -21,5 +21,9 @@ async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
         matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -12,6 +12,7 @@
 //! | `memcached` | `MemcachedBackend` (one or many servers, O(1) clear) | `cache-memcached` |
 //! | `mongodb` | `MongoBackend` (one collection, TTL index) | `cache-mongodb` |
 //! | `dynamodb` | `DynamoBackend` (one table, DynamoDB's TTL, conditional-write locks) | `cache-dynamodb` |
+//! | `firestore` | `FirestoreBackend` (one collection, commit preconditions) | `cache-firestore` |
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -51,6 +52,9 @@ pub use cache_mongodb::{self as mongodb, MongoBackend, MongoBuilder, MongoConfig
 #[cfg(feature = "dynamodb")]
 pub use cache_dynamodb::{self as dynamodb, DynamoBackend, DynamoBuilder, DynamoConfig};
 
+#[cfg(feature = "firestore")]
+pub use cache_firestore::{self as firestore, FirestoreBackend, FirestoreBuilder, FirestoreConfig};
+
 /// The repository README's examples, compiled and run as doc tests (they use every store).
 #[cfg(all(
     doctest,
@@ -58,7 +62,8 @@ pub use cache_dynamodb::{self as dynamodb, DynamoBackend, DynamoBuilder, DynamoC
     feature = "postgres",
     feature = "memcached",
     feature = "mongodb",
-    feature = "dynamodb"
+    feature = "dynamodb",
+    feature = "firestore"
 ))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

@@ -87,7 +87,10 @@ pub const DYNAMODB: Server = Server {
 pub const FIRESTORE: Server = Server {
     store: "firestore",
     var: "CACHE_TEST_FIRESTORE_HOST",
-    image: ("gcr.io/google.com/cloudsdktool/google-cloud-cli", "emulators"),
+    image: (
+        "gcr.io/google.com/cloudsdktool/google-cloud-cli",
+        "emulators",
+    ),
     container_env: &[],
     port: 8080,
     ready_line: "Dev App Server is now running",
