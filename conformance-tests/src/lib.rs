@@ -59,6 +59,15 @@ pub trait Harness: Send + Sync + 'static {
     /// the same data (as a second process would). Panic with a message that says how
     /// to start the server when it cannot be reached.
     async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend>;
+
+    /// How many times longer than usual the expiry cases make their short TTLs and
+    /// their grace periods (usually 500 ms and 1.5 s). The suite runs its cases in
+    /// parallel; a test server that serves each call slowly under that load (a
+    /// single-process emulator) can take longer than a short TTL between two calls of
+    /// one case, which would then see its value expire. Default 1.
+    fn ttl_scale(&self) -> u32 {
+        1
+    }
 }
 
 /// A fresh random namespace such as `ct-3f2a9c1b0d4e`.

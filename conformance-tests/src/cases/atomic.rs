@@ -46,7 +46,7 @@ pub async fn set_if_absent_has_one_winner<H: Harness>(h: &H) {
 /// An expired value counts as absent for `set_if_absent`.
 pub async fn set_if_absent_after_expiry<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let (ttl, grace) = short_ttl(c.as_ref());
+    let (ttl, grace) = short_ttl(h, c.as_ref());
     assert!(c
         .set_if_absent("k", b("first"), Expiry::After(ttl))
         .await
@@ -142,7 +142,7 @@ pub async fn lock_rejects_wrong_token<H: Harness>(h: &H) {
 /// A lock frees itself after its ttl.
 pub async fn lock_expires<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let (ttl, grace) = short_ttl(c.as_ref());
+    let (ttl, grace) = short_ttl(h, c.as_ref());
     let first = c.acquire_lock("lock", ttl).await.unwrap().unwrap();
     assert!(c.acquire_lock("lock", ttl).await.unwrap().is_none());
     let freed = eventually(ttl + grace, || async {

@@ -33,7 +33,7 @@ pub async fn batch_agrees_with_single<H: Harness>(h: &H) {
         c.get(&keys[2]).await.unwrap(),
         Some(b(&format!("v-{}", keys[2])))
     );
-    let (ttl, grace) = short_ttl(c.as_ref());
+    let (ttl, grace) = short_ttl(h, c.as_ref());
     c.set_many(&[("t1", b("x")), ("t2", b("y"))], Expiry::After(ttl))
         .await
         .unwrap();

@@ -142,7 +142,7 @@ pub async fn compute_refresh_overwrites<H: Harness>(h: &H) {
 /// The expiry given to get-or-compute applies: after it, the value is computed again.
 pub async fn compute_expiry_is_honoured<H: Harness>(h: &H) {
     let backend = fresh(h).await;
-    let (ttl, grace) = short_ttl(backend.as_ref());
+    let (ttl, grace) = short_ttl(h, backend.as_ref());
     let cache = cache_of(backend);
     let calls = counter();
     let run = || {

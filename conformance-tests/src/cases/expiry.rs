@@ -5,7 +5,7 @@ use super::*;
 /// `Expiry::After` keeps the value for its TTL, then it is gone.
 pub async fn expiry_after<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let (ttl, grace) = short_ttl(c.as_ref());
+    let (ttl, grace) = short_ttl(h, c.as_ref());
     c.set("k", b("v"), Expiry::After(ttl)).await.unwrap();
     c.set("long", b("v"), Expiry::After(Duration::from_secs(3600)))
         .await
@@ -39,7 +39,7 @@ pub async fn expiry_after<H: Harness>(h: &H) {
 /// `Expiry::Never` keeps the value past a short TTL's lifetime.
 pub async fn expiry_never<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let (ttl, _) = short_ttl(c.as_ref());
+    let (ttl, _) = short_ttl(h, c.as_ref());
     c.set("k", b("v"), Expiry::Never).await.unwrap();
     c.set("short", b("v"), Expiry::After(ttl)).await.unwrap();
     let gone = eventually(ttl * 2 + Duration::from_secs(2), || async {

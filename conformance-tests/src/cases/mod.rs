@@ -47,13 +47,15 @@ fn b(s: &str) -> Bytes {
 }
 
 /// A TTL the backend can honour, and how long after it the value must be gone.
-fn short_ttl(backend: &dyn CacheBackend) -> (Duration, Duration) {
+fn short_ttl<H: Harness>(h: &H, backend: &dyn CacheBackend) -> (Duration, Duration) {
     let p = backend.capabilities().ttl_precision;
-    if p <= Duration::from_millis(1) {
+    let (ttl, grace) = if p <= Duration::from_millis(1) {
         (Duration::from_millis(500), Duration::from_millis(1500))
     } else {
         (p * 2, p + Duration::from_millis(1500))
-    }
+    };
+    let scale = h.ttl_scale().max(1);
+    (ttl * scale, grace * scale)
 }
 
 /// Poll `f` until it returns true or `within` passes; false on timeout.
