@@ -19,9 +19,10 @@ pub async fn builder(namespace: &str) -> MongoBuilder {
     MongoBuilder::new(url().await)
         .namespace(namespace)
         .max_value_size(4 * 1024 * 1024)
-        // SecantusDB is written in Python: under the suite's parallel load a call can
-        // take longer than the default 1 s.
-        .timeout(std::time::Duration::from_secs(5))
+        // SecantusDB is written in Python: the suite's 1 000 parallel set/get queue
+        // behind each other there (past 5 s on a loaded machine). The behaviour is
+        // under test, not the speed.
+        .timeout(std::time::Duration::from_secs(30))
 }
 
 pub async fn backend(namespace: &str) -> MongoBackend {
@@ -68,6 +69,12 @@ impl Harness for MongoHarness {
             })
             .await;
         Arc::new(store.with_namespace(namespace).expect("valid namespace"))
+    }
+
+    /// SecantusDB (Python) slows under the suite's parallel load: longer short TTLs
+    /// keep two calls of an expiry case well inside them.
+    fn ttl_scale(&self) -> u32 {
+        2
     }
 }
 
