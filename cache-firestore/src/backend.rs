@@ -77,6 +77,11 @@ impl FirestoreBuilder {
         self.config.connect_timeout = timeout;
         self
     }
+    /// See [`FirestoreConfig::sweep_interval`].
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.config.sweep_interval = Some(every);
+        self
+    }
     /// See [`FirestoreConfig::max_value_size`].
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.config.max_value_size = bytes;
@@ -90,9 +95,17 @@ impl FirestoreBuilder {
     pub async fn build(self) -> Result<FirestoreBackend> {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
+        if cfg.sweep_interval.is_some_and(|d| d.is_zero()) {
+            return Err(crate::error::config("sweep_interval must be positive"));
+        }
         let shared = Arc::new(Shared::connect(&cfg).await?);
         tracing::debug!(namespace = %cfg.namespace, collection = %cfg.collection, "firestore backend ready");
-        Ok(FirestoreBackend::on_shared(shared, cfg))
+        let sweeper = cfg
+            .sweep_interval
+            .map(|every| Sweeper::start(Arc::downgrade(&shared), cfg.namespace.clone(), every));
+        let mut backend = FirestoreBackend::on_shared(shared, cfg);
+        backend.sweeper = sweeper;
+        Ok(backend)
     }
 }
 
@@ -104,6 +117,73 @@ pub struct FirestoreBackend {
     shared: Arc<Shared>,
     caps: Capabilities,
     config: FirestoreConfig,
+    /// The background sweep of the built backend's namespace, if configured; stopped
+    /// by `close` or when the backend is dropped.
+    sweeper: Option<Sweeper>,
+}
+
+/// The background task of [`FirestoreConfig::sweep_interval`].
+struct Sweeper(tokio::task::AbortHandle);
+
+impl Sweeper {
+    fn start(shared: std::sync::Weak<Shared>, namespace: String, every: Duration) -> Sweeper {
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                match sweep(&shared, &namespace).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(
+                        namespace,
+                        removed = n,
+                        "firestore: swept expired documents"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(namespace, error = %e, "firestore: sweep failed; retrying at the next interval")
+                    }
+                }
+            }
+        });
+        Sweeper(task.abort_handle())
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Delete the expired documents of `namespace`, each only if unchanged since the
+/// query saw it (an update-time precondition: a value written again meanwhile stays).
+async fn sweep(shared: &Shared, namespace: &str) -> Result<usize> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut removed = 0;
+    loop {
+        let expired = shared
+            .query_ns(namespace, Some(now_ms()), COMMIT_MAX)
+            .await?;
+        let full = expired.len() == COMMIT_MAX;
+        let done: Vec<Conditional> = futures::stream::iter(expired.into_iter().filter_map(|d| {
+            let seen = d.update_time?;
+            Some(shared.commit_conditional(vec![delete_if_unchanged(d.name, seen)]))
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+        removed += done
+            .iter()
+            .filter(|c| matches!(c, Conditional::Done))
+            .count();
+        if !full {
+            return Ok(removed);
+        }
+    }
 }
 
 impl std::fmt::Debug for FirestoreBackend {
@@ -141,6 +221,7 @@ impl FirestoreBackend {
                 .native_batch(true)
                 .distributed_locks(true),
             config,
+            sweeper: None,
         }
     }
 
@@ -155,6 +236,12 @@ impl FirestoreBackend {
     /// This backend's namespace.
     pub fn namespace(&self) -> &str {
         &self.config.namespace
+    }
+
+    /// Delete this namespace's expired documents now (what the background sweep of
+    /// [`FirestoreConfig::sweep_interval`] does); how many were deleted.
+    pub async fn sweep(&self) -> Result<usize> {
+        sweep(&self.shared, self.ns()).await
     }
 
     /// The firestore crate's client, for calls this crate does not make.
@@ -291,7 +378,10 @@ impl CacheBackend for FirestoreBackend {
         // The namespace's documents by a query on the `ns` field (never a pattern),
         // a page at a time, each deleted in one commit.
         loop {
-            let names = self.shared.names_in(self.ns(), COMMIT_MAX).await?;
+            let names: Vec<String> = (self.shared.query_ns(self.ns(), None, COMMIT_MAX).await?)
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
             let full = names.len() == COMMIT_MAX;
             if !names.is_empty() {
                 self.shared
@@ -389,6 +479,9 @@ impl CacheBackend for FirestoreBackend {
     }
 
     async fn close(&self) -> Result<()> {
+        if let Some(s) = &self.sweeper {
+            s.0.abort();
+        }
         Ok(())
     }
 }

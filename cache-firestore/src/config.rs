@@ -32,6 +32,11 @@ pub struct FirestoreConfig {
     /// Bound on connecting and on the check of `build()`. Default 10 s.
     #[serde(with = "cache_core::raw::millis")]
     pub connect_timeout: Duration,
+    /// How often a background task deletes this namespace's expired documents
+    /// (`None`: never; rely on a TTL policy, see the README). On Firestore the sweep's
+    /// query needs a composite index on (`ns`, `expires_at`). Default `None`.
+    #[serde(with = "cache_core::raw::opt_millis")]
+    pub sweep_interval: Option<Duration>,
     /// Largest value accepted, in bytes; larger is `InvalidInput`. Default and most
     /// 1 MiB − 8 KiB: Firestore's 1 MiB document limit less room for the rest.
     pub max_value_size: usize,
@@ -47,6 +52,7 @@ impl Default for FirestoreConfig {
             key_file: None,
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
+            sweep_interval: None,
             max_value_size: MAX_VALUE,
         }
     }
@@ -63,6 +69,7 @@ impl fmt::Debug for FirestoreConfig {
             .field("key_file", &self.key_file)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("sweep_interval", &self.sweep_interval)
             .field("max_value_size", &self.max_value_size)
             .finish()
     }

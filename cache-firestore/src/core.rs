@@ -305,31 +305,63 @@ impl Shared {
         .await
     }
 
-    /// The names of up to `limit` documents of `namespace`.
-    pub(crate) async fn names_in(&self, namespace: &str, limit: usize) -> Result<Vec<String>> {
+    /// Up to `limit` documents of `namespace` (with `expired_before`: only those whose
+    /// `expires_at` is before that instant, epoch ms; documents without expiry never
+    /// match). Real Firestore projects them to their names and expiries.
+    pub(crate) async fn query_ns(
+        &self,
+        namespace: &str,
+        expired_before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Document>> {
         use structured_query::{
-            field_filter, filter, CollectionSelector, FieldFilter, FieldReference, Filter,
-            Projection,
+            composite_filter, field_filter, filter, CollectionSelector, CompositeFilter,
+            FieldFilter, FieldReference, Filter, Projection,
+        };
+        let field_filter = |field: &str, op: field_filter::Operator, v: ValueType| Filter {
+            filter_type: Some(filter::FilterType::FieldFilter(FieldFilter {
+                field: Some(FieldReference {
+                    field_path: field.into(),
+                }),
+                op: op as i32,
+                value: Some(value(v)),
+            })),
+        };
+        let in_ns = field_filter(
+            NS,
+            field_filter::Operator::Equal,
+            ValueType::StringValue(namespace.to_owned()),
+        );
+        let r#where = match expired_before {
+            None => in_ns,
+            Some(ms) => Filter {
+                filter_type: Some(filter::FilterType::CompositeFilter(CompositeFilter {
+                    op: composite_filter::Operator::And as i32,
+                    filters: vec![
+                        in_ns,
+                        field_filter(
+                            EXPIRES,
+                            field_filter::Operator::LessThan,
+                            ValueType::TimestampValue(timestamp(ms)),
+                        ),
+                    ],
+                })),
+            },
         };
         let query = StructuredQuery {
             select: Some(Projection {
-                fields: vec![FieldReference {
-                    field_path: "__name__".into(),
-                }],
+                fields: ["__name__", EXPIRES]
+                    .iter()
+                    .map(|f| FieldReference {
+                        field_path: (*f).into(),
+                    })
+                    .collect(),
             }),
             from: vec![CollectionSelector {
                 collection_id: self.collection.clone(),
                 all_descendants: false,
             }],
-            r#where: Some(Filter {
-                filter_type: Some(filter::FilterType::FieldFilter(FieldFilter {
-                    field: Some(FieldReference {
-                        field_path: NS.into(),
-                    }),
-                    op: field_filter::Operator::Equal as i32,
-                    value: Some(value(ValueType::StringValue(namespace.to_owned()))),
-                })),
-            }),
+            r#where: Some(r#where),
             limit: Some(limit as i32),
             ..StructuredQuery::default()
         };
@@ -347,13 +379,11 @@ impl Shared {
                 .await
                 .map_err(map)?
                 .into_inner();
-            let mut names = Vec::new();
+            let mut docs = Vec::new();
             while let Some(r) = stream.message().await.map_err(map)? {
-                if let Some(d) = r.document {
-                    names.push(d.name);
-                }
+                docs.extend(r.document);
             }
-            Ok(names)
+            Ok(docs)
         })
         .await
     }

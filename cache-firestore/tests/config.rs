@@ -215,3 +215,94 @@ async fn batches_and_clear_past_the_per_call_limits() {
         Some(Bytes::from_static(b"1"))
     );
 }
+
+/// The background sweep deletes the namespace's expired documents (the emulator never
+/// does), leaves live ones and other namespaces alone, and stops with `close`.
+#[tokio::test]
+async fn the_sweep_deletes_expired_documents_of_its_namespace() {
+    use cache_firestore::FirestoreBackend;
+    let ns = conformance_tests::random_namespace();
+    let backend: FirestoreBackend = common::builder(&ns)
+        .await
+        .sweep_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let other = common::backend(&conformance_tests::random_namespace()).await;
+    let soon = Expiry::After(Duration::from_millis(20));
+    let items: Vec<(String, Bytes)> = (0..30)
+        .map(|i| (format!("e{i}"), Bytes::from_static(b"x")))
+        .collect();
+    let refs: Vec<(&str, Bytes)> = items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    backend.set_many(&refs, soon).await.unwrap();
+    other
+        .set("e0", Bytes::from_static(b"x"), soon)
+        .await
+        .unwrap();
+    backend
+        .set("live", Bytes::from_static(b"v"), Expiry::Never)
+        .await
+        .unwrap();
+    assert_eq!(count_docs(backend.db(), &ns).await, 31);
+    // The background sweep (never called here) leaves only the live document.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while count_docs(backend.db(), &ns).await > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background sweep never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        backend.get("live").await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+    // The other namespace's expired document is still in the store: its own sweep
+    // removes it.
+    assert_eq!(other.sweep().await.unwrap(), 1);
+    backend.close().await.unwrap();
+}
+
+/// How many documents of namespace `ns` the store holds, live or not (a raw query).
+async fn count_docs(db: &firestore::FirestoreDb, ns: &str) -> usize {
+    use gcloud_sdk::google::firestore::v1::{
+        run_query_request::QueryType, structured_query, RunQueryRequest, StructuredQuery, Value,
+    };
+    use structured_query::{
+        field_filter, filter, CollectionSelector, FieldFilter, FieldReference, Filter,
+    };
+    let query = StructuredQuery {
+        from: vec![CollectionSelector {
+            collection_id: "cache_entries".into(),
+            all_descendants: false,
+        }],
+        r#where: Some(Filter {
+            filter_type: Some(filter::FilterType::FieldFilter(FieldFilter {
+                field: Some(FieldReference {
+                    field_path: "ns".into(),
+                }),
+                op: field_filter::Operator::Equal as i32,
+                value: Some(Value {
+                    value_type: Some(ValueType::StringValue(ns.into())),
+                }),
+            })),
+        }),
+        ..Default::default()
+    };
+    let mut stream = db
+        .client()
+        .get()
+        .run_query(RunQueryRequest {
+            parent: db.get_documents_path().clone(),
+            query_type: Some(QueryType::StructuredQuery(query)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(r) = stream.message().await.unwrap() {
+        n += usize::from(r.document.is_some());
+    }
+    n
+}
