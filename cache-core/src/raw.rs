@@ -48,6 +48,41 @@ pub async fn within<T>(
     }
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The last millisecond of the year 9999 (UTC): where stores with calendar
+/// timestamps (BSON, Firestore) end; expiries past it are clamped to it.
+pub const MAX_EPOCH_MS: u64 = 253_402_300_799_000;
+
+/// When a value written now with `expiry` expires, in epoch milliseconds rounded up
+/// and clamped to [`MAX_EPOCH_MS`]: `Ok(None)` for never, `Err(())` if it already has
+/// (store nothing; remove the old value). For stores that keep an absolute expiry and
+/// check it on every read.
+///
+/// ```
+/// use cache_core::{raw, Expiry};
+/// use std::time::Duration;
+/// assert_eq!(raw::expires_at_ms(Expiry::Never), Ok(None));
+/// assert_eq!(raw::expires_at_ms(Expiry::After(Duration::ZERO)), Err(()));
+/// assert_eq!(raw::expires_at_ms(Expiry::After(Duration::MAX)), Ok(Some(raw::MAX_EPOCH_MS)));
+/// ```
+#[allow(clippy::result_unit_err)]
+pub fn expires_at_ms(expiry: crate::Expiry) -> std::result::Result<Option<u64>, ()> {
+    match expiry.ttl() {
+        Ttl::Forever => Ok(None),
+        Ttl::Expired => Err(()),
+        Ttl::For(d) => {
+            let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+            Ok(Some(now_ms().saturating_add(ms).min(MAX_EPOCH_MS)))
+        }
+    }
+}
+
 /// Longest key accepted, in bytes. Longer keys are an [`InvalidInput`](ErrorKind::InvalidInput) error.
 pub const MAX_KEY_LEN: usize = 64 * 1024;
 

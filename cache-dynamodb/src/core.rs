@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use cache_core::raw::{within, KeyKind, KeyLayout, Ttl};
-use cache_core::{Error, ErrorKind, Expiry, Result};
+use cache_core::raw::{within, KeyKind, KeyLayout};
+use cache_core::{Error, ErrorKind, Result};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Partition keys are `ns:key` strings; keys whose store key would pass DynamoDB's
 /// 2 048-byte partition-key limit are stored as their digest.
@@ -48,25 +48,7 @@ pub(crate) fn pk(namespace: &str, kind: KeyKind, key: &str) -> String {
     LAYOUT.key(namespace, kind, key).to_string()
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// When an entry written now with `expiry` expires, in epoch milliseconds (`None`:
-/// never), or `Err(())` if it already has. Far expiries are clamped to year 9999.
-pub(crate) fn expires_at(expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
-    const MAX_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
-    match expiry.ttl() {
-        Ttl::Forever => Ok(None),
-        Ttl::Expired => Err(()),
-        Ttl::For(d) => {
-            let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-            Ok(Some(now_ms().saturating_add(ms).min(MAX_MS)))
-        }
-    }
-}
+pub(crate) use cache_core::raw::{expires_at_ms as expires_at, now_ms};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -454,6 +436,7 @@ pub(crate) async fn create_table(client: &Client, table: &str, limit: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache_core::Expiry;
 
     #[test]
     fn partition_keys_are_unambiguous_and_bounded() {

@@ -4,8 +4,8 @@
 
 use crate::config::FirestoreConfig;
 use crate::error::{config, map, map_crate, BACKEND};
-use cache_core::raw::{sha256_hex, within, KeyKind, KeyLayout, Ttl};
-use cache_core::{Expiry, Result};
+use cache_core::raw::{sha256_hex, within, KeyKind, KeyLayout};
+use cache_core::Result;
 use firestore::{FirestoreDb, FirestoreDbOptions};
 use gcloud_sdk::google::firestore::v1::{
     batch_get_documents_response, precondition, run_query_request, structured_query,
@@ -15,7 +15,7 @@ use gcloud_sdk::google::firestore::v1::{
 use gcloud_sdk::prost_types::Timestamp;
 use gcloud_sdk::tonic::{Code, Status};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The key kept in a document's `key` field: literal up to 1 500 bytes (what
 /// Firestore indexes of a string), else its digest. The document id is the SHA-256 of
@@ -39,26 +39,7 @@ pub(crate) fn doc_id(namespace: &str, kind: KeyKind, key: &str) -> (String, Stri
     (sha256_hex(store.to_string().as_bytes()), store.body())
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// When an entry written now with `expiry` expires, in epoch milliseconds (`None`:
-/// never), or `Err(())` if it already has. Firestore's timestamps end with the year
-/// 9999.
-pub(crate) fn expires_at(expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
-    const MAX_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
-    match expiry.ttl() {
-        Ttl::Forever => Ok(None),
-        Ttl::Expired => Err(()),
-        Ttl::For(d) => {
-            let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-            Ok(Some(now_ms().saturating_add(ms).min(MAX_MS)))
-        }
-    }
-}
+pub(crate) use cache_core::raw::{expires_at_ms as expires_at, now_ms};
 
 fn value(v: ValueType) -> Value {
     Value {
@@ -438,6 +419,7 @@ pub(crate) fn delete_if_unchanged(name: String, seen: Timestamp) -> Write {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache_core::Expiry;
 
     #[test]
     fn ids_are_digests_and_keys_are_bounded() {
