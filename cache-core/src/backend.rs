@@ -115,6 +115,16 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// The value stored under `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
+    /// [`get`](Self::get) without waiting, for backends whose store lives in this
+    /// process: `Some(answer)`, the same answer `get` would give; or `None` when the
+    /// answer needs I/O, and the caller awaits `get` instead. [`Cache`](crate::Cache)
+    /// tries it first, which saves the boxed future of the async call on every hit and
+    /// miss of an in-process store. The default, for network stores, is `None`.
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        let _ = key;
+        None
+    }
+
     /// Store `value` under `key`. A zero or past expiry removes the key instead.
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()>;
 

@@ -107,7 +107,21 @@ impl Checked {
     /// [`CacheBackend::get`] through the checks.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.check_key("get", key)?;
+        if let Some(answer) = self.inner.get_now(key) {
+            return answer.map_err(|e| e.in_operation("get"));
+        }
         self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+    }
+
+    /// [`CacheBackend::get_now`] through the checks: `None` when the backend must
+    /// be awaited (call [`get`](Self::get)).
+    pub fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        if let Err(e) = self.check_key("get", key) {
+            return Some(Err(e));
+        }
+        self.inner
+            .get_now(key)
+            .map(|answer| answer.map_err(|e| e.in_operation("get")))
     }
 
     /// [`CacheBackend::set`] through the checks.
@@ -131,6 +145,10 @@ fn expired(expiry: Expiry) -> bool {
 impl CacheBackend for Checked {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        Checked::get_now(self, key)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

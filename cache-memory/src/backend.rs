@@ -163,6 +163,10 @@ impl CacheBackend for MemoryBackend {
         self.caps
     }
 
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        Some(Ok(self.with_key(KeyKind::Value, key, Store::get)))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         Ok(self.with_key(KeyKind::Value, key, Store::get))
     }

@@ -9,6 +9,27 @@ pub async fn set_get_roundtrip<H: Harness>(h: &H) {
     assert_eq!(c.get("k").await.unwrap(), Some(b("value")));
 }
 
+/// `get_now`, where a backend answers it, says what `get` says: a value, a missing
+/// key, an expired value, a key of another namespace; bad keys are errors there too.
+pub async fn get_now_agrees_with_get<H: Harness>(h: &H) {
+    let c = fresh(h).await;
+    let other = fresh(h).await;
+    c.set("k", b("v"), Expiry::Never).await.unwrap();
+    c.set("gone", b("v"), Expiry::After(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    other.set("theirs", b("v"), Expiry::Never).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for key in ["k", "missing", "gone", "theirs"] {
+        if let Some(now) = c.get_now(key) {
+            assert_eq!(now.unwrap(), c.get(key).await.unwrap(), "{key}");
+        }
+    }
+    if let Some(answer) = c.get_now("") {
+        assert_eq!(answer.unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+}
+
 /// A second write replaces the first.
 pub async fn overwrite<H: Harness>(h: &H) {
     let c = fresh(h).await;
