@@ -8,12 +8,12 @@ use crate::core::{
 };
 use crate::error::{config, BACKEND};
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use cache_core::raw::KeyKind;
+use cache_core::raw::{distinct, last_of_each, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,14 +255,6 @@ fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Distinct items of `list`, first occurrence's place, in order.
-fn distinct<T: Eq + std::hash::Hash + Clone>(list: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    list.into_iter()
-        .filter(|x| seen.insert(x.clone()))
-        .collect()
-}
-
 impl DynamoBackend {
     /// A builder with the defaults of [`DynamoConfig`].
     pub fn builder() -> DynamoBuilder {
@@ -375,6 +367,11 @@ impl DynamoBackend {
             .into_iter()
             .map(delete_request)
             .collect::<Result<Vec<_>>>()?;
+        self.write_all(requests).await
+    }
+
+    /// Send `requests` (distinct keys) as batch writes of 25, at once.
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<()> {
         try_join_all(
             requests
                 .chunks(BATCH_WRITE)
@@ -489,12 +486,7 @@ impl CacheBackend for DynamoBackend {
             return self.delete_many(&keys).await.map(drop);
         };
         // DynamoDB refuses a batch with the same key twice: the last value given wins.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-        for (i, (k, _)) in items.iter().enumerate() {
-            last.insert(k, i);
-        }
-        let mut order: Vec<usize> = last.into_values().collect();
-        order.sort_unstable();
+        let order = last_of_each(items);
         let requests = order
             .iter()
             .map(|&i| {
@@ -502,13 +494,7 @@ impl CacheBackend for DynamoBackend {
                 put_request(item(self.value_pk(k), self.ns(), v, exp))
             })
             .collect::<Result<Vec<_>>>()?;
-        try_join_all(
-            requests
-                .chunks(BATCH_WRITE)
-                .map(|chunk| self.shared.batch_write(chunk.to_vec())),
-        )
-        .await
-        .map(drop)
+        self.write_all(requests).await
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {

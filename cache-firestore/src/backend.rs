@@ -7,11 +7,11 @@ use crate::core::{
     VALUE,
 };
 use crate::error::BACKEND;
-use cache_core::raw::{validate_namespace, KeyKind};
+use cache_core::raw::{distinct, last_of_each, validate_namespace, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Write};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,14 +192,6 @@ impl std::fmt::Debug for FirestoreBackend {
             .field("config", &self.config)
             .finish()
     }
-}
-
-/// Distinct items of `list`, first occurrence's place, in order.
-fn distinct<T: Eq + std::hash::Hash + Clone>(list: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    list.into_iter()
-        .filter(|x| seen.insert(x.clone()))
-        .collect()
 }
 
 /// How many times a create-or-take-over is tried again when the document changed
@@ -414,12 +406,7 @@ impl CacheBackend for FirestoreBackend {
             return self.delete_many(&keys).await.map(drop);
         };
         // The last value given for a key wins.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-        for (i, (k, _)) in items.iter().enumerate() {
-            last.insert(k, i);
-        }
-        let mut order: Vec<usize> = last.into_values().collect();
-        order.sort_unstable();
+        let order = last_of_each(items);
         let writes = order
             .iter()
             .map(|&i| {

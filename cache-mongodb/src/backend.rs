@@ -5,7 +5,7 @@ use crate::core::{
     entry, expires_at, id, is_live, value_of, Shared, EXPIRES, MAX_KEY_LEN, NS, VALUE,
 };
 use crate::error::{is_duplicate_key, map, BACKEND};
-use cache_core::raw::{validate_namespace, KeyKind};
+use cache_core::raw::{last_of_each, validate_namespace, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, DateTime, Document};
@@ -302,12 +302,7 @@ impl CacheBackend for MongoBackend {
             return self.delete_many(&keys).await.map(drop);
         };
         // The last value given for a key wins.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-        for (i, (k, _)) in items.iter().enumerate() {
-            last.insert(k, i);
-        }
-        let mut order: Vec<usize> = last.into_values().collect();
-        order.sort_unstable();
+        let order = last_of_each(items);
         // One `update` command with an upsert per key: one round trip, on every
         // server version.
         let updates: Vec<Document> = order

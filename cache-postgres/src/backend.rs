@@ -5,7 +5,6 @@ use crate::core::{body, token_bytes, ttl_ms, Shared, Sql, MAX_KEY_LEN};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,19 +278,12 @@ impl CacheBackend for PostgresBackend {
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
         // One key twice in one ON CONFLICT statement fails (SQLSTATE 21000): keep the
         // last value given for each key.
-        let mut keys: Vec<String> = Vec::with_capacity(items.len());
-        let mut values: Vec<&[u8]> = Vec::with_capacity(items.len());
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-        for (k, v) in items {
-            match seen.get(k) {
-                Some(&i) => values[i] = v,
-                None => {
-                    seen.insert(k, keys.len());
-                    keys.push(body(self.ns(), KeyKind::Value, k));
-                    values.push(v);
-                }
-            }
-        }
+        let order = cache_core::raw::last_of_each(items);
+        let keys: Vec<String> = order
+            .iter()
+            .map(|&i| body(self.ns(), KeyKind::Value, items[i].0))
+            .collect();
+        let values: Vec<&[u8]> = order.iter().map(|&i| &items[i].1[..]).collect();
         let ttl = ttl_ms(expiry);
         self.shared
             .query(
