@@ -110,7 +110,9 @@ async fn a_ttl_over_30_days_is_kept_not_read_as_a_past_timestamp() {
     .await
     .unwrap();
     assert_eq!(a.get("month").await.unwrap(), Some(b("v")));
-    // The server's own TTL: about 31 days, not "already past".
+    // The server's own TTL: about 31 days, not "already past". The deadline is sent as a
+    // Unix timestamp, which memcached converts on its own second-granularity clock: allow
+    // a few seconds either way.
     let mut raw = common::raw(&common::url().await).await;
     let g = raw
         .meta_get(format!("{}:#gen", a.namespace()), false, None, Some(&["v"]))
@@ -131,7 +133,7 @@ async fn a_ttl_over_30_days_is_kept_not_read_as_a_past_timestamp() {
         .expect("stored");
     let ttl = item.ttl_remaining.unwrap();
     assert!(
-        (31 * 86_400 - 5..=31 * 86_400 + 2).contains(&ttl),
+        (31 * 86_400 - 5..=31 * 86_400 + 5).contains(&ttl),
         "server TTL {ttl} s"
     );
 }
