@@ -1,11 +1,10 @@
 //! `MemoryBuilder` and `MemoryBackend`: per-namespace handles on a shared store.
 
 use crate::config::MemoryConfig;
-use crate::core::Store;
+use crate::core::{Key, Store};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,10 +85,6 @@ impl std::fmt::Debug for MemoryBackend {
     }
 }
 
-thread_local! {
-    static KEY_BUF: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
 impl MemoryBackend {
     /// A builder with the defaults of [`MemoryConfig`].
     pub fn builder() -> MemoryBuilder {
@@ -129,17 +124,11 @@ impl MemoryBackend {
         self.store.sweep()
     }
 
-    /// Run `f` with the store key of `key` (the core's layout), built in a
-    /// thread-local buffer so reads allocate nothing.
-    fn with_key<R>(&self, kind: KeyKind, key: &str, f: impl FnOnce(&Store, &str) -> R) -> R {
-        KEY_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            KeyLayout::ANY
-                .key(&self.namespace, kind, key)
-                .write_into(&mut buf);
-            f(&self.store, &buf)
-        })
+    /// Run `f` with the store key of `key` (the core's layout), looked up by its
+    /// pieces: a read joins and allocates nothing.
+    fn with_key<R>(&self, kind: KeyKind, key: &str, f: impl FnOnce(&Store, &Key<'_>) -> R) -> R {
+        let key = KeyLayout::ANY.key(&self.namespace, kind, key);
+        f(&self.store, &self.store.key(&key))
     }
 
     fn release(&self) {

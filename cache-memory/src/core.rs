@@ -1,22 +1,61 @@
-//! The store: LRU shards of entries with deadlines, and the sweeper thread.
+//! The store: shards of entries with deadlines, an exact LRU order kept with read
+//! stamps, and the sweeper thread.
+//!
+//! A read takes only the shard's shared lock: it finds the entry and stamps it with
+//! the shard's clock (one atomic add). The order used for eviction is a `BTreeMap` from
+//! each entry's *position* (the stamp it had when last placed) to the entry; it changes
+//! under the exclusive lock only. To evict, the shard looks at the entry with the
+//! smallest position: if its stamp is still its position (not read since it was
+//! placed), no entry has an older stamp, so it is the least recently used and goes;
+//! otherwise it is placed again at its stamp and the next one is looked at. Eviction
+//! therefore always picks the entry with the oldest last use — exact LRU — while a
+//! read costs a lookup and a stamp, and an entry read a thousand times between two
+//! evictions is moved once, not a thousand times.
 
 use crate::config::MemoryConfig;
 use crate::error::config;
-use cache_core::raw::Ttl;
+use cache_core::raw::{StoreKey, Ttl};
 use cache_core::{Bytes, Expiry, Result};
-use lru::LruCache;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::hash::BuildHasher;
-use std::num::NonZeroUsize;
-use std::sync::atomic::AtomicUsize;
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-pub(crate) struct Entry {
-    pub(crate) value: Bytes,
-    pub(crate) expires_at: Option<Instant>,
-    /// The map's key, shared, so a read can record it without copying.
-    key: Arc<str>,
+/// A store key looked up: its pieces (never joined for a read) and their hash.
+pub(crate) struct Key<'a> {
+    parts: [&'a str; 4],
+    hash: u64,
+}
+
+impl Key<'_> {
+    fn is(&self, stored: &str) -> bool {
+        let mut rest = stored.as_bytes();
+        for p in self.parts {
+            match rest.strip_prefix(p.as_bytes()) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
+    fn joined(&self) -> Box<str> {
+        self.parts.concat().into_boxed_str()
+    }
+}
+
+struct Entry {
+    key: Box<str>,
+    hash: u64,
+    value: Bytes,
+    expires_at: Option<Instant>,
+    /// The shard clock at the last use (read or write).
+    stamp: AtomicU64,
+    /// Where the entry sits in the shard's order (a stamp it had, ≤ `stamp`).
+    pos: u64,
 }
 
 impl Entry {
@@ -25,23 +64,26 @@ impl Entry {
     }
 
     /// Reads the clock only for entries that can expire.
-    pub(crate) fn is_live(&self) -> bool {
+    fn is_live(&self) -> bool {
         self.expires_at.is_none_or(|t| t > Instant::now())
     }
 }
 
-/// One independently locked part of the store: an LRU map, and the reads not yet
-/// applied to its order. A read takes only the shared lock and records its key; the
-/// recorded reads are applied, in order, under the exclusive lock before any write
-/// (so before any eviction) and whenever the buffer fills. Eviction therefore always
-/// sees every read: the order is exact LRU, without a write lock per read.
-pub(crate) struct Shard {
-    map: RwLock<LruCache<Arc<str>, Entry>>,
-    reads: Mutex<Vec<Arc<str>>>,
+/// What the exclusive lock guards.
+struct Table {
+    entries: HashTable<Entry>,
+    /// Position -> hash of the entry there; one item per entry.
+    order: BTreeMap<u64, u64>,
+    capacity: usize,
 }
 
-/// Reads recorded before they are applied.
-const READ_BUFFER: usize = 64;
+/// One independently locked part of the store, on its own cache lines so that
+/// threads on different shards never share one.
+#[repr(align(128))]
+pub(crate) struct Shard {
+    table: RwLock<Table>,
+    clock: AtomicU64,
+}
 
 /// Entries a shard should be able to hold before the store is split into more
 /// shards: below this, one shard (exact LRU over the whole bound).
@@ -50,44 +92,112 @@ const MIN_PER_SHARD: usize = 4096;
 impl Shard {
     fn new(capacity: usize) -> Self {
         Shard {
-            map: RwLock::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
-            reads: Mutex::new(Vec::with_capacity(READ_BUFFER)),
+            table: RwLock::new(Table {
+                entries: HashTable::new(),
+                order: BTreeMap::new(),
+                capacity: capacity.max(1),
+            }),
+            clock: AtomicU64::new(1),
         }
     }
 
-    /// Record a read of `key`; true when the buffer is full and should be applied.
-    /// Under contention for the buffer the read goes unrecorded: concurrent reads
-    /// have no single order anyway.
-    fn record(&self, key: &Arc<str>) -> bool {
-        match self.reads.try_lock() {
-            Some(mut buf) => {
-                buf.push(key.clone());
-                buf.len() >= READ_BUFFER
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Relaxed)
+    }
+
+    /// Mark `e` as used now. An entry that already holds the newest stamp is left
+    /// alone: stamping it again would not change the order (and saves the atomic add
+    /// on a hot key read over and over).
+    fn touch(&self, e: &Entry) {
+        if e.stamp.load(Relaxed) + 1 != self.clock.load(Relaxed) {
+            e.stamp.store(self.tick(), Relaxed);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.read().entries.len()
+    }
+}
+
+impl Table {
+    fn find(&self, key: &Key) -> Option<&Entry> {
+        self.entries.find(key.hash, |e| key.is(&e.key))
+    }
+
+    /// Remove the entry for `key`; the entry if there was one.
+    fn remove(&mut self, key: &Key) -> Option<Entry> {
+        let (e, _) = self
+            .entries
+            .find_entry(key.hash, |e| key.is(&e.key))
+            .ok()?
+            .remove();
+        self.order.remove(&e.pos);
+        Some(e)
+    }
+
+    /// Store `value` under `key`, stamped `now`; evicts the least recently used entry
+    /// when a new key would go past the capacity.
+    fn put(&mut self, key: &Key, value: Bytes, expires_at: Option<Instant>, now: u64) {
+        if let Ok(mut found) = self.entries.find_entry(key.hash, |e| key.is(&e.key)) {
+            let e = found.get_mut();
+            e.value = value;
+            e.expires_at = expires_at;
+            *e.stamp.get_mut() = now;
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            self.evict_one();
+        }
+        self.order.insert(now, key.hash);
+        self.entries.insert_unique(
+            key.hash,
+            Entry {
+                key: key.joined(),
+                hash: key.hash,
+                value,
+                expires_at,
+                stamp: AtomicU64::new(now),
+                pos: now,
+            },
+            |e| e.hash,
+        );
+    }
+
+    fn evict_one(&mut self) {
+        while let Some((pos, hash)) = self.order.pop_first() {
+            let Ok(mut found) = self.entries.find_entry(hash, |e| e.pos == pos) else {
+                continue; // cannot happen: every position names its entry
+            };
+            let e = found.get_mut();
+            let stamp = *e.stamp.get_mut();
+            if stamp == pos {
+                found.remove();
+                return;
             }
-            None => false,
+            // Used since it was placed: place it at its last use, look further.
+            e.pos = stamp;
+            self.order.insert(stamp, hash);
         }
     }
 
-    /// The map for writing, with every recorded read applied first.
-    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, LruCache<Arc<str>, Entry>> {
-        let mut map = self.map.write();
-        // Readers hold the shared lock while they record, so nobody holds the buffer now.
-        for k in self.reads.lock().drain(..) {
-            map.promote(&k);
-        }
-        map
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.map.read().len()
+    /// Keep only the entries `keep` accepts; returns how many went.
+    fn retain(&mut self, keep: &impl Fn(&str, &Entry) -> bool) -> usize {
+        let before = self.entries.len();
+        let order = &mut self.order;
+        self.entries.retain(|e| {
+            let kept = keep(&e.key, e);
+            if !kept {
+                order.remove(&e.pos);
+            }
+            kept
+        });
+        before - self.entries.len()
     }
 }
 
 pub(crate) struct Store {
     pub(crate) shards: Box<[Shard]>,
-    hasher: lru::DefaultHasher,
+    hasher: DefaultHashBuilder,
     pub(crate) max_value_size: usize,
     /// Backend handles on this store; the sweep stops when the last one goes.
     pub(crate) open_handles: AtomicUsize,
@@ -116,7 +226,7 @@ impl Store {
             .collect();
         let store = Arc::new(Store {
             shards,
-            hasher: lru::DefaultHasher::default(),
+            hasher: DefaultHashBuilder::default(),
             max_value_size: cfg.max_value_size,
             open_handles: AtomicUsize::new(0),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
@@ -127,9 +237,22 @@ impl Store {
         Ok(store)
     }
 
-    fn shard(&self, key: &str) -> &Shard {
-        let h = self.hasher.hash_one(key) as usize;
-        &self.shards[h % self.shards.len()]
+    /// The lookup form of a store key: its pieces and their hash.
+    pub(crate) fn key<'a>(&self, key: &'a StoreKey<'a>) -> Key<'a> {
+        let parts = key.parts();
+        let mut h = self.hasher.build_hasher();
+        for p in parts {
+            h.write(p.as_bytes());
+        }
+        Key {
+            parts,
+            hash: h.finish(),
+        }
+    }
+
+    fn shard(&self, key: &Key) -> &Shard {
+        // Middle bits: the hash table uses the low ones for buckets, the top ones for tags.
+        &self.shards[(key.hash >> 24) as usize % self.shards.len()]
     }
 
     pub(crate) fn stop_sweeper(&self) {
@@ -139,75 +262,54 @@ impl Store {
     }
 
     /// The live value under `key`; the read counts for the LRU order.
-    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &Key) -> Option<Bytes> {
         let shard = self.shard(key);
-        let (value, full) = {
-            let map = shard.map.read();
-            match map.peek(key) {
-                None => return None,
-                Some(e) if e.is_live() => (e.value.clone(), shard.record(&e.key)),
-                Some(_) => {
-                    drop(map);
-                    let mut map = shard.write();
-                    if map.peek(key).is_some_and(|e| !e.is_live()) {
-                        map.pop(key);
-                    }
-                    return None;
-                }
+        {
+            let t = shard.table.read();
+            let e = t.find(key)?;
+            if e.is_live() {
+                shard.touch(e);
+                return Some(e.value.clone());
             }
-        };
-        if full {
-            drop(shard.write());
         }
-        Some(value)
+        // Expired: drop it, unless it was replaced meanwhile.
+        let mut t = shard.table.write();
+        if t.find(key).is_some_and(|e| !e.is_live()) {
+            t.remove(key);
+        }
+        None
     }
 
-    pub(crate) fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &Key) -> bool {
         self.shard(key)
-            .map
+            .table
             .read()
-            .peek(key)
+            .find(key)
             .is_some_and(Entry::is_live)
     }
 
     /// Store `value` (or remove the key when the expiry has passed).
-    pub(crate) fn put(&self, key: &str, value: Bytes, expiry: Expiry) {
-        let mut s = self.shard(key).write();
+    pub(crate) fn put(&self, key: &Key, value: Bytes, expiry: Expiry) {
+        let shard = self.shard(key);
+        let mut t = shard.table.write();
         match deadline(expiry) {
-            Some(expires_at) => {
-                let key: Arc<str> = key.into();
-                s.put(
-                    key.clone(),
-                    Entry {
-                        value,
-                        expires_at,
-                        key,
-                    },
-                );
-            }
+            Some(expires_at) => t.put(key, value, expires_at, shard.tick()),
             None => {
-                s.pop(key);
+                t.remove(key);
             }
         }
     }
 
     /// Insert unless a live entry is there; true if stored.
-    pub(crate) fn add(&self, key: &str, value: Bytes, expiry: Expiry) -> bool {
-        let mut s = self.shard(key).write();
-        if s.peek(key).is_some_and(Entry::is_live) {
+    pub(crate) fn add(&self, key: &Key, value: Bytes, expiry: Expiry) -> bool {
+        let shard = self.shard(key);
+        let mut t = shard.table.write();
+        if t.find(key).is_some_and(Entry::is_live) {
             return false;
         }
         match deadline(expiry) {
             Some(expires_at) => {
-                let key: Arc<str> = key.into();
-                s.put(
-                    key.clone(),
-                    Entry {
-                        value,
-                        expires_at,
-                        key,
-                    },
-                );
+                t.put(key, value, expires_at, shard.tick());
                 true
             }
             None => false,
@@ -215,19 +317,20 @@ impl Store {
     }
 
     /// Remove `key`; true if a live entry was there.
-    pub(crate) fn remove(&self, key: &str) -> bool {
+    pub(crate) fn remove(&self, key: &Key) -> bool {
         self.shard(key)
+            .table
             .write()
-            .pop(key)
+            .remove(key)
             .is_some_and(|e| e.is_live())
     }
 
     /// Remove `key` if it holds exactly `value` (a lock's token); true if removed.
-    pub(crate) fn remove_if(&self, key: &str, value: &[u8]) -> bool {
-        let mut s = self.shard(key).write();
-        let owned = s.peek(key).is_some_and(|e| e.is_live() && e.value == value);
+    pub(crate) fn remove_if(&self, key: &Key, value: &[u8]) -> bool {
+        let mut t = self.shard(key).table.write();
+        let owned = t.find(key).is_some_and(|e| e.is_live() && e.value == value);
         if owned {
-            s.pop(key);
+            t.remove(key);
         }
         owned
     }
@@ -245,20 +348,10 @@ impl Store {
 
     /// Keep only the entries `keep` accepts, one shard at a time; returns how many went.
     fn retain(&self, keep: impl Fn(&str, &Entry) -> bool) -> usize {
-        let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut s = shard.write();
-            let dead: Vec<Arc<str>> = s
-                .iter()
-                .filter(|(k, e)| !keep(k, e))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in dead {
-                s.pop(&k);
-                removed += 1;
-            }
-        }
-        removed
+        self.shards
+            .iter()
+            .map(|s| s.table.write().retain(&keep))
+            .sum()
     }
 
     pub(crate) fn len(&self) -> usize {
