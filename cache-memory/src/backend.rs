@@ -1,7 +1,7 @@
 //! `MemoryBuilder` and `MemoryBackend`: per-namespace handles on a shared store.
 
 use crate::config::MemoryConfig;
-use crate::core::{Key, Store};
+use crate::core::{Key, Namespace, Store};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
@@ -71,7 +71,7 @@ impl MemoryBuilder {
 /// clears only its own keys. Locks are process-local.
 pub struct MemoryBackend {
     store: Arc<Store>,
-    namespace: Arc<str>,
+    namespace: Namespace,
     caps: Capabilities,
     closed: AtomicBool,
 }
@@ -79,7 +79,7 @@ pub struct MemoryBackend {
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryBackend")
-            .field("namespace", &self.namespace)
+            .field("namespace", &self.namespace.name())
             .field("shards", &self.store.shards.len())
             .finish()
     }
@@ -97,8 +97,8 @@ impl MemoryBackend {
             caps: Capabilities::new(BACKEND)
                 .max_value_size(Some(store.max_value_size))
                 .native_batch(true),
+            namespace: store.namespace(namespace),
             store,
-            namespace: namespace.into(),
             closed: AtomicBool::new(false),
         }
     }
@@ -111,7 +111,7 @@ impl MemoryBackend {
 
     /// This backend's namespace.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        self.namespace.name()
     }
 
     /// Entries held by the store, all namespaces, expired-but-unswept ones included.
@@ -127,8 +127,8 @@ impl MemoryBackend {
     /// Run `f` with the store key of `key` (the core's layout), looked up by its
     /// pieces: a read joins and allocates nothing.
     fn with_key<R>(&self, kind: KeyKind, key: &str, f: impl FnOnce(&Store, &Key<'_>) -> R) -> R {
-        let key = KeyLayout::ANY.key(&self.namespace, kind, key);
-        f(&self.store, &self.store.key(&key))
+        let key = KeyLayout::ANY.key(self.namespace.name(), kind, key);
+        f(&self.store, &Store::key(&self.namespace, &key))
     }
 
     fn release(&self) {
@@ -174,8 +174,7 @@ impl CacheBackend for MemoryBackend {
     }
 
     async fn clear(&self) -> Result<()> {
-        self.store
-            .remove_prefix(&KeyLayout::namespace_prefix(&self.namespace));
+        self.store.remove_namespace(&self.namespace);
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::config::MemoryConfig;
 use crate::error::config;
 use cache_core::raw::{StoreKey, Ttl};
 use cache_core::{Bytes, Expiry, Result};
+use compact_str::CompactString;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -24,31 +25,43 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-/// A store key looked up: its pieces (never joined for a read) and their hash.
+/// A namespace of the store, with its share of every key's hash computed once.
+#[derive(Clone)]
+pub(crate) struct Namespace {
+    name: Arc<str>,
+    hasher: <DefaultHashBuilder as BuildHasher>::Hasher,
+}
+
+impl Namespace {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is(&self, stored: &Arc<str>) -> bool {
+        Arc::ptr_eq(&self.name, stored) || *self.name == **stored
+    }
+}
+
+/// A store key looked up: namespace, kind and body (the core's layout, never joined)
+/// and their hash.
 pub(crate) struct Key<'a> {
-    parts: [&'a str; 4],
+    ns: &'a Namespace,
+    lock: bool,
+    body: &'a str,
     hash: u64,
 }
 
 impl Key<'_> {
-    fn is(&self, stored: &str) -> bool {
-        let mut rest = stored.as_bytes();
-        for p in self.parts {
-            match rest.strip_prefix(p.as_bytes()) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        }
-        rest.is_empty()
-    }
-
-    fn joined(&self) -> Box<str> {
-        self.parts.concat().into_boxed_str()
+    fn is(&self, e: &Entry) -> bool {
+        // The body is held inline for keys up to 24 bytes: this touches the entry only.
+        e.body.as_str() == self.body && e.lock == self.lock && self.ns.is(&e.ns)
     }
 }
 
 struct Entry {
-    key: Box<str>,
+    ns: Arc<str>,
+    lock: bool,
+    body: CompactString,
     hash: u64,
     value: Bytes,
     expires_at: Option<Instant>,
@@ -121,14 +134,14 @@ impl Shard {
 
 impl Table {
     fn find(&self, key: &Key) -> Option<&Entry> {
-        self.entries.find(key.hash, |e| key.is(&e.key))
+        self.entries.find(key.hash, |e| key.is(e))
     }
 
     /// Remove the entry for `key`; the entry if there was one.
     fn remove(&mut self, key: &Key) -> Option<Entry> {
         let (e, _) = self
             .entries
-            .find_entry(key.hash, |e| key.is(&e.key))
+            .find_entry(key.hash, |e| key.is(e))
             .ok()?
             .remove();
         self.order.remove(&e.pos);
@@ -138,7 +151,7 @@ impl Table {
     /// Store `value` under `key`, stamped `now`; evicts the least recently used entry
     /// when a new key would go past the capacity.
     fn put(&mut self, key: &Key, value: Bytes, expires_at: Option<Instant>, now: u64) {
-        if let Ok(mut found) = self.entries.find_entry(key.hash, |e| key.is(&e.key)) {
+        if let Ok(mut found) = self.entries.find_entry(key.hash, |e| key.is(e)) {
             let e = found.get_mut();
             e.value = value;
             e.expires_at = expires_at;
@@ -152,7 +165,9 @@ impl Table {
         self.entries.insert_unique(
             key.hash,
             Entry {
-                key: key.joined(),
+                ns: key.ns.name.clone(),
+                lock: key.lock,
+                body: CompactString::from(key.body),
                 hash: key.hash,
                 value,
                 expires_at,
@@ -181,11 +196,11 @@ impl Table {
     }
 
     /// Keep only the entries `keep` accepts; returns how many went.
-    fn retain(&mut self, keep: &impl Fn(&str, &Entry) -> bool) -> usize {
+    fn retain(&mut self, keep: &impl Fn(&Entry) -> bool) -> usize {
         let before = self.entries.len();
         let order = &mut self.order;
         self.entries.retain(|e| {
-            let kept = keep(&e.key, e);
+            let kept = keep(e);
             if !kept {
                 order.remove(&e.pos);
             }
@@ -237,15 +252,27 @@ impl Store {
         Ok(store)
     }
 
-    /// The lookup form of a store key: its pieces and their hash.
-    pub(crate) fn key<'a>(&self, key: &'a StoreKey<'a>) -> Key<'a> {
-        let parts = key.parts();
-        let mut h = self.hasher.build_hasher();
-        for p in parts {
-            h.write(p.as_bytes());
+    /// A namespace of this store.
+    pub(crate) fn namespace(&self, name: &str) -> Namespace {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(name.as_bytes());
+        Namespace {
+            name: name.into(),
+            hasher,
         }
+    }
+
+    /// The lookup form of a store key of `ns`: its kind and body, and the hash.
+    pub(crate) fn key<'a>(ns: &'a Namespace, key: &'a StoreKey<'a>) -> Key<'a> {
+        let [_, _, marker, body] = key.parts();
+        let lock = !marker.is_empty();
+        let mut h = ns.hasher.clone();
+        h.write_u8(u8::from(lock));
+        h.write(body.as_bytes());
         Key {
-            parts,
+            ns,
+            lock,
+            body,
             hash: h.finish(),
         }
     }
@@ -335,19 +362,19 @@ impl Store {
         owned
     }
 
-    /// Remove every entry whose key starts with `prefix`.
-    pub(crate) fn remove_prefix(&self, prefix: &str) {
-        self.retain(|k, _| !k.starts_with(prefix));
+    /// Remove every entry of `ns`, values and locks.
+    pub(crate) fn remove_namespace(&self, ns: &Namespace) {
+        self.retain(|e| !ns.is(&e.ns));
     }
 
     /// Remove expired entries, one shard at a time; returns how many.
     pub(crate) fn sweep(&self) -> usize {
         let now = Instant::now();
-        self.retain(|_, e| e.is_live_at(now))
+        self.retain(|e| e.is_live_at(now))
     }
 
     /// Keep only the entries `keep` accepts, one shard at a time; returns how many went.
-    fn retain(&self, keep: impl Fn(&str, &Entry) -> bool) -> usize {
+    fn retain(&self, keep: impl Fn(&Entry) -> bool) -> usize {
         self.shards
             .iter()
             .map(|s| s.table.write().retain(&keep))
