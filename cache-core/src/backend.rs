@@ -125,6 +125,18 @@ pub trait CacheBackend: Send + Sync + 'static {
         None
     }
 
+    /// Like [`get_now`](Self::get_now), but lends the stored bytes to `read` instead of
+    /// handing out a copy: `Some(Ok(true))` when `read` was called with the live value,
+    /// `Some(Ok(false))` on a miss, `None` when the caller must await
+    /// [`get`](Self::get). The typed [`Cache::get`](crate::Cache::get) decodes through
+    /// it, so an in-process hit costs no reference count. Answer it only when
+    /// [`get_now`](Self::get_now) is answered too, and keep `read` short: it may run
+    /// under the store's lock. The default is `None`.
+    fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        let _ = (key, read);
+        None
+    }
+
     /// Store `value` under `key`. A zero or past expiry removes the key instead.
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()>;
 

@@ -182,6 +182,10 @@ impl<C: Codec> Cache<C> {
     /// The value under `key`, decoded as `T`. Bytes that do not decode as `T` are a
     /// [`Serialization`](crate::ErrorKind::Serialization) error.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let codec = &self.inner.codec;
+        if let Some(answer) = self.inner.backend.decode_now(key, |b| codec.decode(b)) {
+            return answer;
+        }
         match self.inner.backend.get(key).await? {
             Some(bytes) => self.inner.codec.decode(&bytes).map(Some),
             None => Ok(None),

@@ -124,6 +124,37 @@ impl Checked {
             .map(|answer| answer.map_err(|e| e.in_operation("get")))
     }
 
+    /// [`CacheBackend::read_now`] through the checks.
+    pub fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        if let Err(e) = self.check_key("get", key) {
+            return Some(Err(e));
+        }
+        self.inner
+            .read_now(key, read)
+            .map(|answer| answer.map_err(|e| e.in_operation("get")))
+    }
+
+    /// `decode` of the value under `key`, read in place through
+    /// [`read_now`](Self::read_now): `None` when the backend must be awaited.
+    pub fn decode_now<T>(
+        &self,
+        key: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Option<Result<Option<T>>> {
+        let mut decode = Some(decode);
+        let mut out = None;
+        let found = self.read_now(key, &mut |bytes| {
+            if let Some(decode) = decode.take() {
+                out = Some(decode(bytes));
+            }
+        })?;
+        Some(match (found, out) {
+            (Err(e), _) => Err(e),
+            (Ok(true), Some(decoded)) => decoded.map(Some),
+            _ => Ok(None),
+        })
+    }
+
     /// [`CacheBackend::set`] through the checks.
     pub async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         self.check_key("set", key)?;
@@ -149,6 +180,10 @@ impl CacheBackend for Checked {
 
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         Checked::get_now(self, key)
+    }
+
+    fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        Checked::read_now(self, key, read)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -156,6 +156,12 @@ impl CacheBackend for MemoryBackend {
         Some(Ok(self.with_key(KeyKind::Value, key, Store::get)))
     }
 
+    fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        Some(Ok(
+            self.with_key(KeyKind::Value, key, |s, k| s.read(k, read))
+        ))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         Ok(self.with_key(KeyKind::Value, key, Store::get))
     }

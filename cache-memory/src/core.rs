@@ -290,13 +290,23 @@ impl Store {
 
     /// The live value under `key`; the read counts for the LRU order.
     pub(crate) fn get(&self, key: &Key) -> Option<Bytes> {
+        self.with_live(key, Bytes::clone)
+    }
+
+    /// Lend the live value under `key` to `f` (under the shard's shared lock); true
+    /// if there was one. The read counts for the LRU order.
+    pub(crate) fn read(&self, key: &Key, f: &mut dyn FnMut(&[u8])) -> bool {
+        self.with_live(key, |v| f(v)).is_some()
+    }
+
+    fn with_live<R>(&self, key: &Key, f: impl FnOnce(&Bytes) -> R) -> Option<R> {
         let shard = self.shard(key);
         {
             let t = shard.table.read();
             let e = t.find(key)?;
             if e.is_live() {
                 shard.touch(e);
-                return Some(e.value.clone());
+                return Some(f(&e.value));
             }
         }
         // Expired: drop it, unless it was replaced meanwhile.

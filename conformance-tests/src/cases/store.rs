@@ -9,8 +9,9 @@ pub async fn set_get_roundtrip<H: Harness>(h: &H) {
     assert_eq!(c.get("k").await.unwrap(), Some(b("value")));
 }
 
-/// `get_now`, where a backend answers it, says what `get` says: a value, a missing
-/// key, an expired value, a key of another namespace; bad keys are errors there too.
+/// `get_now` and `read_now`, where a backend answers them, say what `get` says: a
+/// value, a missing key, an expired value, a key of another namespace; bad keys are
+/// errors there too.
 pub async fn get_now_agrees_with_get<H: Harness>(h: &H) {
     let c = fresh(h).await;
     let other = fresh(h).await;
@@ -24,8 +25,17 @@ pub async fn get_now_agrees_with_get<H: Harness>(h: &H) {
         if let Some(now) = c.get_now(key) {
             assert_eq!(now.unwrap(), c.get(key).await.unwrap(), "{key}");
         }
+        let mut lent = None;
+        if let Some(found) = c.read_now(key, &mut |v| lent = Some(Bytes::copy_from_slice(v))) {
+            let got = c.get(key).await.unwrap();
+            assert_eq!(found.unwrap(), got.is_some(), "{key}");
+            assert_eq!(lent, got, "{key}");
+        }
     }
     if let Some(answer) = c.get_now("") {
+        assert_eq!(answer.unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+    if let Some(answer) = c.read_now("", &mut |_| panic!("no value for an empty key")) {
         assert_eq!(answer.unwrap_err().kind(), ErrorKind::InvalidInput);
     }
 }
