@@ -144,6 +144,14 @@ impl<C: Codec> CacheBuilder<C> {
         self.compute.lock_wait = d;
         self
     }
+    /// Put a [`CircuitBreaker`](crate::CircuitBreaker) with `config` around the
+    /// backend (default: none): after a run of failed calls the store is skipped at
+    /// once — get-or-compute computes without waiting for it, plain calls return
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) — until a probe call succeeds.
+    pub fn circuit_breaker(mut self, config: crate::BreakerConfig) -> Self {
+        self.backend = Arc::new(crate::CircuitBreaker::new(self.backend, config));
+        self
+    }
     /// Finish.
     pub fn build(self) -> Cache<C> {
         Cache {

@@ -37,6 +37,7 @@
 
 mod backend;
 pub mod blocking;
+mod breaker;
 mod cache;
 mod checked;
 mod codec;
@@ -48,6 +49,7 @@ mod key;
 pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheBuilder};
 pub use checked::Checked;

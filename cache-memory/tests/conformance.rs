@@ -1,6 +1,7 @@
-//! The whole conformance suite on the in-memory backend.
+//! The whole conformance suite on the in-memory backend, and again with a circuit
+//! breaker in front of it (the breaker must change nothing while the store answers).
 
-use cache_core::{async_trait, CacheBackend};
+use cache_core::{async_trait, BreakerConfig, CacheBackend, CircuitBreaker};
 use cache_memory::MemoryBackend;
 use conformance_tests::Harness;
 use std::sync::Arc;
@@ -32,3 +33,18 @@ impl Harness for MemoryHarness {
 }
 
 conformance_tests::suite!(MemoryHarness::new());
+
+/// The same store behind a [`CircuitBreaker`].
+struct BreakerHarness(MemoryHarness);
+
+#[async_trait]
+impl Harness for BreakerHarness {
+    async fn backend(&self, namespace: &str) -> Arc<dyn CacheBackend> {
+        Arc::new(CircuitBreaker::new(
+            self.0.backend(namespace).await,
+            BreakerConfig::default(),
+        ))
+    }
+}
+
+conformance_tests::suite!(mod behind_breaker, BreakerHarness(MemoryHarness::new()));

@@ -1,0 +1,506 @@
+//! A circuit breaker around any backend: a store that keeps failing is skipped at once
+//! instead of being waited for on every call.
+
+use crate::backend::{CacheBackend, Capabilities, LockToken};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings of a [`CircuitBreaker`], loadable with serde (durations in milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// Failed calls in a row (errors that [`Error::is_transient`] calls transient:
+    /// the store unreachable or too slow) that open the breaker. Default 5.
+    pub failure_threshold: u32,
+    /// How long the breaker stays open before one probe call may try the store
+    /// again. Default 500 ms, so caching resumes within about half a second of the
+    /// store coming back.
+    #[serde(with = "crate::raw::millis")]
+    pub retry_after: Duration,
+    /// A bound of the breaker's own on each call (a call past it is a `Timeout`
+    /// failure); `None` (the default) leaves the bound to the backend's own timeout and
+    /// to get-or-compute's. A call abandoned by its caller while in flight counts as a
+    /// failure either way.
+    #[serde(with = "crate::raw::opt_millis")]
+    pub call_timeout: Option<Duration>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            retry_after: Duration::from_millis(500),
+            call_timeout: None,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// See [`BreakerConfig::failure_threshold`].
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.failure_threshold = n.max(1);
+        self
+    }
+    /// See [`BreakerConfig::retry_after`].
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = d;
+        self
+    }
+    /// See [`BreakerConfig::call_timeout`].
+    pub fn call_timeout(mut self, d: Option<Duration>) -> Self {
+        self.call_timeout = d;
+        self
+    }
+}
+
+/// Where a [`CircuitBreaker`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls go to the store.
+    Closed,
+    /// Calls fail at once with [`Unavailable`](ErrorKind::Unavailable); `retry_in` is
+    /// how long until a probe may go (zero: the next call is the probe).
+    Open {
+        /// Since the breaker opened.
+        since: Duration,
+        /// Until a probe call may try the store.
+        retry_in: Duration,
+    },
+}
+
+/// A [`CacheBackend`] that stops calling a failing store for a while.
+///
+/// After [`failure_threshold`](BreakerConfig::failure_threshold) transient failures
+/// in a row it *opens*: every call fails at once with an
+/// [`Unavailable`](ErrorKind::Unavailable) error that says since when and until when,
+/// so get-or-compute skips the store without waiting (it fails open: computes and
+/// returns) and plain calls return the error at once. After
+/// [`retry_after`](BreakerConfig::retry_after) one call goes through as a probe (the
+/// others still fail fast): success closes the breaker, failure opens it again.
+/// Errors that say nothing of the store's health (invalid input, a value that does
+/// not decode) neither open nor close it. `close` always reaches the store.
+///
+/// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker) puts one
+/// around a cache's backend:
+///
+/// ```
+/// use cache_core::{BreakerConfig, Cache};
+/// use std::time::Duration;
+/// # fn demo(backend: impl cache_core::CacheBackend) {
+/// let cache = Cache::builder(backend)
+///     .circuit_breaker(BreakerConfig::default().retry_after(Duration::from_millis(250)))
+///     .build();
+/// # }
+/// ```
+pub struct CircuitBreaker {
+    inner: Arc<dyn CacheBackend>,
+    config: BreakerConfig,
+    /// Time base of the fields below (milliseconds since `epoch`).
+    epoch: Instant,
+    failures: AtomicU32,
+    /// 0 while closed; else when the breaker opened (ms since `epoch`, at least 1).
+    opened_at: AtomicU64,
+    /// While open: when the next probe may go.
+    retry_at: AtomicU64,
+    /// A probe call is in flight.
+    probing: AtomicBool,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("backend", &self.inner.capabilities().backend)
+            .field("config", &self.config)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// How a call was let through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Normal,
+    Probe,
+}
+
+/// Records a call's outcome; a call dropped before it finished counts as failed.
+struct Pending<'a> {
+    breaker: &'a CircuitBreaker,
+    admit: Admit,
+    done: bool,
+}
+
+impl Pending<'_> {
+    fn finish<T>(mut self, outcome: &Result<T>) {
+        self.done = true;
+        let failed = outcome.as_ref().err().is_some_and(Error::is_transient);
+        self.breaker.record(self.admit, failed);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.record(self.admit, true);
+        }
+    }
+}
+
+impl CircuitBreaker {
+    /// Put a breaker with `config` around `backend`.
+    pub fn new(backend: Arc<dyn CacheBackend>, config: BreakerConfig) -> Self {
+        CircuitBreaker {
+            inner: backend,
+            config: BreakerConfig {
+                failure_threshold: config.failure_threshold.max(1),
+                ..config
+            },
+            epoch: Instant::now(),
+            failures: AtomicU32::new(0),
+            opened_at: AtomicU64::new(0),
+            retry_at: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    /// The backend behind the breaker.
+    pub fn inner(&self) -> &Arc<dyn CacheBackend> {
+        &self.inner
+    }
+
+    /// Open or closed, and for how long.
+    pub fn state(&self) -> BreakerState {
+        let opened = self.opened_at.load(Ordering::Acquire);
+        if opened == 0 {
+            return BreakerState::Closed;
+        }
+        let now = self.now_ms();
+        BreakerState::Open {
+            since: Duration::from_millis(now.saturating_sub(opened)),
+            retry_in: Duration::from_millis(
+                self.retry_at.load(Ordering::Acquire).saturating_sub(now),
+            ),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // At least 1, so that 0 can mean "closed".
+        (self.epoch.elapsed().as_millis() as u64).max(1)
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.capabilities().backend
+    }
+
+    fn admit(&self) -> Result<Admit> {
+        let opened = self.opened_at.load(Ordering::Acquire);
+        if opened == 0 {
+            return Ok(Admit::Normal);
+        }
+        let now = self.now_ms();
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        if now >= retry_at && !self.probing.swap(true, Ordering::AcqRel) {
+            return Ok(Admit::Probe);
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            self.name(),
+            format!(
+                "circuit breaker open for {} ms after {} failed calls in a row; the next \
+                 call tries the store again in {} ms (check that the store is up and \
+                 reachable; calls fail fast meanwhile)",
+                now.saturating_sub(opened),
+                self.config.failure_threshold,
+                retry_at.saturating_sub(now)
+            ),
+        ))
+    }
+
+    fn record(&self, admit: Admit, failed: bool) {
+        let now = self.now_ms();
+        let retry_at = now + self.config.retry_after.as_millis() as u64;
+        match (admit, failed) {
+            (Admit::Probe, false) => {
+                self.failures.store(0, Ordering::Release);
+                self.opened_at.store(0, Ordering::Release);
+                self.probing.store(false, Ordering::Release);
+                tracing::info!(
+                    backend = self.name(),
+                    "the store answers again; circuit breaker closed"
+                );
+            }
+            (Admit::Probe, true) => {
+                self.retry_at.store(retry_at, Ordering::Release);
+                self.probing.store(false, Ordering::Release);
+            }
+            (Admit::Normal, false) => {
+                if self.failures.load(Ordering::Relaxed) != 0 {
+                    self.failures.store(0, Ordering::Relaxed);
+                }
+            }
+            (Admit::Normal, true) => {
+                let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if n >= self.config.failure_threshold
+                    && self
+                        .opened_at
+                        .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    self.retry_at.store(retry_at, Ordering::Release);
+                    tracing::warn!(
+                        backend = self.name(),
+                        failures = n,
+                        retry_after_ms = self.config.retry_after.as_millis() as u64,
+                        "circuit breaker opened: calls skip the store until a probe succeeds"
+                    );
+                }
+            }
+        }
+    }
+
+    async fn call<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let pending = Pending {
+            breaker: self,
+            admit: self.admit()?,
+            done: false,
+        };
+        let outcome = match self.config.call_timeout {
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .unwrap_or_else(|_| Err(Error::timeout(self.name(), t))),
+            None => fut.await,
+        };
+        pending.finish(&outcome);
+        outcome
+    }
+
+    fn call_now<T>(&self, call: impl FnOnce() -> Option<Result<T>>) -> Option<Result<T>> {
+        let pending = match self.admit() {
+            Ok(admit) => Pending {
+                breaker: self,
+                admit,
+                done: false,
+            },
+            Err(e) => return Some(Err(e)),
+        };
+        match call() {
+            Some(outcome) => {
+                pending.finish(&outcome);
+                Some(outcome)
+            }
+            None => {
+                // Not answered here: the awaited call that follows is the one counted.
+                let mut pending = pending;
+                pending.done = true;
+                if pending.admit == Admit::Probe {
+                    self.probing.store(false, Ordering::Release);
+                }
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CacheBackend for CircuitBreaker {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        self.call_now(|| self.inner.get_now(key))
+    }
+    fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        self.call_now(|| self.inner.read_now(key, read))
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.call(self.inner.get(key)).await
+    }
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.call(self.inner.set(key, value, expiry)).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.call(self.inner.delete(key)).await
+    }
+    async fn has(&self, key: &str) -> Result<bool> {
+        self.call(self.inner.has(key)).await
+    }
+    async fn clear(&self) -> Result<()> {
+        self.call(self.inner.clear()).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.call(self.inner.get_many(keys)).await
+    }
+    async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        self.call(self.inner.set_many(items, expiry)).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.call(self.inner.delete_many(keys)).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.call(self.inner.set_if_absent(key, value, expiry))
+            .await
+    }
+    async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
+        self.call(self.inner.acquire_lock(key, ttl)).await
+    }
+    async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
+        self.call(self.inner.release_lock(key, token)).await
+    }
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that answers, or is down, as the test says.
+    struct Switch {
+        down: AtomicBool,
+        calls: AtomicU32,
+    }
+
+    #[async_trait]
+    impl CacheBackend for Switch {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new("switch")
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if key.is_empty() {
+                return Err(Error::invalid_input("switch", "empty"));
+            }
+            if self.down.load(Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::Unavailable, "switch", "down"));
+            }
+            Ok(None)
+        }
+        async fn set(&self, _: &str, _: Bytes, _: Expiry) -> Result<()> {
+            Ok(())
+        }
+        async fn delete(&self, _: &str) -> Result<bool> {
+            Ok(false)
+        }
+        async fn clear(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn set_if_absent(&self, _: &str, _: Bytes, _: Expiry) -> Result<bool> {
+            Ok(true)
+        }
+        async fn acquire_lock(&self, _: &str, _: Duration) -> Result<Option<LockToken>> {
+            Ok(None)
+        }
+        async fn release_lock(&self, _: &str, _: &LockToken) -> Result<bool> {
+            Ok(false)
+        }
+        async fn close(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn breaker(threshold: u32, retry: Duration) -> (Arc<Switch>, CircuitBreaker) {
+        let s = Arc::new(Switch {
+            down: AtomicBool::new(false),
+            calls: AtomicU32::new(0),
+        });
+        let b = CircuitBreaker::new(
+            s.clone(),
+            BreakerConfig::default()
+                .failure_threshold(threshold)
+                .retry_after(retry),
+        );
+        (s, b)
+    }
+
+    #[tokio::test]
+    async fn opens_after_the_threshold_fails_fast_then_one_probe_closes_it() {
+        let (s, b) = breaker(3, Duration::from_millis(30));
+        s.down.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            assert_eq!(b.get("k").await.unwrap_err().kind(), ErrorKind::Unavailable);
+        }
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+        assert!(matches!(b.state(), BreakerState::Open { .. }));
+        // Open: no call reaches the store; the error says what is going on.
+        for _ in 0..10 {
+            let e = b.get("k").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unavailable);
+            assert!(e.message().contains("circuit breaker open"), "{e}");
+        }
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+        // After retry_after one probe goes; it fails: open again, for another period.
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        assert!(b.get("k").await.is_err());
+        assert_eq!(s.calls.load(Ordering::SeqCst), 4);
+        assert!(b.get("k").await.is_err());
+        assert_eq!(
+            s.calls.load(Ordering::SeqCst),
+            4,
+            "open again after a failed probe"
+        );
+        // The store is back: the next probe closes the breaker.
+        s.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        assert_eq!(b.get("k").await.unwrap(), None);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.get("k").await.unwrap(), None);
+        assert_eq!(s.calls.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_success_resets_the_count_and_bad_input_does_not_count() {
+        let (s, b) = breaker(3, Duration::from_secs(60));
+        for round in 0..5 {
+            s.down.store(true, Ordering::SeqCst);
+            for _ in 0..2 {
+                assert!(b.get("k").await.is_err());
+            }
+            assert_eq!(b.get("").await.unwrap_err().kind(), ErrorKind::InvalidInput);
+            s.down.store(false, Ordering::SeqCst);
+            assert!(b.get("k").await.is_ok(), "round {round}");
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn only_one_probe_at_a_time_and_an_abandoned_call_counts_as_failed() {
+        let (s, b) = breaker(1, Duration::from_millis(10));
+        s.down.store(true, Ordering::SeqCst);
+        assert!(b.get("k").await.is_err());
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        // The probe is let through but abandoned (its future dropped unfinished).
+        {
+            let probe = b.get("k");
+            drop(probe);
+        }
+        let mut probe = Box::pin(b.call(std::future::pending::<Result<()>>()));
+        assert!(
+            futures_poll_once(&mut probe).is_none(),
+            "the probe is in flight"
+        );
+        let e = b.get("k").await.unwrap_err();
+        assert!(e.message().contains("circuit breaker open"), "{e}");
+        drop(probe);
+        assert!(
+            matches!(b.state(), BreakerState::Open { retry_in, .. } if retry_in > Duration::ZERO)
+        );
+    }
+
+    fn futures_poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        use std::task::{Context, Poll, Waker};
+        match std::pin::Pin::new(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        }
+    }
+}
