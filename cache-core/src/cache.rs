@@ -2,9 +2,11 @@
 
 use crate::backend::{CacheBackend, Capabilities};
 use crate::checked::Checked;
+use crate::clock::{Clock, SystemClock};
 use crate::codec::{Codec, MessagePack};
+use crate::envelope::{self, Meta, Opened};
 use crate::error::Result;
-use crate::expiry::Expiry;
+use crate::expiry::{Expiry, Ttl};
 use crate::flight::Flights;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -19,6 +21,17 @@ pub(crate) struct ComputeDefaults {
     pub(crate) stampede_protection: bool,
     pub(crate) lock_timeout: Duration,
     pub(crate) lock_wait: Duration,
+    pub(crate) resilience: Resilience,
+}
+
+/// Staleness, fail-safe and compute timeouts of get-or-compute (all off by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resilience {
+    pub(crate) stale_for: Duration,
+    pub(crate) fail_safe_for: Duration,
+    pub(crate) soft_timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) early_refresh: f64,
 }
 
 pub(crate) struct Inner<C> {
@@ -27,6 +40,7 @@ pub(crate) struct Inner<C> {
     pub(crate) default_expiry: Expiry,
     pub(crate) compute: ComputeDefaults,
     pub(crate) flights: Flights,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// A cheap-to-clone typed handle over any [`CacheBackend`].
@@ -89,6 +103,7 @@ pub struct CacheBuilder<C: Codec = MessagePack> {
     codec: C,
     default_expiry: Expiry,
     compute: ComputeDefaults,
+    clock: Arc<dyn Clock>,
 }
 
 impl CacheBuilder<MessagePack> {
@@ -103,7 +118,9 @@ impl CacheBuilder<MessagePack> {
                 stampede_protection: true,
                 lock_timeout: Duration::from_secs(30),
                 lock_wait: Duration::from_secs(5),
+                resilience: Resilience::default(),
             },
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -116,6 +133,7 @@ impl<C: Codec> CacheBuilder<C> {
             codec,
             default_expiry: self.default_expiry,
             compute: self.compute,
+            clock: self.clock,
         }
     }
     /// Expiry used by [`Cache::insert`] and get-or-compute when none is given.
@@ -144,6 +162,50 @@ impl<C: Codec> CacheBuilder<C> {
         self.compute.lock_wait = d;
         self
     }
+    /// Get-or-compute keeps a value this long past its expiry and, while it is stale,
+    /// returns it at once and refreshes it (in the background with
+    /// [`get_or_compute_detached`](crate::Cached::get_or_compute_detached); in the
+    /// caller, which waits, with [`get_or_compute`](crate::Cached::get_or_compute)).
+    /// Default zero: off. Plain [`get`](Cache::get) never returns a stale value.
+    pub fn stale_while_revalidate(mut self, stale_for: Duration) -> Self {
+        self.compute.resilience.stale_for = stale_for;
+        self
+    }
+    /// Fail-safe: get-or-compute keeps a value this long past its expiry and returns
+    /// it, with a warning, when the compute fails or times out. Default zero: off.
+    pub fn fail_safe(mut self, keep_for: Duration) -> Self {
+        self.compute.resilience.fail_safe_for = keep_for;
+        self
+    }
+    /// Soft compute timeout: when a stale or fail-safe value exists and the compute
+    /// takes longer, return that value (with `get_or_compute_detached` the compute
+    /// finishes in the background and its result is cached; with `get_or_compute` it
+    /// is dropped). Default none.
+    pub fn soft_timeout(mut self, d: Duration) -> Self {
+        self.compute.resilience.soft_timeout = Some(d);
+        self
+    }
+    /// Hard compute timeout: give up a compute that takes longer (the fail-safe value
+    /// if there is one, else [`ComputeError::TimedOut`](crate::ComputeError::TimedOut)).
+    /// Default none.
+    pub fn hard_timeout(mut self, d: Duration) -> Self {
+        self.compute.resilience.hard_timeout = Some(d);
+        self
+    }
+    /// Probabilistic early refresh (XFetch): a fresh value is refreshed early, as if
+    /// stale, with a probability that rises as its expiry nears, scaled by how long its
+    /// compute took and by `beta` (1.0 is the usual choice; higher refreshes earlier).
+    /// Default 0: off.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.compute.resilience.early_refresh = beta.max(0.0);
+        self
+    }
+    /// The clock read for freshness (default [`SystemClock`]); tests pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
     /// Put a [`CircuitBreaker`](crate::CircuitBreaker) with `config` around the
     /// backend (default: none): after a run of failed calls the store is skipped at
     /// once — get-or-compute computes without waiting for it, plain calls return
@@ -161,6 +223,7 @@ impl<C: Codec> CacheBuilder<C> {
                 default_expiry: self.default_expiry,
                 compute: self.compute,
                 flights: Flights::default(),
+                clock: self.clock,
             }),
         }
     }
@@ -188,20 +251,65 @@ impl<C: Codec> Cache<C> {
     }
 
     /// The value under `key`, decoded as `T`. Bytes that do not decode as `T` are a
-    /// [`Serialization`](crate::ErrorKind::Serialization) error.
+    /// [`Serialization`](crate::ErrorKind::Serialization) error. Values written by
+    /// get-or-compute carry a small header (freshness, for stale-while-revalidate and
+    /// fail-safe), which this reads past; one that get-or-compute keeps beyond its
+    /// expiry (stale, or for fail-safe) reads as `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let codec = &self.inner.codec;
-        if let Some(answer) = self.inner.backend.decode_now(key, |b| codec.decode(b)) {
-            return answer;
+        if let Some(answer) = self.inner.backend.decode_now(key, |b| self.decode_entry(b)) {
+            return answer.map(Option::flatten);
         }
         match self.inner.backend.get(key).await? {
-            Some(bytes) => self.inner.codec.decode(&bytes).map(Some),
+            Some(bytes) => self.decode_entry(&bytes),
             None => Ok(None),
         }
     }
 
+    /// Decode a stored value: header or not (see the envelope module).
+    fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
+        match envelope::open(bytes) {
+            Opened::Bare(b) => self.inner.codec.decode(b).map(Some),
+            Opened::Unknown => Err(crate::Error::from_origin(
+                crate::ErrorKind::Serialization,
+                crate::Origin::Codec(self.inner.codec.name()),
+                "the stored value has a header this version does not know (written by a newer version of the library, or not by it)",
+            )),
+            Opened::Enveloped(meta, payload) => {
+                if meta.outlives_freshness() && self.inner.clock.now_ms() >= meta.fresh_until {
+                    return Ok(None);
+                }
+                self.inner.codec.decode(payload).map(Some)
+            }
+        }
+    }
+
+    /// The stored form of `value`: header and codec bytes, and the store's expiry.
+    pub(crate) fn encode_entry<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        expiry: Expiry,
+        policy: &Resilience,
+        compute: Duration,
+    ) -> Result<(Bytes, Expiry)> {
+        let now = match expiry.ttl() {
+            Ttl::Forever => 0,
+            _ => self.inner.clock.now_ms(),
+        };
+        let keep_for = policy.stale_for.max(policy.fail_safe_for);
+        let Some(meta) = Meta::new(now, expiry, policy.stale_for, keep_for, compute) else {
+            // Already expired: the write becomes a delete.
+            return Ok((Bytes::new(), expiry));
+        };
+        let mut out = Vec::with_capacity(envelope::HEADER + 64);
+        meta.write_header(&mut out);
+        self.inner.codec.encode_into(value, &mut out)?;
+        Ok((Bytes::from(out), meta.store_expiry(now)))
+    }
+
     /// Store `value` under `key` with `expiry` (a `Duration`, whole seconds as `u64`,
-    /// an [`Expiry`], or `None::<Duration>` for no expiry).
+    /// an [`Expiry`], or `None::<Duration>` for no expiry). The stored bytes are the
+    /// codec's alone, readable by other programs (get-or-compute reads them as fresh
+    /// until the store expires them).
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -236,7 +344,7 @@ impl<C: Codec> Cache<C> {
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let raw = self.inner.backend.get_many(keys).await?;
         raw.into_iter()
-            .map(|v| v.map(|b| self.inner.codec.decode(&b)).transpose())
+            .map(|v| Ok(v.map(|b| self.decode_entry(&b)).transpose()?.flatten()))
             .collect()
     }
 

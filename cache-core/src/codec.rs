@@ -12,6 +12,12 @@ pub trait Codec: Clone + Send + Sync + 'static {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>>;
     /// Decode a value; undecodable bytes are an [`ErrorKind::Serialization`] error.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T>;
+    /// Encode a value at the end of `out` (the typed cache writes a small header
+    /// first). The default appends [`encode`](Self::encode)'s bytes.
+    fn encode_into<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.encode(value)?);
+        Ok(())
+    }
 }
 
 fn codec_error(
@@ -42,6 +48,10 @@ impl Codec for MessagePack {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         rmp_serde::from_slice(bytes).map_err(|e| codec_error("msgpack", "decoding", e))
     }
+    fn encode_into<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
+        rmp_serde::encode::write_named(out, value)
+            .map_err(|e| codec_error("msgpack", "encoding", e))
+    }
 }
 
 /// JSON through `serde_json`.
@@ -57,6 +67,9 @@ impl Codec for Json {
     }
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         serde_json::from_slice(bytes).map_err(|e| codec_error("json", "decoding", e))
+    }
+    fn encode_into<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
+        serde_json::to_writer(out, value).map_err(|e| codec_error("json", "encoding", e))
     }
 }
 

@@ -2,15 +2,15 @@
 //! are on [`Cached`].
 
 use crate::backend::{CacheBackend, LockToken};
-use crate::cache::Cache;
+use crate::cache::{Cache, Resilience};
 use crate::checked::Checked;
 use crate::codec::Codec;
+use crate::envelope::{self, Opened};
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
 use crate::key::KeyBuilder;
 use crate::raw::{validate_key, validate_namespace};
-use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::any::TypeId;
 use std::fmt;
@@ -21,12 +21,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Error of get-or-compute: the compute's own error (shared by every waiter), or a
-/// cache error that no fail-open can skip (an invalid key or namespace).
+/// cache error that no fail-open can skip (an invalid key or namespace), or a compute
+/// given up after its hard timeout.
+#[non_exhaustive]
 pub enum ComputeError<E> {
     /// The compute function failed; every caller waiting on it gets the same error.
     Compute(Arc<E>),
     /// The call itself was invalid.
     Cache(Error),
+    /// The compute ran past the hard timeout
+    /// ([`Cached::hard_timeout`]) and no fail-safe value was there.
+    TimedOut(Duration),
 }
 
 impl<E> ComputeError<E> {
@@ -34,7 +39,7 @@ impl<E> ComputeError<E> {
     pub fn compute_error(&self) -> Option<&E> {
         match self {
             ComputeError::Compute(e) => Some(e),
-            ComputeError::Cache(_) => None,
+            ComputeError::Cache(_) | ComputeError::TimedOut(_) => None,
         }
     }
 }
@@ -44,6 +49,7 @@ impl<E: fmt::Debug> fmt::Debug for ComputeError<E> {
         match self {
             ComputeError::Compute(e) => f.debug_tuple("Compute").field(e).finish(),
             ComputeError::Cache(e) => f.debug_tuple("Cache").field(e).finish(),
+            ComputeError::TimedOut(d) => f.debug_tuple("TimedOut").field(d).finish(),
         }
     }
 }
@@ -53,6 +59,10 @@ impl<E: fmt::Display> fmt::Display for ComputeError<E> {
         match self {
             ComputeError::Compute(e) => write!(f, "compute failed: {e}"),
             ComputeError::Cache(e) => e.fmt(f),
+            ComputeError::TimedOut(d) => write!(
+                f,
+                "compute gave up after its hard timeout of {d:?} (raise it, or keep a fail-safe value)"
+            ),
         }
     }
 }
@@ -62,8 +72,68 @@ impl<E: std::error::Error + 'static> std::error::Error for ComputeError<E> {
         match self {
             ComputeError::Compute(e) => Some(e.as_ref()),
             ComputeError::Cache(e) => Some(e),
+            ComputeError::TimedOut(_) => None,
         }
     }
+}
+
+/// The options of a call, carried to a background task.
+#[derive(Clone, Copy)]
+struct Settings {
+    expiry: Expiry,
+    timeout: Duration,
+    stampede_protection: bool,
+    lock_timeout: Duration,
+    lock_wait: Duration,
+    refresh: bool,
+    policy: Resilience,
+}
+
+/// How a leader's compute ended badly; shared with its followers.
+enum Failure<E> {
+    Compute(Arc<E>),
+    TimedOut(Duration),
+}
+
+impl<E> Clone for Failure<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Failure::Compute(e) => Failure::Compute(e.clone()),
+            Failure::TimedOut(d) => Failure::TimedOut(*d),
+        }
+    }
+}
+
+impl<E> From<Failure<E>> for ComputeError<E> {
+    fn from(f: Failure<E>) -> Self {
+        match f {
+            Failure::Compute(e) => ComputeError::Compute(e),
+            Failure::TimedOut(d) => ComputeError::TimedOut(d),
+        }
+    }
+}
+
+type Outcome<T, E> = std::result::Result<T, Failure<E>>;
+
+/// What a read found.
+enum Found<T> {
+    /// Fresh: return it.
+    Fresh(T),
+    /// Within its stale-while-revalidate window (or chosen for early refresh):
+    /// servable, to be refreshed.
+    Stale(T),
+    /// Past that, kept for fail-safe: returned only if the compute fails.
+    Kept(T),
+    Miss,
+}
+
+/// How a compute ran.
+enum Ran<T, E> {
+    Done(std::result::Result<T, E>),
+    /// Past the soft timeout with a value to serve instead.
+    Soft,
+    /// Past the hard timeout.
+    Hard(Duration),
 }
 
 impl<E> From<Error> for ComputeError<E> {
@@ -128,6 +198,7 @@ pub struct Cached<'a, C: Codec> {
     lock_wait: Duration,
     skip: bool,
     refresh: bool,
+    policy: Resilience,
     /// Set after the first failed backend call: the rest of this call skips the
     /// backend, so a down store costs one timeout, not one per step.
     degraded: AtomicBool,
@@ -186,6 +257,7 @@ impl<C: Codec> Cache<C> {
             lock_wait: d.lock_wait,
             skip: false,
             refresh: false,
+            policy: d.resilience,
             degraded: AtomicBool::new(false),
         }
     }
@@ -231,6 +303,63 @@ impl<'a, C: Codec> Cached<'a, C> {
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
         self
+    }
+    /// Keep the value this long past its expiry and serve it while refreshing; see
+    /// [`CacheBuilder::stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate).
+    pub fn stale_while_revalidate(mut self, stale_for: Duration) -> Self {
+        self.policy.stale_for = stale_for;
+        self
+    }
+    /// Keep the value this long past its expiry to return it when the compute fails;
+    /// see [`CacheBuilder::fail_safe`](crate::CacheBuilder::fail_safe).
+    pub fn fail_safe(mut self, keep_for: Duration) -> Self {
+        self.policy.fail_safe_for = keep_for;
+        self
+    }
+    /// See [`CacheBuilder::soft_timeout`](crate::CacheBuilder::soft_timeout).
+    pub fn soft_timeout(mut self, d: Duration) -> Self {
+        self.policy.soft_timeout = Some(d);
+        self
+    }
+    /// See [`CacheBuilder::hard_timeout`](crate::CacheBuilder::hard_timeout).
+    pub fn hard_timeout(mut self, d: Duration) -> Self {
+        self.policy.hard_timeout = Some(d);
+        self
+    }
+    /// See [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh).
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.policy.early_refresh = beta.max(0.0);
+        self
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            expiry: self.expiry,
+            timeout: self.timeout,
+            stampede_protection: self.stampede_protection,
+            lock_timeout: self.lock_timeout,
+            lock_wait: self.lock_wait,
+            refresh: self.refresh,
+            policy: self.policy,
+        }
+    }
+
+    /// A call with `s` on `cache`, for a background task (the key is already whole).
+    fn with_settings(cache: &'a Cache<C>, s: Settings) -> Self {
+        Cached {
+            cache,
+            key: Ok(String::new()),
+            namespace: None,
+            expiry: s.expiry,
+            timeout: s.timeout,
+            stampede_protection: s.stampede_protection,
+            lock_timeout: s.lock_timeout,
+            lock_wait: s.lock_wait,
+            skip: false,
+            refresh: s.refresh,
+            policy: s.policy,
+            degraded: AtomicBool::new(false),
+        }
     }
 
     fn backend(&self) -> &Checked {
@@ -287,14 +416,56 @@ impl<'a, C: Codec> Cached<'a, C> {
         None
     }
 
+    /// A fresh value only (what lock holders wait for).
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = self.guarded("get", key, self.store().get(key)).await??;
-        match self.cache.inner.codec.decode(&bytes) {
-            Ok(v) => Some(v),
+        match self.lookup(key, false).await {
+            Found::Fresh(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Read and place the value: fresh, stale, kept for fail-safe, or a miss. A
+    /// value with no header (written by [`Cache::set`], or before headers existed) is
+    /// fresh until the store expires it; a header of another version, or a value
+    /// that no longer decodes, is a miss.
+    async fn lookup<T: DeserializeOwned>(&self, key: &str, early: bool) -> Found<T> {
+        let Some(Some(bytes)) = self.guarded("get", key, self.store().get(key)).await else {
+            return Found::Miss;
+        };
+        let (meta, payload) = match envelope::open(&bytes) {
+            Opened::Enveloped(meta, payload) => (Some(meta), payload),
+            Opened::Bare(payload) => (None, payload),
+            Opened::Unknown => {
+                tracing::debug!(
+                    key,
+                    "cached value has a header of another version; treating it as a miss"
+                );
+                return Found::Miss;
+            }
+        };
+        let v = match self.cache.inner.codec.decode(payload) {
+            Ok(v) => v,
             Err(e) => {
                 tracing::debug!(key, error = %e, "cached value no longer decodes; treating it as a miss");
-                None
+                return Found::Miss;
             }
+        };
+        let Some(meta) = meta else {
+            return Found::Fresh(v);
+        };
+        let now = self.cache.inner.clock.now_ms();
+        if now < meta.fresh_until {
+            if early && refresh_early(now, &meta, self.policy.early_refresh) {
+                Found::Stale(v)
+            } else {
+                Found::Fresh(v)
+            }
+        } else if now < meta.stale_until {
+            Found::Stale(v)
+        } else if now < meta.keep_until {
+            Found::Kept(v)
+        } else {
+            Found::Miss
         }
     }
 
@@ -315,36 +486,150 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let flights = &self.cache.inner.flights;
         // Flights are keyed by the outcome's type too, so a follower's downcast holds.
-        let ty = TypeId::of::<std::result::Result<T, Arc<E>>>();
+        let ty = TypeId::of::<Outcome<T, E>>();
         loop {
+            let mut fallback = None;
             if !self.refresh {
-                if let Some(v) = self.read::<T>(&key).await {
-                    return Ok(v);
+                match self.lookup::<T>(&key, true).await {
+                    Found::Fresh(v) => return Ok(v),
+                    // Refreshed here, in the caller; served if the compute fails.
+                    Found::Stale(v) | Found::Kept(v) => fallback = Some(v),
+                    Found::Miss => {}
                 }
             }
             match flights.join(ty, &key) {
                 Role::Follower(rx) => {
                     // `None`: the leader went away (dropped or panicked); take over.
-                    let outcome = follow(rx).await;
-                    match outcome
-                        .as_deref()
-                        .and_then(|any| any.downcast_ref::<std::result::Result<T, Arc<E>>>())
-                    {
-                        Some(Ok(v)) => return Ok(v.clone()),
-                        Some(Err(e)) => return Err(ComputeError::Compute(e.clone())),
-                        None => {}
+                    if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                        return out.map_err(Into::into);
                     }
                 }
                 Role::Leader(guard) => {
-                    let out = self.lead(&key, compute).await;
+                    let out = self.lead(&key, compute, fallback, true).await;
                     guard.finish(Arc::new(out.clone()));
-                    return out.map_err(ComputeError::Compute);
+                    return out.map_err(Into::into);
                 }
             }
         }
     }
 
-    async fn lead<T, E, F, Fut>(&self, key: &str, compute: F) -> std::result::Result<T, Arc<E>>
+    /// Like [`get_or_compute`](Self::get_or_compute), for a compute that can run on
+    /// its own task (`Send + 'static`): a stale value (within
+    /// [`stale_while_revalidate`](Self::stale_while_revalidate), or picked for
+    /// [`early_refresh`](Self::early_refresh)) is returned at once and refreshed in the
+    /// background; past the [`soft_timeout`](Self::soft_timeout) the kept value is
+    /// returned and the compute goes on, caching its result. Single flight and the
+    /// distributed lock hold for the background compute as for any other.
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::Cache) {
+    /// use std::time::Duration;
+    /// let rates: Vec<f64> = cache
+    ///     .cached("rates")
+    ///     .expiry(Duration::from_secs(60))
+    ///     .stale_while_revalidate(Duration::from_secs(300))
+    ///     .fail_safe(Duration::from_secs(3600))
+    ///     .get_or_compute_detached(|| async { Ok::<_, std::io::Error>(vec![1.1, 0.9]) })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub async fn get_or_compute_detached<T, E, F, Fut>(
+        mut self,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let key = self.full_key()?;
+        if self.skip {
+            return compute()
+                .await
+                .map_err(|e| ComputeError::Compute(Arc::new(e)));
+        }
+        let (mut fallback, mut serve_now) = (None, false);
+        if !self.refresh {
+            match self.lookup::<T>(&key, true).await {
+                Found::Fresh(v) => return Ok(v),
+                Found::Stale(v) => (fallback, serve_now) = (Some(v), true),
+                Found::Kept(v) => fallback = Some(v),
+                Found::Miss => {}
+            }
+        }
+        let task = self.spawn_leader(key, compute, fallback.clone());
+        let joined = match fallback {
+            Some(v) if serve_now => return Ok(v),
+            Some(v) if self.policy.soft_timeout.is_some() => {
+                let soft = self.policy.soft_timeout.unwrap_or_default();
+                match tokio::time::timeout(soft, task).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        tracing::debug!(?soft, "compute past its soft timeout; serving the kept value, the compute goes on");
+                        return Ok(v);
+                    }
+                }
+            }
+            _ => task.await,
+        };
+        match joined {
+            Ok(out) => out.map_err(Into::into),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ComputeError::Cache(Error::new(
+                crate::ErrorKind::Unavailable,
+                self.backend().name(),
+                "the runtime shut down while the value was computed",
+            ))),
+        }
+    }
+
+    /// The leader's work on a task of its own: join the single flight (or follow
+    /// the one in progress), then lock, compute, write and release.
+    fn spawn_leader<T, E, F, Fut>(
+        &self,
+        key: String,
+        compute: F,
+        fallback: Option<T>,
+    ) -> tokio::task::JoinHandle<Outcome<T, E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
+        let cache = self.cache.clone();
+        let settings = self.settings();
+        tokio::spawn(async move {
+            let call = Cached::with_settings(&cache, settings);
+            let ty = TypeId::of::<Outcome<T, E>>();
+            let guard = loop {
+                match cache.inner.flights.join(ty, &key) {
+                    Role::Follower(rx) => {
+                        if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                            return out;
+                        }
+                    }
+                    Role::Leader(guard) => break guard,
+                }
+            };
+            let out = call.lead(&key, compute, fallback, false).await;
+            guard.finish(Arc::new(out.clone()));
+            out
+        })
+    }
+
+    /// Lock, re-read, compute, write, release. `fallback` is a stale or kept value:
+    /// returned if the compute fails or times out (and, when `soft` allows, past the
+    /// soft timeout).
+    async fn lead<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        fallback: Option<T>,
+        soft: bool,
+    ) -> Outcome<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
@@ -392,26 +677,91 @@ impl<'a, C: Codec> Cached<'a, C> {
                 }
             }
         }
-        let result = compute().await;
-        if let Ok(v) = &result {
-            match self.cache.inner.codec.encode(v) {
-                Ok(bytes) => {
-                    self.guarded(
-                        "set",
-                        key,
+        let clock = &self.cache.inner.clock;
+        let started = clock.now_ms();
+        let ran = self.run(compute(), soft && fallback.is_some()).await;
+        let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
+        let failure = match ran {
+            Ran::Done(Ok(v)) => {
+                match self.cache.encode_entry(&v, self.expiry, &self.policy, took) {
+                    Ok((bytes, expiry)) => {
                         // Through the checks: the value's size, and an expiry already past.
-                        self.backend().set(key, Bytes::from(bytes), self.expiry),
-                    )
-                    .await;
+                        self.guarded("set", key, self.backend().set(key, bytes, expiry))
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "computed value cannot be encoded; not cached")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "computed value cannot be encoded; not cached")
-                }
+                held.release(self).await;
+                return Ok(v);
+            }
+            Ran::Done(Err(e)) => Failure::Compute(Arc::new(e)),
+            Ran::Hard(d) => Failure::TimedOut(d),
+            Ran::Soft => {
+                held.release(self).await;
+                return fallback.ok_or(Failure::TimedOut(
+                    self.policy.soft_timeout.unwrap_or_default(),
+                ));
+            }
+        };
+        held.release(self).await;
+        match fallback {
+            Some(v) => {
+                let why = match &failure {
+                    Failure::Compute(_) => "the compute failed",
+                    Failure::TimedOut(_) => "the compute timed out",
+                };
+                tracing::warn!(key, "{why}; serving the stale value kept for fail-safe");
+                Ok(v)
+            }
+            None => Err(failure),
+        }
+    }
+
+    /// Run the compute within the hard timeout, and the soft one when `soft`.
+    async fn run<T, E>(
+        &self,
+        fut: impl Future<Output = std::result::Result<T, E>>,
+        soft: bool,
+    ) -> Ran<T, E> {
+        let mut fut = std::pin::pin!(fut);
+        let hard = self.policy.hard_timeout;
+        if let Some(s) = self
+            .policy
+            .soft_timeout
+            .filter(|s| soft && hard.is_none_or(|h| *s < h))
+        {
+            match tokio::time::timeout(s, &mut fut).await {
+                Ok(r) => return Ran::Done(r),
+                Err(_) => return Ran::Soft,
             }
         }
-        held.release(self).await;
-        result.map_err(Arc::new)
+        match hard {
+            Some(h) => match tokio::time::timeout(h, fut).await {
+                Ok(r) => Ran::Done(r),
+                Err(_) => Ran::Hard(h),
+            },
+            None => Ran::Done(fut.await),
+        }
     }
+}
+
+/// A leader's outcome as a follower receives it; `None` if the leader went away.
+fn downcast<T: Clone + 'static, E: 'static>(
+    outcome: Option<Arc<dyn std::any::Any + Send + Sync>>,
+) -> Option<Outcome<T, E>> {
+    outcome?.downcast_ref::<Outcome<T, E>>().cloned()
+}
+
+/// XFetch: refresh a fresh value early with a probability that rises as its expiry
+/// nears, scaled by its compute's duration and `beta`.
+fn refresh_early(now: u64, meta: &envelope::Meta, beta: f64) -> bool {
+    if beta <= 0.0 || meta.fresh_until == envelope::NEVER || meta.compute_ms == 0 {
+        return false;
+    }
+    let u = 1.0 - fastrand::f64(); // (0, 1]
+    now as f64 - f64::from(meta.compute_ms) * beta * u.ln() >= meta.fresh_until as f64
 }
 
 /// A held lock; released explicitly, or in the background if the leader is dropped.

@@ -13,6 +13,7 @@ pub mod compute;
 pub mod expiry;
 pub mod keys;
 pub mod lifecycle;
+pub mod resilience;
 pub mod store;
 
 pub use atomic::*;
@@ -21,6 +22,7 @@ pub use compute::*;
 pub use expiry::*;
 pub use keys::*;
 pub use lifecycle::*;
+pub use resilience::*;
 pub use store::*;
 
 use crate::{random_namespace, FaultyBackend, Harness};
