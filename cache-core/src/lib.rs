@@ -48,6 +48,7 @@ mod error;
 mod expiry;
 mod flight;
 mod key;
+mod lazy;
 pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
@@ -61,6 +62,7 @@ pub use compute::{Cacheable, Cached, ComputeError, IntoKey};
 pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;
+pub use lazy::LazyBackend;
 
 /// Re-exported so backend crates implement the trait with the same macro version.
 pub use async_trait::async_trait;

@@ -92,13 +92,38 @@ impl RedisBuilder {
         tracing::debug!(namespace = %cfg.namespace, cluster = redis.is_cluster(), "redis backend connected");
         Ok(RedisBackend {
             redis,
-            caps: Capabilities::new(BACKEND)
-                .max_value_size(Some(cfg.max_value_size))
-                .native_batch(true)
-                .distributed_locks(true),
+            caps: capabilities(&cfg),
             config: cfg,
         })
     }
+
+    /// Lazy start: a backend that connects in the background (see
+    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while Redis
+    /// is down; until it is reachable, calls fail fast with `Unavailable` and
+    /// get-or-compute computes without the cache. Settings are checked at once; wrong
+    /// credentials show on the calls, as a `Config` error, once the server answers.
+    /// Call it inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cache_core::Result<()> {
+    /// let backend = cache_redis::RedisBackend::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .build_lazy()?; // returns at once
+    /// let cache = cache_core::Cache::new(backend);
+    /// # Ok(()) }
+    /// ```
+    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
+        validate_namespace(BACKEND, &self.config.namespace)?;
+        let caps = capabilities(&self.config);
+        cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+    }
+}
+
+fn capabilities(cfg: &RedisConfig) -> Capabilities {
+    Capabilities::new(BACKEND)
+        .max_value_size(Some(cfg.max_value_size))
+        .native_batch(true)
+        .distributed_locks(true)
 }
 
 /// A cache backend on Redis or Redis Cluster.

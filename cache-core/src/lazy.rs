@@ -1,0 +1,227 @@
+//! Lazy start: a backend that connects in the background, so a service can start
+//! while its cache is down.
+
+use crate::backend::{CacheBackend, Capabilities, LockToken};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Expiry;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// First and longest pause between connection attempts.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const LONGEST_RETRY: Duration = Duration::from_secs(1);
+
+/// A backend that is still connecting, or connected: until the connection is up
+/// every call fails at once with [`Unavailable`](ErrorKind::Unavailable) (so
+/// get-or-compute computes without the store, as with an open
+/// [`CircuitBreaker`](crate::CircuitBreaker)); then calls go to the connected backend.
+///
+/// A background task calls `connect` until it succeeds, pausing 50 ms, then twice as
+/// long each time up to 1 s, while the error is transient (the store unreachable);
+/// a non-transient error (wrong credentials, a missing database) ends the attempts
+/// and every call then returns it as a [`Config`](ErrorKind::Config) error. Backend
+/// builders offer it as `build_lazy()`; eager `build().await` stays the default,
+/// where such errors surface at once.
+pub struct LazyBackend {
+    caps: Capabilities,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    backend: OnceLock<Arc<dyn CacheBackend>>,
+    /// Why connecting stopped for good.
+    failed: Mutex<Option<String>>,
+    since: Instant,
+    attempts: std::sync::atomic::AtomicU32,
+}
+
+impl std::fmt::Debug for LazyBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyBackend")
+            .field("backend", &self.caps.backend)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl LazyBackend {
+    /// Start connecting with `connect` on the current tokio runtime; `capabilities`
+    /// are those the connected backend will have (the checks need them before).
+    /// Outside a runtime this is a [`Config`](ErrorKind::Config) error.
+    pub fn spawn<B, F, Fut>(capabilities: Capabilities, connect: F) -> Result<Self>
+    where
+        B: CacheBackend,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<B>> + Send + 'static,
+    {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                capabilities.backend,
+                "build_lazy() needs a tokio runtime to connect in the background; call it from async code",
+            )
+        })?;
+        let state = Arc::new(State {
+            backend: OnceLock::new(),
+            failed: Mutex::new(None),
+            since: Instant::now(),
+            attempts: Default::default(),
+        });
+        let task = handle.spawn(connect_loop(capabilities.backend, state.clone(), connect));
+        Ok(LazyBackend {
+            caps: capabilities,
+            state,
+            task,
+        })
+    }
+
+    /// Whether the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.state.backend.get().is_some()
+    }
+
+    fn backend(&self) -> Result<&Arc<dyn CacheBackend>> {
+        if let Some(b) = self.state.backend.get() {
+            return Ok(b);
+        }
+        let failed = self
+            .state
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Err(match failed {
+            Some(why) => Error::new(
+                ErrorKind::Config,
+                self.caps.backend,
+                format!("the lazy connection gave up: {why}"),
+            ),
+            None => Error::new(
+                ErrorKind::Unavailable,
+                self.caps.backend,
+                format!(
+                    "still connecting (lazy start, {} ms and {} attempts so far); calls fail fast until the store is reachable",
+                    self.state.since.elapsed().as_millis(),
+                    self.state.attempts.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+            ),
+        })
+    }
+}
+
+async fn connect_loop<B, F, Fut>(name: &'static str, state: Arc<State>, connect: F)
+where
+    B: CacheBackend,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<B>>,
+{
+    let mut pause = FIRST_RETRY;
+    loop {
+        state
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match connect().await {
+            Ok(b) => {
+                let _ = state.backend.set(Arc::new(b));
+                tracing::info!(backend = name, "lazy start: connected");
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::debug!(backend = name, error = %e, retry_in = ?pause, "lazy start: not reachable yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_RETRY);
+            }
+            Err(e) => {
+                tracing::error!(backend = name, error = %e, "lazy start: giving up");
+                *state
+                    .failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for LazyBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait]
+impl CacheBackend for LazyBackend {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        match self.backend() {
+            Ok(b) => b.get_now(key),
+            Err(e) => Some(Err(e)),
+        }
+    }
+    fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        match self.backend() {
+            Ok(b) => b.read_now(key, read),
+            Err(e) => Some(Err(e)),
+        }
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.backend()?.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.backend()?.set(key, value, expiry).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.backend()?.delete(key).await
+    }
+    async fn has(&self, key: &str) -> Result<bool> {
+        self.backend()?.has(key).await
+    }
+    async fn clear(&self) -> Result<()> {
+        self.backend()?.clear().await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.backend()?.get_many(keys).await
+    }
+    async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
+        self.backend()?.set_many(items, expiry).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.backend()?.delete_many(keys).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
+        self.backend()?.set_if_absent(key, value, expiry).await
+    }
+    async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
+        self.backend()?.acquire_lock(key, ttl).await
+    }
+    async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
+        self.backend()?.release_lock(key, token).await
+    }
+    async fn close(&self) -> Result<()> {
+        self.task.abort();
+        match self.state.backend.get() {
+            Some(b) => b.close().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_runtime_is_a_config_error() {
+        let err = LazyBackend::spawn(Capabilities::new("x"), || async {
+            Err::<crate::Checked, _>(Error::new(ErrorKind::Unavailable, "x", "down"))
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+}
