@@ -25,13 +25,27 @@ pub(crate) struct ComputeDefaults {
 }
 
 /// Staleness, fail-safe and compute timeouts of get-or-compute (all off by default).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Resilience {
     pub(crate) stale_for: Duration,
     pub(crate) fail_safe_for: Duration,
+    pub(crate) fail_safe_throttle: Duration,
     pub(crate) soft_timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) early_refresh: f64,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Resilience {
+            stale_for: Duration::ZERO,
+            fail_safe_for: Duration::ZERO,
+            fail_safe_throttle: Duration::from_secs(1),
+            soft_timeout: None,
+            hard_timeout: None,
+            early_refresh: 0.0,
+        }
+    }
 }
 
 pub(crate) struct Inner<C> {
@@ -177,6 +191,13 @@ impl<C: Codec> CacheBuilder<C> {
         self.compute.resilience.fail_safe_for = keep_for;
         self
     }
+    /// After a fail-safe answer the kept value counts as fresh for this long, so a
+    /// failing origin is asked again once per throttle and key, not on every call.
+    /// Default 1 s.
+    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.compute.resilience.fail_safe_throttle = d;
+        self
+    }
     /// Soft compute timeout: when a stale or fail-safe value exists and the compute
     /// takes longer, return that value (with `get_or_compute_detached` the compute
     /// finishes in the background and its result is cached; with `get_or_compute` it
@@ -300,6 +321,16 @@ impl<C: Codec> Cache<C> {
             // Already expired: the write becomes a delete.
             return Ok((Bytes::new(), expiry));
         };
+        self.encode_with(value, &meta, now)
+    }
+
+    /// `value` behind the header `meta`, and the store's expiry at `now`.
+    pub(crate) fn encode_with<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        meta: &Meta,
+        now: u64,
+    ) -> Result<(Bytes, Expiry)> {
         let mut out = Vec::with_capacity(envelope::HEADER + 64);
         meta.write_header(&mut out);
         self.inner.codec.encode_into(value, &mut out)?;

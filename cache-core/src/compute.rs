@@ -121,9 +121,9 @@ enum Found<T> {
     Fresh(T),
     /// Within its stale-while-revalidate window (or chosen for early refresh):
     /// servable, to be refreshed.
-    Stale(T),
+    Stale(T, envelope::Meta),
     /// Past that, kept for fail-safe: returned only if the compute fails.
-    Kept(T),
+    Kept(T, envelope::Meta),
     Miss,
 }
 
@@ -326,6 +326,11 @@ impl<'a, C: Codec> Cached<'a, C> {
         self.policy.hard_timeout = Some(d);
         self
     }
+    /// See [`CacheBuilder::fail_safe_throttle`](crate::CacheBuilder::fail_safe_throttle).
+    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.policy.fail_safe_throttle = d;
+        self
+    }
     /// See [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh).
     pub fn early_refresh(mut self, beta: f64) -> Self {
         self.policy.early_refresh = beta.max(0.0);
@@ -456,14 +461,14 @@ impl<'a, C: Codec> Cached<'a, C> {
         let now = self.cache.inner.clock.now_ms();
         if now < meta.fresh_until {
             if early && refresh_early(now, &meta, self.policy.early_refresh) {
-                Found::Stale(v)
+                Found::Stale(v, meta)
             } else {
                 Found::Fresh(v)
             }
         } else if now < meta.stale_until {
-            Found::Stale(v)
+            Found::Stale(v, meta)
         } else if now < meta.keep_until {
-            Found::Kept(v)
+            Found::Kept(v, meta)
         } else {
             Found::Miss
         }
@@ -493,7 +498,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                 match self.lookup::<T>(&key, true).await {
                     Found::Fresh(v) => return Ok(v),
                     // Refreshed here, in the caller; served if the compute fails.
-                    Found::Stale(v) | Found::Kept(v) => fallback = Some(v),
+                    Found::Stale(v, m) | Found::Kept(v, m) => fallback = Some((v, m)),
                     Found::Miss => {}
                 }
             }
@@ -554,15 +559,15 @@ impl<'a, C: Codec> Cached<'a, C> {
         if !self.refresh {
             match self.lookup::<T>(&key, true).await {
                 Found::Fresh(v) => return Ok(v),
-                Found::Stale(v) => (fallback, serve_now) = (Some(v), true),
-                Found::Kept(v) => fallback = Some(v),
+                Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
+                Found::Kept(v, m) => fallback = Some((v, m)),
                 Found::Miss => {}
             }
         }
         let task = self.spawn_leader(key, compute, fallback.clone());
         let joined = match fallback {
-            Some(v) if serve_now => return Ok(v),
-            Some(v) if self.policy.soft_timeout.is_some() => {
+            Some((v, _)) if serve_now => return Ok(v),
+            Some((v, _)) if self.policy.soft_timeout.is_some() => {
                 let soft = self.policy.soft_timeout.unwrap_or_default();
                 match tokio::time::timeout(soft, task).await {
                     Ok(joined) => joined,
@@ -591,7 +596,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         &self,
         key: String,
         compute: F,
-        fallback: Option<T>,
+        fallback: Option<(T, envelope::Meta)>,
     ) -> tokio::task::JoinHandle<Outcome<T, E>>
     where
         T: Cacheable,
@@ -627,7 +632,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         &self,
         key: &str,
         compute: F,
-        fallback: Option<T>,
+        fallback: Option<(T, envelope::Meta)>,
         soft: bool,
     ) -> Outcome<T, E>
     where
@@ -700,22 +705,43 @@ impl<'a, C: Codec> Cached<'a, C> {
             Ran::Hard(d) => Failure::TimedOut(d),
             Ran::Soft => {
                 held.release(self).await;
-                return fallback.ok_or(Failure::TimedOut(
+                return fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
                     self.policy.soft_timeout.unwrap_or_default(),
                 ));
             }
         };
         held.release(self).await;
         match fallback {
-            Some(v) => {
+            Some((v, meta)) => {
                 let why = match &failure {
                     Failure::Compute(_) => "the compute failed",
                     Failure::TimedOut(_) => "the compute timed out",
                 };
                 tracing::warn!(key, "{why}; serving the stale value kept for fail-safe");
+                self.throttle(key, &v, meta).await;
                 Ok(v)
             }
             None => Err(failure),
+        }
+    }
+
+    /// After a fail-safe answer, store the kept value as fresh for
+    /// [`fail_safe_throttle`](Self::fail_safe_throttle), so the origin is asked again
+    /// once per throttle, not on every call; its stale and keep limits stay.
+    async fn throttle<T: Serialize>(&self, key: &str, v: &T, meta: envelope::Meta) {
+        let now = self.cache.inner.clock.now_ms();
+        let fresh_until = now.saturating_add(self.policy.fail_safe_throttle.as_millis() as u64);
+        let meta = envelope::Meta {
+            fresh_until: fresh_until.min(meta.keep_until),
+            stale_until: meta.stale_until.max(fresh_until).min(meta.keep_until),
+            ..meta
+        };
+        match self.cache.encode_with(v, &meta, now) {
+            Ok((bytes, expiry)) => {
+                self.guarded("set", key, self.backend().set(key, bytes, expiry))
+                    .await;
+            }
+            Err(e) => tracing::warn!(key, error = %e, "kept value cannot be encoded again"),
         }
     }
 

@@ -97,7 +97,8 @@ pub async fn stale_while_revalidate_serves_stale_and_refreshes_once<H: Harness>(
 }
 
 /// With fail-safe, a failing compute returns the value kept past its expiry instead
-/// of the error; past the fail-safe window the error comes through.
+/// of the error, and the origin is asked again once per throttle; past the fail-safe
+/// window the error comes through.
 pub async fn fail_safe_returns_the_kept_value_when_the_compute_fails<H: Harness>(h: &H) {
     let (cache, clock) = clocked(fresh(h).await);
     let calls = counter();
@@ -120,15 +121,32 @@ pub async fn fail_safe_returns_the_kept_value_when_the_compute_fails<H: Harness>
     assert_eq!(call(true).await.unwrap(), 1);
     clock.advance(FRESH + Duration::from_secs(1));
     assert_eq!(
+        cache.get::<u32>("k").await.unwrap(),
+        None,
+        "plain get: expired"
+    );
+    assert_eq!(
         call(false).await.unwrap(),
         1,
         "the kept value, not the error"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the compute was tried");
+    // Throttled: fresh again for the throttle (1 s), so the failing origin is not
+    // asked on every call.
+    for _ in 0..5 {
+        assert_eq!(call(false).await.unwrap(), 1);
+    }
     assert_eq!(
-        cache.get::<u32>("k").await.unwrap(),
-        None,
-        "plain get: expired"
+        calls.load(Ordering::SeqCst),
+        2,
+        "asked again within the throttle"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(call(false).await.unwrap(), 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "asked again after the throttle"
     );
     clock.advance(KEEP);
     let err = call(false).await.unwrap_err();
