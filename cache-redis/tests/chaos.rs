@@ -30,6 +30,9 @@ fn redis(port: u16) -> OwnProcess {
     OwnProcess::start(&common::env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
 }
 
+/// Per key, when the origin was asked and in which phase.
+type OriginCalls = HashMap<String, Vec<(Instant, u8)>>;
+
 /// What the chaos is doing now.
 const NORMAL: u8 = 0;
 const STORE_DOWN: u8 = 1;
@@ -59,7 +62,7 @@ async fn store_and_origin_outages_reach_no_caller() {
         .build();
     let phase = Arc::new(AtomicU8::new(NORMAL));
     // Origin calls per key while the store is up, with the time they were made.
-    let counted: Arc<Mutex<HashMap<String, Vec<(Instant, u8)>>>> = Arc::default();
+    let counted: Arc<Mutex<OriginCalls>> = Arc::default();
     let (calls, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..16u64)
