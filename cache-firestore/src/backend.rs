@@ -207,11 +207,7 @@ impl FirestoreBackend {
     fn on_shared(shared: Arc<Shared>, config: FirestoreConfig) -> Self {
         FirestoreBackend {
             shared,
-            caps: Capabilities::new(BACKEND)
-                .max_key_len(Some(MAX_KEY_LEN))
-                .max_value_size(Some(config.max_value_size))
-                .native_batch(true)
-                .distributed_locks(true),
+            caps: capabilities(&config),
             config,
             sweeper: None,
         }
@@ -324,6 +320,29 @@ impl FirestoreBackend {
         }
         Ok(false)
     }
+}
+
+impl FirestoreBuilder {
+    /// Lazy start: a backend that connects in the background (see
+    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while the
+    /// store is down; until it is reachable, calls fail fast with `Unavailable` and
+    /// get-or-compute computes without the cache. Settings are checked at once;
+    /// errors only the server can tell (credentials, a missing database) show on the
+    /// calls as `Config` errors. Call it inside a tokio runtime.
+    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
+        validate_namespace(BACKEND, &self.config.namespace)?;
+        let caps = capabilities(&self.config);
+        cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+    }
+}
+
+/// What a backend of `config` can do (known before it connects).
+fn capabilities(config: &FirestoreConfig) -> Capabilities {
+    Capabilities::new(BACKEND)
+        .max_key_len(Some(MAX_KEY_LEN))
+        .max_value_size(Some(config.max_value_size))
+        .native_batch(true)
+        .distributed_locks(true)
 }
 
 #[async_trait]

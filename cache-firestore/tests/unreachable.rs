@@ -27,3 +27,15 @@ async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_start_fails_fast_while_the_emulator_is_unreachable() {
+    let port = conformance_tests::servers::OwnProcess::free_port();
+    std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
+    let down = FirestoreBuilder::default()
+        .project_id("p")
+        .connect_timeout(Duration::from_millis(300))
+        .build_lazy()
+        .unwrap();
+    conformance_tests::scenarios::lazy_while_down(down).await;
+}

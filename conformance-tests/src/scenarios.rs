@@ -245,3 +245,65 @@ where
     }
     println!("STAMPEDE-OK {ok}");
 }
+
+/// Lazy start, both ways: `down` (built lazily against an address where nothing
+/// listens) returns at once, fails plain calls fast with `Unavailable` and lets
+/// get-or-compute compute; `up` (built lazily against the test server) connects in the
+/// background, after which values are cached. Returns how long `up` took to connect.
+pub async fn lazy_start(down: cache_core::LazyBackend, up: cache_core::LazyBackend) -> Duration {
+    lazy_while_down(down).await;
+    lazy_connects(up).await
+}
+
+/// The `down` half of [`lazy_start`].
+pub async fn lazy_while_down(down: cache_core::LazyBackend) {
+    let down = Cache::new(down);
+    for i in 0..3u32 {
+        let started = Instant::now();
+        let v: u32 = down
+            .get_or_compute(
+                format!("k{i}"),
+                || async move { Ok::<_, std::io::Error>(i) },
+            )
+            .await
+            .expect("get-or-compute computes while the store is unreachable");
+        assert_eq!(v, i);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    let err = down.get::<u32>("k").await.unwrap_err();
+    assert_eq!(err.kind(), cache_core::ErrorKind::Unavailable, "{err}");
+    assert!(err.message().contains("still connecting"), "{err}");
+}
+
+/// The `up` half of [`lazy_start`]: how long it took to connect.
+pub async fn lazy_connects(up: cache_core::LazyBackend) -> Duration {
+    let started = Instant::now();
+    while !up.is_connected() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let why = cache_core::CacheBackend::get(&up, "k").await.err();
+            panic!("the lazy backend never connected to the test server: {why:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    let up = Cache::new(up);
+    let calls = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let calls = calls.clone();
+        let v: u32 = up
+            .get_or_compute("lazy", || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the second call is a hit");
+    up.clear().await.unwrap();
+    took
+}
