@@ -11,24 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn redis(port: u16) -> OwnProcess {
-    let port_s = port.to_string();
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_s,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    OwnProcess::start(&common::env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_skips_a_killed_redis_and_closes_when_it_is_back() {
-    let mut server = redis(OwnProcess::free_port());
+    let mut server = common::own_redis(OwnProcess::free_port(), &[]);
     let timeout = Duration::from_millis(300);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{}", server.port))
         .namespace("breaker")

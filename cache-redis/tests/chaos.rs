@@ -15,21 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn redis(port: u16) -> OwnProcess {
-    let port_s = port.to_string();
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_s,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    OwnProcess::start(&common::env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
-}
-
 /// Per key, when the origin was asked and in which phase.
 type OriginCalls = HashMap<String, Vec<(Instant, u8)>>;
 
@@ -42,7 +27,7 @@ const ORIGIN_DOWN: u8 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_and_origin_outages_reach_no_caller() {
-    let mut server = redis(OwnProcess::free_port());
+    let mut server = common::own_redis(OwnProcess::free_port(), &[]);
     let window = Duration::from_millis(200);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{}", server.port))
         .namespace("chaos")

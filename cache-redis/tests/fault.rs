@@ -9,25 +9,9 @@ use cache_redis::RedisBuilder;
 use conformance_tests::servers::OwnProcess;
 use std::time::Duration;
 
-/// A redis-server of this test's own, on its own port, so killing it disturbs no one.
-fn redis(port: u16) -> OwnProcess {
-    let port_s = port.to_string();
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_s,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    OwnProcess::start(&common::env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_during_get_or_compute() {
-    let redis = std::cell::RefCell::new(redis(OwnProcess::free_port()));
+    let redis = std::cell::RefCell::new(common::own_redis(OwnProcess::free_port(), &[]));
     let port = redis.borrow().port;
     let timeout = Duration::from_millis(200);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{port}"))
