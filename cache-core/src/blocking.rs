@@ -245,6 +245,27 @@ impl<C: Codec> Cached<'_, C> {
         self.inner = self.inner.refresh(refresh);
         self
     }
+    /// See [`crate::Cached::stale_while_revalidate`]: here the caller refreshes a
+    /// stale value (and gets it back if the compute fails).
+    pub fn stale_while_revalidate(mut self, d: Duration) -> Self {
+        self.inner = self.inner.stale_while_revalidate(d);
+        self
+    }
+    /// See [`crate::Cached::fail_safe`].
+    pub fn fail_safe(mut self, d: Duration) -> Self {
+        self.inner = self.inner.fail_safe(d);
+        self
+    }
+    /// See [`crate::Cached::fail_safe_throttle`].
+    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
+        self.inner = self.inner.fail_safe_throttle(d);
+        self
+    }
+    /// See [`crate::Cached::early_refresh`] (the caller refreshes early).
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.inner = self.inner.early_refresh(beta);
+        self
+    }
 
     /// Look up the key, computing and storing the value on a miss.
     pub fn get_or_compute<T, E, F>(self, compute: F) -> Result<T, ComputeError<E>>

@@ -122,6 +122,23 @@ pub fn blocking_from_threads(cache: &blocking::Cache) {
         assert_eq!(t.join().unwrap(), 7);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Fail-safe from plain code: past its 50 ms freshness, a failing compute gets the
+    // kept value back instead of the error.
+    let kept: u32 = cache
+        .cached("kept")
+        .expiry(Duration::from_millis(50))
+        .fail_safe(Duration::from_secs(60))
+        .get_or_compute(|| Ok::<_, std::io::Error>(1))
+        .unwrap();
+    assert_eq!(kept, 1);
+    std::thread::sleep(Duration::from_millis(80));
+    let kept: u32 = cache
+        .cached("kept")
+        .expiry(Duration::from_millis(50))
+        .fail_safe(Duration::from_secs(60))
+        .get_or_compute(|| Err(std::io::Error::other("origin down")))
+        .unwrap();
+    assert_eq!(kept, 1, "the kept value, not the error");
     cache.clear().unwrap();
     cache.close().unwrap();
 }
