@@ -83,7 +83,14 @@ impl fmt::Display for Origin {
 
 /// A cache error: its [`ErrorKind`], where it came from (a backend, a codec, ...), the
 /// operation that failed, a message that says what to do, and the underlying cause.
+///
+/// One pointer wide (the details are boxed), so a `Result` of a small value stays
+/// small on the hot paths that never fail.
 pub struct Error {
+    inner: Box<Repr>,
+}
+
+struct Repr {
     kind: ErrorKind,
     origin: Origin,
     operation: Option<&'static str>,
@@ -108,23 +115,25 @@ impl Error {
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
         Error {
-            kind,
-            origin,
-            operation: None,
-            message: message.into(),
-            source: None,
+            inner: Box::new(Repr {
+                kind,
+                origin,
+                operation: None,
+                message: message.into(),
+                source: None,
+            }),
         }
     }
 
     /// Name the operation that failed (`"get"`, `"set_many"`, ...), unless one is set.
     pub fn in_operation(mut self, operation: &'static str) -> Self {
-        self.operation.get_or_insert(operation);
+        self.inner.operation.get_or_insert(operation);
         self
     }
 
     /// Attach the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
@@ -168,12 +177,12 @@ impl Error {
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The backend that raised the error (`"memory"`, `"redis"`, ...), if a backend did.
     pub fn backend(&self) -> Option<&str> {
-        match &self.origin {
+        match &self.inner.origin {
             Origin::Backend(name) => Some(name),
             _ => None,
         }
@@ -181,45 +190,53 @@ impl Error {
 
     /// Where the error came from.
     pub fn origin(&self) -> &Origin {
-        &self.origin
+        &self.inner.origin
     }
 
     /// The operation that failed, when known (`"get"`, `"set_many"`, ...).
     pub fn operation(&self) -> Option<&str> {
-        self.operation
+        self.inner.operation
     }
 
     /// The human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// True for errors that may go away by themselves (unreachable store,
     /// timeout): what a retry or a fail-open path may skip over.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::Timeout)
+        matches!(self.inner.kind, ErrorKind::Unavailable | ErrorKind::Timeout)
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("origin", &self.origin)
-            .field("operation", &self.operation)
-            .field("message", &self.message)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("kind", &self.inner.kind)
+            .field("origin", &self.inner.origin)
+            .field("operation", &self.inner.operation)
+            .field("message", &self.inner.message)
+            .field("source", &self.inner.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.operation {
-            Some(op) => write!(f, "{} ({}, {op}): {}", self.kind, self.origin, self.message)?,
-            None => write!(f, "{} ({}): {}", self.kind, self.origin, self.message)?,
+        match self.inner.operation {
+            Some(op) => write!(
+                f,
+                "{} ({}, {op}): {}",
+                self.inner.kind, self.inner.origin, self.inner.message
+            )?,
+            None => write!(
+                f,
+                "{} ({}): {}",
+                self.inner.kind, self.inner.origin, self.inner.message
+            )?,
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.inner.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -228,7 +245,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
