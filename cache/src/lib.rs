@@ -55,6 +55,11 @@ pub use cache_dynamodb::{self as dynamodb, DynamoBackend, DynamoBuilder, DynamoC
 #[cfg(feature = "firestore")]
 pub use cache_firestore::{self as firestore, FirestoreBackend, FirestoreBuilder, FirestoreConfig};
 
+/// axum and tower wiring (`cache-axum`): `HttpCacheLayer`, the `AppCache` extractor,
+/// `serve`.
+#[cfg(feature = "axum")]
+pub use cache_axum as axum;
+
 /// The repository README's examples, compiled and run as doc tests (they use every store).
 #[cfg(all(
     doctest,
@@ -63,7 +68,8 @@ pub use cache_firestore::{self as firestore, FirestoreBackend, FirestoreBuilder,
     feature = "memcached",
     feature = "mongodb",
     feature = "dynamodb",
-    feature = "firestore"
+    feature = "firestore",
+    feature = "axum"
 ))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

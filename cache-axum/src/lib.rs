@@ -1,0 +1,35 @@
+//! axum and tower wiring for the cache library.
+//!
+//! - [`HttpCacheLayer`]: a tower layer caching whole responses (method, path, query
+//!   and chosen request headers as the key; `Cache-Control`, `Age`, `ETag` and
+//!   `If-None-Match` honoured; single flight for concurrent misses).
+//! - [`AppCache`]: the application's [`Cache`](cache_core::Cache) as an extractor
+//!   from the router's state, and [`serve`]: serve until a shutdown signal, then close
+//!   the cache.
+//! - `#[cached]` on handlers' helper functions works as it does anywhere (see the
+//!   workspace README).
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use cache_axum::{AppCache, HttpCacheLayer};
+//! use std::time::Duration;
+//!
+//! let cache = cache_core::Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+//! let app: Router = Router::new()
+//!     .route("/report", get(|| async { "slow report" }))
+//!     .layer(HttpCacheLayer::new(cache.clone()).ttl(Duration::from_secs(30)))
+//!     .route("/me", get(|AppCache(c): AppCache| async move { format!("{c:?}") }))
+//!     .with_state(cache);
+//! ```
+#![warn(missing_docs)]
+
+mod layer;
+mod state;
+
+pub use layer::{HttpCache, HttpCacheLayer, CACHE_STATUS};
+pub use state::{serve, AppCache};
+
+/// This crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
