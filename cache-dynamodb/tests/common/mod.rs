@@ -87,6 +87,6 @@ impl Harness for DynamoHarness {
     /// moto (Python) answers ≈ 500 calls per second: while the suite's 1 000 parallel
     /// set/get run, two calls of an expiry case can be more than 500 ms apart.
     fn ttl_scale(&self) -> u32 {
-        4
+        6
     }
 }

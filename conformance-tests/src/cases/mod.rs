@@ -60,7 +60,9 @@ fn short_ttl<H: Harness>(h: &H, backend: &dyn CacheBackend) -> (Duration, Durati
     (ttl * scale, grace * scale)
 }
 
-/// Poll `f` until it returns true or `within` passes; false on timeout.
+/// Poll `f` until it returns true or `within` passes; false on timeout. The last
+/// check always starts after the deadline: a slow server that answers a check sent
+/// before the deadline only after it cannot fail the case early.
 async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
@@ -68,10 +70,11 @@ where
 {
     let deadline = Instant::now() + within;
     loop {
+        let started = Instant::now();
         if f().await {
             return true;
         }
-        if Instant::now() >= deadline {
+        if started >= deadline {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

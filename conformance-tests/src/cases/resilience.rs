@@ -230,10 +230,13 @@ pub async fn soft_timeout_serves_the_kept_value_and_caches_the_late_result<H: Ha
 }
 
 /// Early refresh (XFetch): far from expiry a value is never refreshed early; just
-/// before it, almost always (probability 1 - e^-0.1 = 0.90 per key here).
+/// before it, almost always (probability e^-0.1 = 0.90 per key here; at least half
+/// of the keys must refresh).
 pub async fn early_refresh_refreshes_near_expiry_only<H: Harness>(h: &H) {
     let (cache, clock) = clocked(fresh(h).await);
-    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    // Fewer keys on slow servers (the suite runs its cases in parallel).
+    let n = (40 / h.ttl_scale().max(1) as usize).max(10);
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
     let took = Duration::from_millis(100);
     let get = |key: String, calls: Arc<AtomicUsize>, slow: bool| {
         let (cache, clock) = (cache.clone(), clock.clone());
@@ -280,7 +283,7 @@ pub async fn early_refresh_refreshes_near_expiry_only<H: Harness>(h: &H) {
     }
     assert!(
         eventually(Duration::from_secs(10), || async {
-            near.load(Ordering::SeqCst) >= 20
+            near.load(Ordering::SeqCst) >= keys.len() / 2
         })
         .await,
         "only {} of {} keys refreshed early just before expiry",
