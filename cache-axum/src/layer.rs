@@ -304,9 +304,9 @@ impl HttpCacheLayer {
                     ran.store(true, Ordering::SeqCst);
                     let req = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                     let Some(req) = req else {
-                        return Err(Uncacheable::Pass(Mutex::new(Some(
-                            StatusCode::INTERNAL_SERVER_ERROR.into_response_empty(),
-                        ))));
+                        return Err(Uncacheable::Pass(Mutex::new(Some(empty(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                        )))));
                     };
                     settings.store_or_pass(call(inner, req).await).await
                 }
@@ -346,7 +346,7 @@ impl HttpCacheLayer {
         let req = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         match req {
             Some(req) => labelled(call(inner, req).await, "PASS"),
-            None => StatusCode::INTERNAL_SERVER_ERROR.into_response_empty(),
+            None => empty(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -361,16 +361,11 @@ where
     }
 }
 
-trait EmptyResponse {
-    fn into_response_empty(self) -> Response;
-}
-
-impl EmptyResponse for StatusCode {
-    fn into_response_empty(self) -> Response {
-        let mut resp = Response::new(Body::empty());
-        *resp.status_mut() = self;
-        resp
-    }
+/// A response with `status` and no body.
+fn empty(status: StatusCode) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
 }
 
 impl Settings {
@@ -397,7 +392,7 @@ impl Settings {
                 },
                 Err(e) => {
                     tracing::warn!(error = %e, "response body failed; not cached");
-                    let resp = StatusCode::BAD_GATEWAY.into_response_empty();
+                    let resp = empty(StatusCode::BAD_GATEWAY);
                     return Err(Uncacheable::Pass(Mutex::new(Some(resp))));
                 }
             };

@@ -217,18 +217,7 @@ async fn on_redis_concurrent_requests_compute_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_redis_makes_endpoints_uncached_never_failing() {
     let port = OwnProcess::free_port();
-    let port_s = port.to_string();
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_s,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    let mut redis = OwnProcess::start(&servers::env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port);
+    let mut redis = OwnProcess::redis(port, &[]);
     let backend = cache_redis::RedisBackend::builder()
         .url(format!("redis://127.0.0.1:{port}"))
         .timeout(Duration::from_millis(200))

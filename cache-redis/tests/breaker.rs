@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_skips_a_killed_redis_and_closes_when_it_is_back() {
-    let mut server = common::own_redis(OwnProcess::free_port(), &[]);
+    let mut server = OwnProcess::redis(OwnProcess::free_port(), &[]);
     let timeout = Duration::from_millis(300);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{}", server.port))
         .namespace("breaker")

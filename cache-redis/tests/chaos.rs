@@ -27,7 +27,7 @@ const ORIGIN_DOWN: u8 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_and_origin_outages_reach_no_caller() {
-    let mut server = common::own_redis(OwnProcess::free_port(), &[]);
+    let mut server = OwnProcess::redis(OwnProcess::free_port(), &[]);
     let window = Duration::from_millis(200);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{}", server.port))
         .namespace("chaos")

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_during_get_or_compute() {
-    let redis = std::cell::RefCell::new(common::own_redis(OwnProcess::free_port(), &[]));
+    let redis = std::cell::RefCell::new(OwnProcess::redis(OwnProcess::free_port(), &[]));
     let port = redis.borrow().port;
     let timeout = Duration::from_millis(200);
     let backend = RedisBuilder::new(format!("redis://127.0.0.1:{port}"))

@@ -48,7 +48,7 @@ async fn starts_while_redis_is_down_and_caches_once_it_is_up() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.message().contains("still connecting"), "{err}");
 
-    let _server = common::own_redis(port, &[]);
+    let _server = OwnProcess::redis(port, &[]);
     let up_at = Instant::now();
     let mut n = 100;
     let cached_after = loop {
@@ -71,7 +71,7 @@ async fn starts_while_redis_is_down_and_caches_once_it_is_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_a_config_error_on_the_calls() {
     let port = OwnProcess::free_port();
-    let _server = common::own_redis(port, &["--requirepass", "right-secret"]);
+    let _server = OwnProcess::redis(port, &["--requirepass", "right-secret"]);
     let backend = RedisBackend::builder()
         .url(format!("redis://:wrong-secret@127.0.0.1:{port}"))
         .build_lazy()

@@ -108,6 +108,24 @@ pub struct OwnProcess {
 }
 
 impl OwnProcess {
+    /// A redis-server of the test's own on `port` (`CACHE_TEST_REDIS_SERVER_BIN`, no
+    /// persistence), with `extra` arguments, so killing it disturbs no one.
+    pub fn redis(port: u16, extra: &[&str]) -> Self {
+        let port_s = port.to_string();
+        let mut args = vec![
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
+    }
+
     /// A port free right now on 127.0.0.1.
     pub fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")

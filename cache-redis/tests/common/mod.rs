@@ -40,21 +40,3 @@ impl Harness for RedisHarness {
         Arc::new(backend(&self.0, namespace).await)
     }
 }
-
-/// A redis-server of the test's own on `port` (no persistence), with `extra`
-/// arguments, so killing it disturbs no one.
-pub fn own_redis(port: u16, extra: &[&str]) -> servers::OwnProcess {
-    let port_s = port.to_string();
-    let mut args = vec![
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_s,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ];
-    args.extend_from_slice(extra);
-    servers::OwnProcess::start(&env("CACHE_TEST_REDIS_SERVER_BIN"), &args, port)
-}
