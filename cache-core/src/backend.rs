@@ -112,6 +112,12 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// Limits and features of this backend.
     fn capabilities(&self) -> Capabilities;
 
+    /// The namespace this backend's keys live in, for spans and metrics labels
+    /// (default empty).
+    fn namespace(&self) -> &str {
+        ""
+    }
+
     /// The value stored under `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 

@@ -315,6 +315,10 @@ impl CacheBackend for CircuitBreaker {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+
+    fn namespace(&self) -> &str {
+        self.inner.namespace()
+    }
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         self.call_now(|| self.inner.get_now(key))
     }

@@ -8,11 +8,14 @@ use crate::envelope::{self, Meta, Opened};
 use crate::error::Result;
 use crate::expiry::{Expiry, Ttl};
 use crate::flight::Flights;
+use crate::observe::{CacheStats, Observer, Op};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Defaults for get-or-compute, set on the [`CacheBuilder`] and overridable per call.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +58,7 @@ pub(crate) struct Inner<C> {
     pub(crate) compute: ComputeDefaults,
     pub(crate) flights: Flights,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) observe: Observer,
 }
 
 /// A cheap-to-clone typed handle over any [`CacheBackend`].
@@ -118,6 +122,8 @@ pub struct CacheBuilder<C: Codec = MessagePack> {
     default_expiry: Expiry,
     compute: ComputeDefaults,
     clock: Arc<dyn Clock>,
+    observe: bool,
+    trace_keys: bool,
 }
 
 impl CacheBuilder<MessagePack> {
@@ -135,6 +141,8 @@ impl CacheBuilder<MessagePack> {
                 resilience: Resilience::default(),
             },
             clock: Arc::new(SystemClock),
+            observe: true,
+            trace_keys: false,
         }
     }
 }
@@ -148,6 +156,8 @@ impl<C: Codec> CacheBuilder<C> {
             default_expiry: self.default_expiry,
             compute: self.compute,
             clock: self.clock,
+            observe: self.observe,
+            trace_keys: self.trace_keys,
         }
     }
     /// Expiry used by [`Cache::insert`] and get-or-compute when none is given.
@@ -235,10 +245,29 @@ impl<C: Codec> CacheBuilder<C> {
         self.backend = Arc::new(crate::CircuitBreaker::new(self.backend, config));
         self
     }
+    /// Spans, `metrics` facade counters and histograms, and [`Cache::stats`] (default
+    /// on; see the [`observe`](crate::observe) module). Off, calls record nothing and
+    /// `stats()` stays zero.
+    pub fn observe(mut self, on: bool) -> Self {
+        self.observe = on;
+        self
+    }
+    /// Record keys on the calls' spans (default off: keys can carry user data).
+    pub fn trace_keys(mut self, on: bool) -> Self {
+        self.trace_keys = on;
+        self
+    }
     /// Finish.
     pub fn build(self) -> Cache<C> {
+        let observe = Observer::new(
+            self.observe,
+            self.trace_keys,
+            self.backend.capabilities().backend,
+            self.backend.namespace(),
+        );
         Cache {
             inner: Arc::new(Inner {
+                observe,
                 backend: Checked::new(self.backend),
                 codec: self.codec,
                 default_expiry: self.default_expiry,
@@ -278,12 +307,45 @@ impl<C: Codec> Cache<C> {
     /// expiry (stale, or for fail-safe) reads as `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         if let Some(answer) = self.inner.backend.decode_now(key, |b| self.decode_entry(b)) {
-            return answer.map(Option::flatten);
+            let answer = answer.map(Option::flatten);
+            let obs = &self.inner.observe;
+            obs.outcome(&obs.span(Op::Get, key), &answer, found);
+            return answer;
         }
-        match self.inner.backend.get(key).await? {
-            Some(bytes) => self.decode_entry(&bytes),
-            None => Ok(None),
-        }
+        let read = async {
+            match self.inner.backend.get(key).await? {
+                Some(bytes) => self.decode_entry(&bytes),
+                None => Ok(None),
+            }
+        };
+        self.call(Op::Get, key, read, found).await
+    }
+
+    /// What this cache has counted since it was built (see [`CacheStats`]).
+    pub fn stats(&self) -> CacheStats {
+        self.inner.observe.stats()
+    }
+
+    /// Run one backend call of `op` in its span, timed and counted; `reads` says how
+    /// many hits and misses a success is.
+    pub(crate) async fn call<T>(
+        &self,
+        op: Op,
+        key: &str,
+        fut: impl Future<Output = Result<T>>,
+        reads: impl FnOnce(&T) -> (u64, u64),
+    ) -> Result<T> {
+        let obs = &self.inner.observe;
+        let span = obs.span(op, key);
+        let started = obs.start();
+        let out = if span.is_disabled() {
+            fut.await
+        } else {
+            fut.instrument(span.clone()).await
+        };
+        obs.latency(op, started);
+        obs.outcome(&span, &out, reads);
+        out
     }
 
     /// Decode a stored value: header or not (see the envelope module).
@@ -347,8 +409,12 @@ impl<C: Codec> Cache<C> {
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<()> {
-        let bytes = Bytes::from(self.inner.codec.encode(value)?);
-        self.inner.backend.set(key, bytes, expiry.into()).await
+        let expiry = expiry.into();
+        let write = async {
+            let bytes = Bytes::from(self.inner.codec.encode(value)?);
+            self.inner.backend.set(key, bytes, expiry).await
+        };
+        self.call(Op::Set, key, write, none).await
     }
 
     /// Store `value` under `key` with the default expiry.
@@ -358,25 +424,35 @@ impl<C: Codec> Cache<C> {
 
     /// Remove `key`; true if something was there.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.backend.delete(key).await
+        self.call(Op::Delete, key, self.inner.backend.delete(key), none)
+            .await
     }
 
     /// Whether a value is stored under `key`.
     pub async fn has(&self, key: &str) -> Result<bool> {
-        self.inner.backend.has(key).await
+        self.call(Op::Has, key, self.inner.backend.has(key), none)
+            .await
     }
 
     /// Remove every value of this cache's namespace.
     pub async fn clear(&self) -> Result<()> {
-        self.inner.backend.clear().await
+        self.call(Op::Clear, "", self.inner.backend.clear(), none)
+            .await
     }
 
     /// Values for many keys, in order.
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
-        let raw = self.inner.backend.get_many(keys).await?;
-        raw.into_iter()
-            .map(|v| Ok(v.map(|b| self.decode_entry(&b)).transpose()?.flatten()))
-            .collect()
+        let read = async {
+            let raw = self.inner.backend.get_many(keys).await?;
+            raw.into_iter()
+                .map(|v| Ok(v.map(|b| self.decode_entry(&b)).transpose()?.flatten()))
+                .collect::<Result<Vec<Option<T>>>>()
+        };
+        self.call(Op::GetMany, "", read, |vs| {
+            let hits = vs.iter().filter(|v| v.is_some()).count() as u64;
+            (hits, vs.len() as u64 - hits)
+        })
+        .await
     }
 
     /// Store many values with one expiry.
@@ -385,16 +461,26 @@ impl<C: Codec> Cache<C> {
         items: &[(&str, T)],
         expiry: impl Into<Expiry>,
     ) -> Result<()> {
-        let encoded = items
-            .iter()
-            .map(|(k, v)| Ok((*k, Bytes::from(self.inner.codec.encode(v)?))))
-            .collect::<Result<Vec<_>>>()?;
-        self.inner.backend.set_many(&encoded, expiry.into()).await
+        let expiry = expiry.into();
+        let write = async {
+            let encoded = items
+                .iter()
+                .map(|(k, v)| Ok((*k, Bytes::from(self.inner.codec.encode(v)?))))
+                .collect::<Result<Vec<_>>>()?;
+            self.inner.backend.set_many(&encoded, expiry).await
+        };
+        self.call(Op::SetMany, "", write, none).await
     }
 
     /// Remove many keys; returns how many were there.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        self.inner.backend.delete_many(keys).await
+        self.call(
+            Op::DeleteMany,
+            "",
+            self.inner.backend.delete_many(keys),
+            none,
+        )
+        .await
     }
 
     /// Store `value` only if `key` holds nothing; true if stored.
@@ -404,15 +490,30 @@ impl<C: Codec> Cache<C> {
         value: &T,
         expiry: impl Into<Expiry>,
     ) -> Result<bool> {
-        let bytes = Bytes::from(self.inner.codec.encode(value)?);
-        self.inner
-            .backend
-            .set_if_absent(key, bytes, expiry.into())
-            .await
+        let expiry = expiry.into();
+        let write = async {
+            let bytes = Bytes::from(self.inner.codec.encode(value)?);
+            self.inner.backend.set_if_absent(key, bytes, expiry).await
+        };
+        self.call(Op::SetIfAbsent, key, write, none).await
     }
 
     /// Close the backend.
     pub async fn close(&self) -> Result<()> {
         self.inner.backend.close().await
     }
+}
+
+/// A read's hits and misses: one value, found or not.
+fn found<T>(v: &Option<T>) -> (u64, u64) {
+    if v.is_some() {
+        (1, 0)
+    } else {
+        (0, 1)
+    }
+}
+
+/// A call that reads nothing.
+fn none<T>(_: &T) -> (u64, u64) {
+    (0, 0)
 }

@@ -178,6 +178,10 @@ impl CacheBackend for Checked {
         self.caps
     }
 
+    fn namespace(&self) -> &str {
+        self.inner.namespace()
+    }
+
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         Checked::get_now(self, key)
     }

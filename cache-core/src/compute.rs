@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
 use crate::key::KeyBuilder;
+use crate::observe::Op;
 use crate::raw::{validate_key, validate_namespace};
 use serde::{de::DeserializeOwned, Serialize};
 use std::any::TypeId;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Error of get-or-compute: the compute's own error (shared by every waiter), or a
 /// cache error that no fail-open can skip (an invalid key or namespace), or a compute
@@ -400,23 +402,28 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// with a warning (fail open).
     async fn guarded<T>(
         &self,
-        op: &'static str,
+        op: Op,
         key: &str,
         fut: impl Future<Output = Result<T>>,
     ) -> Option<T> {
         if self.degraded.load(Ordering::Relaxed) {
             return None;
         }
-        let outcome = match self.backend().check_open(op) {
+        let obs = &self.cache.inner.observe;
+        let started = obs.start();
+        let outcome = match self.backend().check_open(op.as_str()) {
             Ok(()) => tokio::time::timeout(self.timeout, fut).await,
             Err(closed) => Ok(Err(closed)),
         };
+        obs.latency(op, started);
         let err = match outcome {
             Ok(Ok(v)) => return Some(v),
-            Ok(Err(e)) => e.in_operation(op),
-            Err(_) => Error::timeout(self.backend().name(), self.timeout).in_operation(op),
+            Ok(Err(e)) => e.in_operation(op.as_str()),
+            Err(_) => Error::timeout(self.backend().name(), self.timeout).in_operation(op.as_str()),
         };
+        obs.error(err.kind());
         self.degraded.store(true, Ordering::Relaxed);
+        let op = op.as_str();
         tracing::warn!(op, key, error = %err, "cache call failed; continuing without the cache");
         None
     }
@@ -434,7 +441,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// fresh until the store expires it; a header of another version, or a value
     /// that no longer decodes, is a miss.
     async fn lookup<T: DeserializeOwned>(&self, key: &str, early: bool) -> Found<T> {
-        let Some(Some(bytes)) = self.guarded("get", key, self.store().get(key)).await else {
+        let Some(Some(bytes)) = self.guarded(Op::Get, key, self.store().get(key)).await else {
             return Found::Miss;
         };
         let (meta, payload) = match envelope::open(&bytes) {
@@ -489,33 +496,55 @@ impl<'a, C: Codec> Cached<'a, C> {
                 .await
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
-        let flights = &self.cache.inner.flights;
-        // Flights are keyed by the outcome's type too, so a follower's downcast holds.
-        let ty = TypeId::of::<Outcome<T, E>>();
-        loop {
-            let mut fallback = None;
-            if !self.refresh {
-                match self.lookup::<T>(&key, true).await {
-                    Found::Fresh(v) => return Ok(v),
-                    // Refreshed here, in the caller; served if the compute fails.
-                    Found::Stale(v, m) | Found::Kept(v, m) => fallback = Some((v, m)),
-                    Found::Miss => {}
+        let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
+        let body = async move {
+            let flights = &self.cache.inner.flights;
+            // Flights are keyed by the outcome's type too, so a follower's downcast holds.
+            let ty = TypeId::of::<Outcome<T, E>>();
+            let mut first = true;
+            loop {
+                let mut fallback = None;
+                if !self.refresh {
+                    let found = self.lookup::<T>(&key, true).await;
+                    if std::mem::take(&mut first) {
+                        self.count(&found);
+                    }
+                    match found {
+                        Found::Fresh(v) => return Ok(v),
+                        // Refreshed here, in the caller; served if the compute fails.
+                        Found::Stale(v, m) | Found::Kept(v, m) => fallback = Some((v, m)),
+                        Found::Miss => {}
+                    }
                 }
-            }
-            match flights.join(ty, &key) {
-                Role::Follower(rx) => {
-                    // `None`: the leader went away (dropped or panicked); take over.
-                    if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                match flights.join(ty, &key) {
+                    Role::Follower(rx) => {
+                        // `None`: the leader went away (dropped or panicked); take over.
+                        if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                            return out.map_err(Into::into);
+                        }
+                    }
+                    Role::Leader(guard) => {
+                        let out = self.lead(&key, compute, fallback, true).await;
+                        guard.finish(Arc::new(out.clone()));
                         return out.map_err(Into::into);
                     }
                 }
-                Role::Leader(guard) => {
-                    let out = self.lead(&key, compute, fallback, true).await;
-                    guard.finish(Arc::new(out.clone()));
-                    return out.map_err(Into::into);
-                }
             }
+        };
+        if span.is_disabled() {
+            body.await
+        } else {
+            body.instrument(span).await
         }
+    }
+
+    /// Count a lookup for the stats and on the current span: a fresh value is a hit,
+    /// anything else (absent, stale, kept) a miss.
+    fn count<T>(&self, found: &Found<T>) {
+        let hit = matches!(found, Found::Fresh(_));
+        let obs = &self.cache.inner.observe;
+        obs.reads(u64::from(hit), u64::from(!hit));
+        tracing::Span::current().record("hit", hit);
     }
 
     /// Like [`get_or_compute`](Self::get_or_compute), for a compute that can run on
@@ -557,7 +586,9 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let (mut fallback, mut serve_now) = (None, false);
         if !self.refresh {
-            match self.lookup::<T>(&key, true).await {
+            let found = self.lookup::<T>(&key, true).await;
+            self.count(&found);
+            match found {
                 Found::Fresh(v) => return Ok(v),
                 Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
                 Found::Kept(v, m) => fallback = Some((v, m)),
@@ -565,14 +596,19 @@ impl<'a, C: Codec> Cached<'a, C> {
             }
         }
         let task = self.spawn_leader(key, compute, fallback.clone());
+        let obs = &self.cache.inner.observe;
         let joined = match fallback {
-            Some((v, _)) if serve_now => return Ok(v),
+            Some((v, _)) if serve_now => {
+                obs.stale_served();
+                return Ok(v);
+            }
             Some((v, _)) if self.policy.soft_timeout.is_some() => {
                 let soft = self.policy.soft_timeout.unwrap_or_default();
                 match tokio::time::timeout(soft, task).await {
                     Ok(joined) => joined,
                     Err(_) => {
                         tracing::debug!(?soft, "compute past its soft timeout; serving the kept value, the compute goes on");
+                        obs.stale_served();
                         return Ok(v);
                     }
                 }
@@ -647,7 +683,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             loop {
                 let acquired = self
                     .guarded(
-                        "acquire_lock",
+                        Op::AcquireLock,
                         key,
                         self.store().acquire_lock(key, self.lock_timeout),
                     )
@@ -684,14 +720,21 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let clock = &self.cache.inner.clock;
         let started = clock.now_ms();
+        let timer = std::time::Instant::now();
         let ran = self.run(compute(), soft && fallback.is_some()).await;
         let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
+        let obs = &self.cache.inner.observe;
+        match &ran {
+            Ran::Done(r) => obs.computed(timer.elapsed(), r.is_err()),
+            Ran::Hard(_) => obs.computed(timer.elapsed(), true),
+            Ran::Soft => {}
+        }
         let failure = match ran {
             Ran::Done(Ok(v)) => {
                 match self.cache.encode_entry(&v, self.expiry, &self.policy, took) {
                     Ok((bytes, expiry)) => {
                         // Through the checks: the value's size, and an expiry already past.
-                        self.guarded("set", key, self.backend().set(key, bytes, expiry))
+                        self.guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
                             .await;
                     }
                     Err(e) => {
@@ -705,6 +748,9 @@ impl<'a, C: Codec> Cached<'a, C> {
             Ran::Hard(d) => Failure::TimedOut(d),
             Ran::Soft => {
                 held.release(self).await;
+                if fallback.is_some() {
+                    obs.stale_served();
+                }
                 return fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
                     self.policy.soft_timeout.unwrap_or_default(),
                 ));
@@ -718,6 +764,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                     Failure::TimedOut(_) => "the compute timed out",
                 };
                 tracing::warn!(key, "{why}; serving the stale value kept for fail-safe");
+                obs.stale_served();
                 self.throttle(key, &v, meta).await;
                 Ok(v)
             }
@@ -738,7 +785,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         };
         match self.cache.encode_with(v, &meta, now) {
             Ok((bytes, expiry)) => {
-                self.guarded("set", key, self.backend().set(key, bytes, expiry))
+                self.guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
                     .await;
             }
             Err(e) => tracing::warn!(key, error = %e, "kept value cannot be encoded again"),

@@ -27,6 +27,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(1);
 /// where such errors surface at once.
 pub struct LazyBackend {
     caps: Capabilities,
+    namespace: String,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -74,9 +75,17 @@ impl LazyBackend {
         let task = handle.spawn(connect_loop(capabilities.backend, state.clone(), connect));
         Ok(LazyBackend {
             caps: capabilities,
+            namespace: String::new(),
             state,
             task,
         })
+    }
+
+    /// The namespace the connected backend will have, for spans and metrics labels
+    /// before it connects (the builders' `build_lazy()` set it).
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
     }
 
     /// Whether the connection is up.
@@ -157,6 +166,10 @@ impl Drop for LazyBackend {
 impl CacheBackend for LazyBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        &self.namespace
     }
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         match self.backend() {

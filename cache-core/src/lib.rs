@@ -49,6 +49,7 @@ mod expiry;
 mod flight;
 mod key;
 mod lazy;
+pub mod observe;
 pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
@@ -63,6 +64,7 @@ pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;
 pub use lazy::LazyBackend;
+pub use observe::CacheStats;
 
 /// Re-exported so backend crates implement the trait with the same macro version.
 pub use async_trait::async_trait;

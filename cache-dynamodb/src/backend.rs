@@ -388,7 +388,9 @@ impl DynamoBuilder {
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
         cache_core::raw::validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
+        let namespace = self.config.namespace.clone();
         cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+            .map(|lazy| lazy.with_namespace(namespace))
     }
 }
 
@@ -405,6 +407,10 @@ fn capabilities(config: &DynamoConfig) -> Capabilities {
 impl CacheBackend for DynamoBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

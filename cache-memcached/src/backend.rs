@@ -338,7 +338,9 @@ impl MemcachedBuilder {
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
         validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
+        let namespace = self.config.namespace.clone();
         cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+            .map(|lazy| lazy.with_namespace(namespace))
     }
 }
 
@@ -355,6 +357,10 @@ fn capabilities(config: &MemcachedConfig) -> Capabilities {
 impl CacheBackend for MemcachedBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

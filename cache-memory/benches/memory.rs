@@ -6,11 +6,14 @@
 //! 2 threads, in interleaved rounds. Prints the median operations per second and the
 //! median of the per-round ratios.
 //! Also the typed get of values written by get-or-compute (with the freshness
-//! header) against the bare typed get (target: within 5 %).
+//! header) against the bare typed get (target: within 5 %), and the typed get with
+//! observability on (the default: stats, and spans and metrics with no subscriber or
+//! recorder installed) against the same cache built with `.observe(false)` (target:
+//! within 3 %).
 //! Targets: through the trait (`get_now`, what `Cache` uses) >= 0.75x quick_cache at
 //! 1 thread and never below 2x moka::sync; typed `Cache::get` >= 0.4x quick_cache.
 
-use cache_core::{Bytes, Cache, CacheBackend, Expiry};
+use cache_core::{Bytes, Cache, CacheBackend, CacheBuilder, Expiry};
 use cache_memory::MemoryBackend;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -95,11 +98,15 @@ fn main() {
             .unwrap(),
     );
     let dyn_backend: Arc<dyn CacheBackend> = backend.clone();
-    let typed_backend = MemoryBackend::builder()
-        .max_entries(KEYS * 2)
-        .build()
-        .unwrap();
-    let typed = Cache::new(typed_backend);
+    let typed_backend: Arc<dyn CacheBackend> = Arc::new(
+        MemoryBackend::builder()
+            .max_entries(KEYS * 2)
+            .build()
+            .unwrap(),
+    );
+    let typed = Cache::from_arc(typed_backend.clone());
+    // The same store read without spans, metrics or stats.
+    let quiet = CacheBuilder::from_arc(typed_backend).observe(false).build();
     // The same values written by get-or-compute, so each carries the freshness header.
     let enveloped = Cache::new(
         MemoryBackend::builder()
@@ -161,7 +168,7 @@ fn main() {
         }
         // Rounds interleave the four readers, so drift of the shared machine hits all
         // of them alike; ratios are taken within a round.
-        let mut ops: [Vec<f64>; 8] = Default::default();
+        let mut ops: [Vec<f64>; 9] = Default::default();
         for _ in 0..ROUNDS {
             ops[0].push(measure!(quick, |q, k| q.get(k)));
             ops[1].push(measure!(moka_sync, |m, k| m.get(k)));
@@ -171,10 +178,11 @@ fn main() {
             ops[5].push(measure!(dyn_backend, |b, k| b.get(k).await.unwrap()));
             ops[6].push(measure!(typed, |c, k| c.get::<Small>(k).await.unwrap()));
             ops[7].push(measure!(enveloped, |c, k| c.get::<Small>(k).await.unwrap()));
+            ops[8].push(measure!(quiet, |c, k| c.get::<Small>(k).await.unwrap()));
         }
         let ratio =
             |a: usize, b: usize| median((0..ROUNDS).map(|r| ops[a][r] / ops[b][r]).collect());
-        let [quick_ops, moka_sync_ops, moka_b, moka_s, now_ops, trait_ops, typed_ops, env_ops] =
+        let [quick_ops, moka_sync_ops, moka_b, moka_s, now_ops, trait_ops, typed_ops, env_ops, quiet_ops] =
             ops.clone().map(median);
         println!("threads={threads}");
         println!("  quick_cache::sync get (Bytes)      {quick_ops:>12.0} ops/s");
@@ -200,6 +208,10 @@ fn main() {
         println!(
             "  Cache::get::<Small>, with header     {env_ops:>12.0} ops/s  {:.3}x the bare typed get (target >= 0.95x)",
             ratio(7, 6)
+        );
+        println!(
+            "  Cache::get::<Small>, observe(false) {quiet_ops:>12.0} ops/s; observed (default) {:.3}x it (target >= 0.97x)",
+            ratio(6, 8)
         );
     }
 }

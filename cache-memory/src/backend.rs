@@ -152,6 +152,10 @@ impl CacheBackend for MemoryBackend {
         self.caps
     }
 
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
+    }
+
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         Some(Ok(self.with_key(KeyKind::Value, key, Store::get)))
     }

@@ -238,7 +238,9 @@ impl MongoBuilder {
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
         validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
+        let namespace = self.config.namespace.clone();
         cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+            .map(|lazy| lazy.with_namespace(namespace))
     }
 }
 
@@ -255,6 +257,10 @@ fn capabilities(config: &MongoConfig) -> Capabilities {
 impl CacheBackend for MongoBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -230,7 +230,9 @@ impl PostgresBuilder {
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
         validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
+        let namespace = self.config.namespace.clone();
         cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+            .map(|lazy| lazy.with_namespace(namespace))
     }
 }
 
@@ -247,6 +249,10 @@ fn capabilities(config: &PostgresConfig) -> Capabilities {
 impl CacheBackend for PostgresBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -115,7 +115,9 @@ impl RedisBuilder {
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
         validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
+        let namespace = self.config.namespace.clone();
         cache_core::LazyBackend::spawn(caps, move || self.clone().build())
+            .map(|lazy| lazy.with_namespace(namespace))
     }
 }
 
@@ -165,6 +167,10 @@ impl RedisBackend {
 impl CacheBackend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+
+    fn namespace(&self) -> &str {
+        Self::namespace(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

@@ -1,0 +1,426 @@
+//! What a [`Cache`](crate::Cache) tells about itself: a `tracing` span per call, the
+//! `metrics` facade's counters and histograms, and [`CacheStats`] for users without a
+//! recorder.
+//!
+//! - **Spans** (level DEBUG, name `cache`): `op`, `backend`, `namespace`, `hit` on
+//!   reads, `error` on failures; the key only with
+//!   [`CacheBuilder::trace_keys`](crate::CacheBuilder::trace_keys). Never a value.
+//! - **Metrics** (labels `backend`, `namespace`): counters `cache_hits_total`,
+//!   `cache_misses_total`, `cache_stale_served_total`, `cache_computes_total`,
+//!   `cache_compute_errors_total`, `cache_errors_total{kind}`; histograms
+//!   `cache_compute_seconds` and `cache_backend_seconds{op}`. Handles are registered
+//!   when the cache is built, so install the recorder before building caches.
+//! - **Stats**: [`Cache::stats`](crate::Cache::stats), counted in per-thread stripes
+//!   (one per thread, up to 32 threads, counted without a locked instruction; threads
+//!   beyond share one more stripe).
+//!
+//! A miss is a read that found no fresh value (absent, stale or undecodable): the value
+//! had to be computed again, here or by another caller. The in-process read fast path
+//! (memory) is counted but not timed: its latency is the read itself.
+
+use crate::error::ErrorKind;
+use metrics::{Counter, Histogram};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::time::{Duration, Instant};
+use tracing::Span;
+
+/// The operations a span or a latency sample names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Get,
+    GetMany,
+    Set,
+    SetMany,
+    Delete,
+    DeleteMany,
+    Has,
+    Clear,
+    SetIfAbsent,
+    AcquireLock,
+    ReleaseLock,
+    GetOrCompute,
+}
+
+impl Op {
+    /// The backend calls, each with its latency histogram.
+    const TIMED: [Op; 11] = [
+        Op::Get,
+        Op::GetMany,
+        Op::Set,
+        Op::SetMany,
+        Op::Delete,
+        Op::DeleteMany,
+        Op::Has,
+        Op::Clear,
+        Op::SetIfAbsent,
+        Op::AcquireLock,
+        Op::ReleaseLock,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::GetMany => "get_many",
+            Op::Set => "set",
+            Op::SetMany => "set_many",
+            Op::Delete => "delete",
+            Op::DeleteMany => "delete_many",
+            Op::Has => "has",
+            Op::Clear => "clear",
+            Op::SetIfAbsent => "set_if_absent",
+            Op::AcquireLock => "acquire_lock",
+            Op::ReleaseLock => "release_lock",
+            Op::GetOrCompute => "get_or_compute",
+        }
+    }
+}
+
+const KINDS: [ErrorKind; 8] = [
+    ErrorKind::Config,
+    ErrorKind::Unavailable,
+    ErrorKind::Timeout,
+    ErrorKind::Serialization,
+    ErrorKind::InvalidInput,
+    ErrorKind::Unsupported,
+    ErrorKind::Closed,
+    ErrorKind::Backend,
+];
+
+fn kind_index(kind: ErrorKind) -> usize {
+    KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KINDS.len() - 1)
+}
+
+/// Label value of an error kind in `cache_errors_total{kind}` and [`CacheStats`].
+fn kind_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Config => "config",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Serialization => "serialization",
+        ErrorKind::InvalidInput => "invalid_input",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::Closed => "closed",
+        _ => "backend",
+    }
+}
+
+/// A snapshot of one cache's counters since it was built (clones share them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads that found a fresh value (plain gets and get-or-compute).
+    pub hits: u64,
+    /// Reads that found none (absent, stale or undecodable).
+    pub misses: u64,
+    /// Stale or fail-safe values returned by get-or-compute instead of a fresh one.
+    pub stale_served: u64,
+    /// Computes run by get-or-compute (at most one per key at a time per process).
+    pub computes: u64,
+    /// Computes that failed or timed out.
+    pub compute_errors: u64,
+    /// Time spent in computes, summed.
+    pub compute_time: Duration,
+    /// Failed cache calls by kind (`("timeout", 3)`, ...), kinds with none left out.
+    pub errors: Vec<(&'static str, u64)>,
+}
+
+impl CacheStats {
+    /// `hits / (hits + misses)`, or `None` before the first read.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
+    }
+
+    /// Failed calls of `kind`.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        let label = kind_label(kind);
+        self.errors
+            .iter()
+            .find(|(k, _)| *k == label)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+    computes: AtomicU64,
+    compute_errors: AtomicU64,
+    compute_ns: AtomicU64,
+    errors: [AtomicU64; KINDS.len()],
+}
+
+/// Stripes owned by one thread each (a plain load and store counts there: no locked
+/// instruction on the hot path), and one more that threads beyond them share (counted
+/// with `fetch_add`).
+const OWNED: usize = 32;
+const STRIPES: usize = OWNED + 1;
+
+/// Which stripes are taken, one bit each.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// This thread's stripe, given back when the thread ends.
+struct Slot(usize);
+
+impl Slot {
+    fn claim() -> Slot {
+        let mut taken = TAKEN.load(Relaxed);
+        loop {
+            let free = (!taken).trailing_zeros() as usize;
+            if free >= OWNED {
+                return Slot(OWNED);
+            }
+            match TAKEN.compare_exchange_weak(taken, taken | 1 << free, Acquire, Relaxed) {
+                Ok(_) => return Slot(free),
+                Err(now) => taken = now,
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.0 < OWNED {
+            TAKEN.fetch_and(!(1 << self.0), Release);
+        }
+    }
+}
+
+thread_local! {
+    static SLOT: Slot = Slot::claim();
+}
+
+fn stripe_index() -> usize {
+    SLOT.try_with(|s| s.0).unwrap_or(OWNED)
+}
+
+/// Add `n` to a counter of the stripe `i`.
+#[inline]
+fn add(i: usize, c: &AtomicU64, n: u64) {
+    if i < OWNED {
+        // Only this thread writes the stripe; readers see whole values.
+        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+    } else {
+        c.fetch_add(n, Relaxed);
+    }
+}
+
+struct Handles {
+    hits: Counter,
+    misses: Counter,
+    stale: Counter,
+    computes: Counter,
+    compute_errors: Counter,
+    errors: [Counter; KINDS.len()],
+    compute_seconds: Histogram,
+    backend_seconds: [Histogram; Op::TIMED.len()],
+}
+
+impl Handles {
+    fn register(backend: &'static str, namespace: &str) -> Self {
+        let labels = |extra: Option<(&'static str, &'static str)>| {
+            let mut l = vec![
+                metrics::Label::new("backend", backend),
+                metrics::Label::new("namespace", namespace.to_owned()),
+            ];
+            l.extend(extra.map(|(k, v)| metrics::Label::new(k, v)));
+            l
+        };
+        let counter = |name: &'static str| metrics::counter!(name, labels(None));
+        Handles {
+            hits: counter("cache_hits_total"),
+            misses: counter("cache_misses_total"),
+            stale: counter("cache_stale_served_total"),
+            computes: counter("cache_computes_total"),
+            compute_errors: counter("cache_compute_errors_total"),
+            errors: KINDS.map(|k| {
+                metrics::counter!("cache_errors_total", labels(Some(("kind", kind_label(k)))))
+            }),
+            compute_seconds: metrics::histogram!("cache_compute_seconds", labels(None)),
+            backend_seconds: Op::TIMED.map(|op| {
+                metrics::histogram!("cache_backend_seconds", labels(Some(("op", op.as_str()))))
+            }),
+        }
+    }
+}
+
+/// One cache's spans, metrics and stats (see the module docs).
+pub(crate) struct Observer {
+    on: bool,
+    trace_keys: bool,
+    backend: &'static str,
+    namespace: String,
+    stripes: Box<[Stripe]>,
+    handles: Option<Handles>,
+}
+
+impl Observer {
+    pub(crate) fn new(on: bool, trace_keys: bool, backend: &'static str, namespace: &str) -> Self {
+        Observer {
+            on,
+            trace_keys,
+            backend,
+            namespace: namespace.to_owned(),
+            stripes: (0..if on { STRIPES } else { 0 })
+                .map(|_| Stripe::default())
+                .collect(),
+            handles: on.then(|| Handles::register(backend, namespace)),
+        }
+    }
+
+    fn stripe(&self) -> Option<(usize, &Stripe)> {
+        if self.on {
+            let i = stripe_index();
+            self.stripes.get(i).map(|s| (i, s))
+        } else {
+            None
+        }
+    }
+
+    /// `hits` and `misses` reads.
+    #[inline]
+    pub(crate) fn reads(&self, hits: u64, misses: u64) {
+        let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) else {
+            return;
+        };
+        if hits > 0 {
+            add(i, &s.hits, hits);
+            h.hits.increment(hits);
+        }
+        if misses > 0 {
+            add(i, &s.misses, misses);
+            h.misses.increment(misses);
+        }
+    }
+
+    /// A stale or fail-safe value served.
+    pub(crate) fn stale_served(&self) {
+        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
+            add(i, &s.stale, 1);
+            h.stale.increment(1);
+        }
+    }
+
+    /// A failed cache call.
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
+            let k = kind_index(kind);
+            add(i, &s.errors[k], 1);
+            h.errors[k].increment(1);
+        }
+    }
+
+    /// A compute that ran for `took`, and whether it failed.
+    pub(crate) fn computed(&self, took: Duration, failed: bool) {
+        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
+            add(i, &s.computes, 1);
+            add(
+                i,
+                &s.compute_ns,
+                took.as_nanos().min(u64::MAX as u128) as u64,
+            );
+            h.computes.increment(1);
+            if failed {
+                add(i, &s.compute_errors, 1);
+                h.compute_errors.increment(1);
+            }
+            h.compute_seconds.record(took.as_secs_f64());
+        }
+    }
+
+    /// The clock, when this cache times its calls.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        self.on.then(Instant::now)
+    }
+
+    /// A backend call of `op` that began at `started`.
+    #[inline]
+    pub(crate) fn latency(&self, op: Op, started: Option<Instant>) {
+        if let (Some(t), Some(h)) = (started, &self.handles) {
+            if let Some(i) = Op::TIMED.iter().position(|o| *o == op) {
+                h.backend_seconds[i].record(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+
+    /// The span of one call (disabled, and free, without a subscriber that wants it).
+    #[inline]
+    pub(crate) fn span(&self, op: Op, key: &str) -> Span {
+        if !self.on {
+            return Span::none();
+        }
+        let span = tracing::debug_span!(
+            "cache",
+            op = op.as_str(),
+            backend = self.backend,
+            namespace = %self.namespace,
+            key = tracing::field::Empty,
+            hit = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if self.trace_keys && !span.is_disabled() {
+            span.record("key", key);
+        }
+        span
+    }
+
+    /// Count a call's result on its span and in the stats: reads as hits and misses,
+    /// failures by kind.
+    pub(crate) fn outcome<T>(
+        &self,
+        span: &Span,
+        result: &crate::Result<T>,
+        reads: impl FnOnce(&T) -> (u64, u64),
+    ) {
+        if !self.on {
+            return;
+        }
+        match result {
+            Ok(v) => {
+                let (hits, misses) = reads(v);
+                self.reads(hits, misses);
+                if hits + misses > 0 && !span.is_disabled() {
+                    span.record("hit", misses == 0);
+                }
+            }
+            Err(e) => {
+                self.error(e.kind());
+                if !span.is_disabled() {
+                    span.record("error", kind_label(e.kind()));
+                }
+            }
+        }
+    }
+
+    /// The counters summed over the stripes.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let sum = |f: &dyn Fn(&Stripe) -> &AtomicU64| -> u64 {
+            self.stripes.iter().map(|s| f(s).load(Relaxed)).sum()
+        };
+        CacheStats {
+            hits: sum(&|s| &s.hits),
+            misses: sum(&|s| &s.misses),
+            stale_served: sum(&|s| &s.stale),
+            computes: sum(&|s| &s.computes),
+            compute_errors: sum(&|s| &s.compute_errors),
+            compute_time: Duration::from_nanos(sum(&|s| &s.compute_ns)),
+            errors: KINDS
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (kind_label(*k), sum(&|s| &s.errors[i])))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+}
