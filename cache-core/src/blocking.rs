@@ -1,9 +1,20 @@
 //! The same calls for code without an async runtime, like the Python library's
 //! synchronous methods.
 //!
-//! A [`blocking::Cache`](Cache) owns a small Tokio runtime and drives each call on it.
-//! Called from inside an async runtime it returns an [`ErrorKind::Unsupported`] error
-//! instead of blocking (and possibly deadlocking) a worker thread.
+//! A [`blocking::Cache`](Cache) drives each call to completion on the calling thread,
+//! on a small Tokio runtime of its own ([`Cache::new`], [`Cache::connect`]) or on the
+//! runtime of an async cache it wraps ([`Cache::from_async`]). Where it may block:
+//!
+//! - any thread outside an async runtime;
+//! - inside [`tokio::task::spawn_blocking`] of a multi-thread runtime (how axum runs
+//!   blocking code, the counterpart of FastAPI's thread pool for sync endpoints), and
+//!   on a multi-thread runtime's worker too: the call goes through
+//!   [`tokio::task::block_in_place`], which hands the worker's other tasks to another
+//!   thread first, so nothing else stalls;
+//! - not on a current-thread runtime (`#[tokio::test]`'s default, `flavor =
+//!   "current_thread"`): blocking its only thread would stall every task, and Tokio
+//!   offers no way to tell that thread from a `spawn_blocking` one, so calls there, in
+//!   `spawn_blocking` too, return an [`ErrorKind::Unsupported`] error that says so.
 //!
 //! ```
 //! # fn demo(backend: impl cache_core::CacheBackend) -> cache_core::Result<()> {
@@ -23,6 +34,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 struct Runtime(Option<tokio::runtime::Runtime>);
 
@@ -35,11 +47,32 @@ impl Drop for Runtime {
     }
 }
 
+/// The runtime a blocking call is driven on.
+#[derive(Clone)]
+enum Driver {
+    /// The handle's own runtime.
+    Own(Arc<Runtime>),
+    /// The runtime of the async cache it wraps.
+    Borrowed(Handle),
+}
+
+impl Driver {
+    fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
+        match self {
+            Driver::Own(rt) => {
+                let rt = rt.0.as_ref().expect("runtime present until drop");
+                block_here(|| rt.block_on(fut))
+            }
+            Driver::Borrowed(handle) => block_here(|| handle.block_on(fut)),
+        }
+    }
+}
+
 /// A blocking handle: every call of [`crate::Cache`], without `async`.
 #[derive(Clone)]
 pub struct Cache<C: Codec = MessagePack> {
     cache: crate::Cache<C>,
-    rt: Arc<Runtime>,
+    driver: Driver,
 }
 
 fn new_runtime() -> Result<Runtime> {
@@ -59,15 +92,19 @@ fn new_runtime() -> Result<Runtime> {
         })
 }
 
-fn check_not_async() -> Result<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::from_origin(
+/// Run `f`, which blocks, where that is safe (see the module docs), or refuse.
+fn block_here<R>(f: impl FnOnce() -> R) -> Result<R> {
+    match Handle::try_current() {
+        Err(_) => Ok(f()),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(f))
+        }
+        Ok(_) => Err(Error::from_origin(
             ErrorKind::Unsupported,
             Origin::Runtime,
-            "blocking::Cache was called inside an async runtime, where blocking would stall it; use the async cache_core::Cache there (blocking::Cache::as_async gives one)",
-        ));
+            "blocking::Cache was called on a current-thread Tokio runtime, where blocking would stall its only thread (and a spawn_blocking thread cannot be told from it); use the async cache_core::Cache there (blocking::Cache::as_async gives one), or a multi-thread runtime",
+        )),
     }
-    Ok(())
 }
 
 impl<C: Codec> std::fmt::Debug for Cache<C> {
@@ -90,24 +127,43 @@ impl Cache<MessagePack> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<crate::Cache<C>>>,
     {
-        check_not_async()?;
-        let rt = new_runtime()?;
-        let cache =
-            rt.0.as_ref()
-                .expect("runtime present until drop")
-                .block_on(make())?;
-        Ok(Cache {
-            cache,
-            rt: Arc::new(rt),
-        })
+        let driver = Driver::Own(Arc::new(new_runtime()?));
+        let cache = driver.block_on(make())??;
+        Ok(Cache { cache, driver })
     }
 }
 
 impl<C: Codec> Cache<C> {
+    /// A blocking view of `cache`, an async cache of the current Tokio runtime (its
+    /// connections belong to it): for the sync handlers of an async service, run
+    /// through [`tokio::task::spawn_blocking`]. Clones share the backend, the single
+    /// flight and the stats with `cache`. Outside a runtime this is an
+    /// [`ErrorKind::Config`] error.
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::Cache) -> cache_core::Result<()> {
+    /// let sync_cache = cache_core::blocking::Cache::from_async(cache)?;
+    /// let n = tokio::task::spawn_blocking(move || sync_cache.get::<u32>("hits"))
+    ///     .await
+    ///     .expect("the blocking task ran")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_async(cache: crate::Cache<C>) -> Result<Self> {
+        let handle = Handle::try_current().map_err(|_| {
+            Error::from_origin(
+                ErrorKind::Config,
+                Origin::Runtime,
+                "blocking::Cache::from_async needs the Tokio runtime the cache belongs to; call it from async code (or build the blocking cache with blocking::Cache::connect)",
+            )
+        })?;
+        Ok(Cache {
+            cache,
+            driver: Driver::Borrowed(handle),
+        })
+    }
+
     fn run<F: Future>(&self, fut: F) -> Result<F::Output> {
-        check_not_async()?;
-        let rt = self.rt.0.as_ref().expect("runtime present until drop");
-        Ok(rt.block_on(fut))
+        self.driver.block_on(fut)
     }
 
     /// The async handle over the same backend (for code that has both worlds).

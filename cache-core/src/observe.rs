@@ -353,7 +353,6 @@ impl Observer {
         }
     }
 
-
     /// The span of one call (disabled, and free, without a subscriber that wants it).
     #[inline]
     pub(crate) fn span(&self, op: Op, key: &str) -> Span {
