@@ -168,39 +168,60 @@ const STRIPES: usize = OWNED + 1;
 /// Which stripes are taken, one bit each.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
-/// This thread's stripe, given back when the thread ends.
-struct Slot(usize);
+/// Claims a free stripe; the claim is given back when the thread ends.
+struct Claim(usize);
 
-impl Slot {
-    fn claim() -> Slot {
+impl Claim {
+    fn take() -> usize {
         let mut taken = TAKEN.load(Relaxed);
         loop {
             let free = (!taken).trailing_zeros() as usize;
             if free >= OWNED {
-                return Slot(OWNED);
+                return OWNED;
             }
             match TAKEN.compare_exchange_weak(taken, taken | 1 << free, Acquire, Relaxed) {
-                Ok(_) => return Slot(free),
+                Ok(_) => return free,
                 Err(now) => taken = now,
             }
         }
     }
 }
 
-impl Drop for Slot {
+impl Drop for Claim {
     fn drop(&mut self) {
+        // From here on this thread counts on the shared stripe.
+        let _ = SLOT.try_with(|s| s.set(OWNED));
         if self.0 < OWNED {
             TAKEN.fetch_and(!(1 << self.0), Release);
         }
     }
 }
 
+const UNSET: usize = usize::MAX;
+
 thread_local! {
-    static SLOT: Slot = Slot::claim();
+    // Read on every call: a constant initialiser and no destructor keep it one load.
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(UNSET) };
+    static CLAIM: std::cell::Cell<Option<Claim>> = const { std::cell::Cell::new(None) };
 }
 
 fn stripe_index() -> usize {
-    SLOT.try_with(|s| s.0).unwrap_or(OWNED)
+    let i = SLOT.with(|s| s.get());
+    if i != UNSET {
+        return i;
+    }
+    let claimed = Claim::take();
+    // If the thread is already ending, `CLAIM` is gone: give the stripe back now.
+    match CLAIM.try_with(|c| c.set(Some(Claim(claimed)))) {
+        Ok(()) => {
+            SLOT.with(|s| s.set(claimed));
+            claimed
+        }
+        Err(_) => {
+            drop(Claim(claimed));
+            OWNED
+        }
+    }
 }
 
 /// Add `n` to a counter of the stripe `i`.
@@ -255,12 +276,13 @@ impl Handles {
 
 /// One cache's spans, metrics and stats (see the module docs).
 pub(crate) struct Observer {
+    // What every call reads first, together: one cache line.
     on: bool,
     trace_keys: bool,
+    stripes: Box<[Stripe]>,
+    handles: Option<Box<Handles>>,
     backend: &'static str,
     namespace: String,
-    stripes: Box<[Stripe]>,
-    handles: Option<Handles>,
 }
 
 impl Observer {
@@ -273,7 +295,7 @@ impl Observer {
             stripes: (0..if on { STRIPES } else { 0 })
                 .map(|_| Stripe::default())
                 .collect(),
-            handles: on.then(|| Handles::register(backend, namespace)),
+            handles: on.then(|| Box::new(Handles::register(backend, namespace))),
         }
     }
 
