@@ -15,14 +15,20 @@ pub struct Server {
     pub store: &'static str,
     /// The variable holding the server's address (URL, DSN or host:port).
     pub var: &'static str,
-    /// Container image and tag for the `testcontainers` path.
+    /// Container image and tag for the `testcontainers` path (the official image;
+    /// `CACHE_TEST_<STORE>_IMAGE=name:tag` picks another, e.g. the ones
+    /// `scripts/containers.sh` builds).
     pub image: (&'static str, &'static str),
+    /// The official image's command, when its default does not serve (the other
+    /// images bring their own).
+    pub container_cmd: &'static [&'static str],
     /// Environment of the container (`KEY`, `value`).
     pub container_env: &'static [(&'static str, &'static str)],
     /// The port the server listens on inside the container.
     pub port: u16,
-    /// A line the server prints once it accepts connections.
-    pub ready_line: &'static str,
+    /// Readiness: a real protocol call to 127.0.0.1:`port` that must be answered
+    /// within the time given (the container path waits on it).
+    pub ready: fn(port: u16, within: std::time::Duration) -> Result<(), String>,
     /// The address for a server reachable on 127.0.0.1 at `port`.
     pub address: fn(port: u16) -> String,
 }
@@ -33,8 +39,9 @@ pub const REDIS: Server = Server {
     var: "CACHE_TEST_REDIS_URL",
     image: ("redis", "7-alpine"),
     container_env: &[],
+    container_cmd: &[],
     port: 6379,
-    ready_line: "Ready to accept connections",
+    ready: ready::redis,
     address: |port| format!("redis://127.0.0.1:{port}"),
 };
 
@@ -44,8 +51,9 @@ pub const POSTGRES: Server = Server {
     var: "CACHE_TEST_POSTGRES_URL",
     image: ("postgres", "16-alpine"),
     container_env: &[("POSTGRES_PASSWORD", "postgres")],
+    container_cmd: &[],
     port: 5432,
-    ready_line: "database system is ready to accept connections",
+    ready: ready::postgres,
     address: |port| format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
 };
 
@@ -55,8 +63,9 @@ pub const MEMCACHED: Server = Server {
     var: "CACHE_TEST_MEMCACHED_URL",
     image: ("memcached", "1.6-alpine"),
     container_env: &[],
+    container_cmd: &[],
     port: 11211,
-    ready_line: "", // memcached prints nothing when ready
+    ready: ready::memcached,
     address: |port| format!("127.0.0.1:{port}"),
 };
 
@@ -66,8 +75,9 @@ pub const MONGODB: Server = Server {
     var: "CACHE_TEST_MONGODB_URL",
     image: ("mongo", "8"),
     container_env: &[],
+    container_cmd: &[],
     port: 27017,
-    ready_line: "Waiting for connections",
+    ready: ready::mongodb,
     address: |port| format!("mongodb://127.0.0.1:{port}/cache_test"),
 };
 
@@ -77,8 +87,9 @@ pub const DYNAMODB: Server = Server {
     var: "CACHE_TEST_DYNAMODB_URL",
     image: ("amazon/dynamodb-local", "latest"),
     container_env: &[],
+    container_cmd: &[],
     port: 8000,
-    ready_line: "Initializing DynamoDB Local",
+    ready: ready::http,
     address: |port| format!("http://127.0.0.1:{port}"),
 };
 
@@ -92,10 +103,106 @@ pub const FIRESTORE: Server = Server {
         "emulators",
     ),
     container_env: &[],
+    container_cmd: &[
+        "gcloud",
+        "emulators",
+        "firestore",
+        "start",
+        "--host-port=0.0.0.0:8080",
+    ],
     port: 8080,
-    ready_line: "Dev App Server is now running",
+    ready: ready::http,
     address: |port| format!("127.0.0.1:{port}"),
 };
+
+/// Readiness probes: one real request of each store's protocol, answered.
+pub mod ready {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    /// Send `request` to 127.0.0.1:`port` until the answer satisfies `ok`, or `within`
+    /// has passed (then the last failure).
+    fn probe(
+        port: u16,
+        within: Duration,
+        request: &[u8],
+        ok: fn(&[u8]) -> bool,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            let answer = (|| -> std::io::Result<Vec<u8>> {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(request)?;
+                let mut buf = vec![0u8; 512];
+                let n = s.read(&mut buf)?;
+                buf.truncate(n);
+                Ok(buf)
+            })();
+            let why = match answer {
+                Ok(a) if ok(&a) => return Ok(()),
+                Ok(a) => format!("answered {:?}", String::from_utf8_lossy(&a)),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(why);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Redis: `PING` answered `+PONG`.
+    pub fn redis(port: u16, within: Duration) -> Result<(), String> {
+        probe(port, within, b"PING\r\n", |a| a.starts_with(b"+PONG"))
+    }
+
+    /// Memcached: `version` answered `VERSION ...`.
+    pub fn memcached(port: u16, within: Duration) -> Result<(), String> {
+        probe(port, within, b"version\r\n", |a| a.starts_with(b"VERSION "))
+    }
+
+    /// PostgreSQL: a startup message (user and database `postgres`) answered with an
+    /// authentication request, not "the database system is starting up".
+    pub fn postgres(port: u16, within: Duration) -> Result<(), String> {
+        const STARTUP: &[u8] = b"\0\0\0\x29\0\x03\0\0user\0postgres\0database\0postgres\0\0";
+        probe(port, within, STARTUP, |a| a.first() == Some(&b'R'))
+    }
+
+    /// MongoDB: an OP_MSG `{hello: 1, $db: "admin"}` answered with an OP_MSG.
+    pub fn mongodb(port: u16, within: Duration) -> Result<(), String> {
+        let mut doc = Vec::new();
+        doc.extend_from_slice(b"\x10hello\0");
+        doc.extend_from_slice(&1i32.to_le_bytes());
+        doc.extend_from_slice(b"\x02$db\0");
+        doc.extend_from_slice(&6i32.to_le_bytes());
+        doc.extend_from_slice(b"admin\0\0");
+        let doc_len = (doc.len() + 4) as i32;
+        let mut msg = Vec::new();
+        let total = 16 + 4 + 1 + doc_len;
+        for v in [total, 1, 0, 2013, 0] {
+            msg.extend_from_slice(&v.to_le_bytes());
+        }
+        msg.push(0);
+        msg.extend_from_slice(&doc_len.to_le_bytes());
+        msg.extend_from_slice(&doc);
+        let msg: &'static [u8] = Box::leak(msg.into_boxed_slice());
+        probe(port, within, msg, |a| {
+            a.len() >= 16 && a[12..16] == 2013i32.to_le_bytes()
+        })
+    }
+
+    /// An HTTP server (DynamoDB, the Firestore emulator): any HTTP answer to `GET /`.
+    pub fn http(port: u16, within: Duration) -> Result<(), String> {
+        probe(
+            port,
+            within,
+            b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+            |a| a.starts_with(b"HTTP/1."),
+        )
+    }
+}
 
 /// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
 /// when dropped.
@@ -222,81 +329,225 @@ pub async fn address(server: &Server) -> String {
 
 #[cfg(feature = "testcontainers")]
 mod containers {
-    use super::Server;
+    //! One container per store per test process: the image from
+    //! `CACHE_TEST_<STORE>_IMAGE` (`name:tag`, the official image by default), the
+    //! port published on 127.0.0.1 only, ready once a real protocol call is answered,
+    //! labelled with this process, and removed when the process exits (an `atexit`
+    //! hook) or, after a crash, by the next test process that starts containers.
+
+    use super::{OwnProcess, Server};
     use parking_lot::Mutex;
     use std::collections::HashMap;
-    use testcontainers::core::{IntoContainerPort, WaitFor};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    use testcontainers::bollard::models::PortBinding;
+    use testcontainers::bollard::query_parameters::{
+        ListContainersOptions, RemoveContainerOptions,
+    };
+    use testcontainers::bollard::Docker;
+    use testcontainers::core::IntoContainerPort;
     use testcontainers::runners::AsyncRunner;
     use testcontainers::{ContainerRequest, GenericImage, ImageExt};
 
-    static STARTED: Mutex<Option<HashMap<&'static str, String>>> = Mutex::new(None);
+    /// The label every container of the test suites carries; its value is the pid of
+    /// the test process that started it.
+    pub const LABEL: &str = "cachekit.test.owner";
 
-    /// One container per store per test process, kept alive by a thread of its own
-    /// (each `#[tokio::test]` has its own runtime, which would end the container).
+    struct Started {
+        address: String,
+        /// Tells the keeper thread to remove the container; it answers when done.
+        stop: Option<(tokio::sync::oneshot::Sender<()>, mpsc::Receiver<()>)>,
+    }
+
+    static STARTED: Mutex<Option<HashMap<&'static str, Started>>> = Mutex::new(None);
+
+    /// The address of `server` in this process's container, started on first use.
     pub(super) async fn start(server: Server) -> String {
         tokio::task::spawn_blocking(move || {
             let mut started = STARTED.lock();
-            let map = started.get_or_insert_with(HashMap::new);
+            let map = started.get_or_insert_with(|| {
+                remove_orphans();
+                // SAFETY: registers a plain `extern "C" fn` with no arguments.
+                unsafe { libc::atexit(remove_at_exit) };
+                HashMap::new()
+            });
             map.entry(server.store)
                 .or_insert_with(|| start_blocking(server))
+                .address
                 .clone()
         })
         .await
         .expect("container start-up thread")
     }
 
-    fn start_blocking(server: Server) -> String {
-        let (tx, rx) = std::sync::mpsc::channel();
+    /// The image for `server`, `CACHE_TEST_<STORE>_IMAGE` or its default, and whether
+    /// it is the official one.
+    fn image(server: &Server) -> (String, String, bool) {
+        let var = format!("CACHE_TEST_{}_IMAGE", server.store.to_uppercase());
+        match super::from_env(&var) {
+            Some(image) => match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                Some((name, tag)) => (name.to_owned(), tag.to_owned(), false),
+                None => (image, "latest".to_owned(), false),
+            },
+            None => (server.image.0.to_owned(), server.image.1.to_owned(), true),
+        }
+    }
+
+    fn start_blocking(server: Server) -> Started {
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime for the container thread");
             rt.block_on(async move {
-                let (name, tag) = server.image;
-                let mut image: ContainerRequest<GenericImage> = GenericImage::new(name, tag)
-                    .with_exposed_port(server.port.tcp())
-                    .with_wait_for(if server.ready_line.is_empty() {
-                        // A server that prints nothing (memcached): give it a moment.
-                        WaitFor::millis(500)
-                    } else {
-                        WaitFor::message_on_either_std(server.ready_line)
-                    })
-                    .into();
+                let (name, tag, official) = image(&server);
+                let host_port = OwnProcess::free_port();
+                let port = server.port;
+                let mut request: ContainerRequest<GenericImage> = GenericImage::new(name, tag)
+                    .with_mapped_port(host_port, port.tcp())
+                    .with_label(LABEL, std::process::id().to_string())
+                    // Published on 127.0.0.1 only (podman reports an empty host IP
+                    // for ports published on every interface).
+                    .with_host_config_modifier(move |hc| {
+                        let binding = PortBinding {
+                            host_ip: Some("127.0.0.1".to_owned()),
+                            host_port: Some(host_port.to_string()),
+                        };
+                        hc.port_bindings = Some(HashMap::from([(
+                            format!("{port}/tcp"),
+                            Some(vec![binding]),
+                        )]));
+                        hc.publish_all_ports = Some(false);
+                    });
                 for (k, v) in server.container_env {
-                    image = image.with_env_var(*k, *v);
+                    request = request.with_env_var(*k, *v);
                 }
-                let started = image.start().await;
-                match started {
-                    Ok(container) => {
-                        match container.get_host_port_ipv4(server.port).await {
-                            Ok(port) => {
-                                let _ = tx.send(Ok((server.address)(port)));
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Err(e.to_string()));
-                                return;
-                            }
-                        }
-                        // Keep the container for the life of the test process.
-                        std::future::pending::<()>().await;
-                    }
+                if official && !server.container_cmd.is_empty() {
+                    request = request.with_cmd(server.container_cmd.iter().copied());
+                }
+                let container = match request.start().await {
+                    Ok(c) => c,
                     Err(e) => {
                         let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                match (server.ready)(host_port, Duration::from_secs(60)) {
+                    Ok(()) => {
+                        let _ = tx.send(Ok((server.address)(host_port)));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("not ready on 127.0.0.1:{host_port}: {e}")));
                     }
                 }
+                // Kept until the process exits (or the start failed): then removed.
+                let _ = stop_rx.await;
+                let _ = container.rm().await;
+                let _ = done_tx.send(());
             });
         });
         match rx.recv() {
-            Ok(Ok(address)) => address,
-            Ok(Err(e)) => panic!(
-                "cannot start a {} container ({e}); is a Docker engine running?",
-                server.store
-            ),
+            Ok(Ok(address)) => Started {
+                address,
+                stop: Some((stop_tx, done_rx)),
+            },
+            Ok(Err(e)) => {
+                let _ = stop_tx.send(());
+                let _ = done_rx.recv_timeout(Duration::from_secs(10));
+                panic!(
+                    "cannot start a {} container ({e}); is a Docker engine running (DOCKER_HOST)?",
+                    server.store
+                )
+            }
             Err(_) => panic!(
                 "the {} container thread ended before it started",
                 server.store
             ),
         }
+    }
+
+    /// At exit: remove this process's containers (each keeper thread removes its own).
+    extern "C" fn remove_at_exit() {
+        let Some(mut started) = STARTED.try_lock() else {
+            return;
+        };
+        let stops: Vec<_> = started
+            .iter_mut()
+            .flat_map(|m| m.values_mut())
+            .filter_map(|s| s.stop.take())
+            .collect();
+        let mut done = Vec::new();
+        for (stop, finished) in stops {
+            if stop.send(()).is_ok() {
+                done.push(finished);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for finished in done {
+            let _ = finished.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// Whether process `pid` runs (a zombie, killed but not yet reaped, does not).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // `pid (name) state ...`: the state follows the last parenthesis.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+        })
+    }
+
+    /// Remove containers left by test processes that ended without their exit hook
+    /// (killed, aborted).
+    fn remove_orphans() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the clean-up");
+        rt.block_on(async {
+            let docker = match Docker::connect_with_defaults() {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("containers: cannot look for orphans ({e})");
+                    return;
+                }
+            };
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_owned(),
+                    vec![LABEL.to_owned()],
+                )])),
+                ..Default::default()
+            };
+            let list = match docker.list_containers(Some(options)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("containers: cannot list orphans ({e})");
+                    return;
+                }
+            };
+            for c in list {
+                let owner = c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL))
+                    .and_then(|p| p.parse::<u32>().ok());
+                let alive = owner.is_some_and(running);
+                if let (false, Some(id)) = (alive, c.id) {
+                    let options = RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    };
+                    if let Err(e) = docker.remove_container(&id, Some(options)).await {
+                        eprintln!("containers: cannot remove the orphan {id} ({e})");
+                    }
+                }
+            }
+        });
     }
 }
