@@ -81,8 +81,15 @@ build() { # build the image of store $1 unless this Containerfile's is there
   local image; image=$(tag "$1")
   podman image exists "$image" && return 0
   log "building $image"
-  podman build -q --runtime runc -t "$image" -f "$FILES/$1.Containerfile" "$FILES" >"$DIR/build-$1.log" 2>&1 ||
+  # The context: the Containerfile and this machine's CA bundle (pip inside the build
+  # goes through the same TLS setup as the machine's own).
+  local ctx="$DIR/context-$1"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  cp "$FILES/$1.Containerfile" "$ctx/Containerfile"
+  cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/ca-certificates.crt"
+  podman build -q --runtime runc -t "$image" "$ctx" >"$DIR/build-$1.log" 2>&1 ||
     { tail -20 "$DIR/build-$1.log" >&2; return 1; }
+  rm -rf "$ctx"
 }
 
 socket() {
@@ -101,9 +108,11 @@ socket() {
 
 left() { podman ps -a -q --filter "label=$LABEL"; }
 
-# The crates whose conformance suite runs through containers, and the cases that
-# need more than the one server a container gives (cluster, TLS, a ring of three).
-SUITE_CRATES=(cache-redis cache-memcached cache-postgres)
+# The README's command for a machine with Docker: every crate's conformance suite
+# (every networked store through a container: Redis, Memcached and PostgreSQL from
+# Debian packages, SecantusDB and moto from PyPI, the Firestore emulator from npm),
+# but the cases that need more than the one server a container gives (a cluster, TLS,
+# a ring of three).
 SUITE_SKIP=(--skip cluster:: --skip tls:: --skip ring::)
 
 suite() {
@@ -111,15 +120,18 @@ suite() {
   eval "$(bash "$0" env)"
   local v
   for v in $(compgen -e | grep '^CACHE_TEST_' | grep -v '_IMAGE$'); do unset "$v"; done
-  local pkgs=() c
-  for c in "${SUITE_CRATES[@]}"; do pkgs+=(-p "$c"); done
-  cargo test "${pkgs[@]}" --features conformance-tests/testcontainers --test conformance -- "${SUITE_SKIP[@]}"
+  cargo test --workspace --all-features --test conformance -- "${SUITE_SKIP[@]}"
   bash "$0" check
 
   # A test process killed (no exit hook) leaves its container; the next one removes it.
   local bin pid n=0
-  bin=$(cargo test -p cache-redis --features conformance-tests/testcontainers --test conformance --no-run 2>&1 |
-    sed -n 's/.*Executable.*(\(.*\)).*/\1/p' | tail -1)
+  bin=$(cargo test --workspace --all-features --test conformance --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["package_id"].split("#")[0].endswith("/cache-redis"):
+        print(m["executable"])')
+  [[ -x "$bin" ]] || { log "cannot find the Redis conformance binary"; return 1; }
   "$bin" --test-threads 1 "${SUITE_SKIP[@]}" >/dev/null 2>&1 &
   pid=$!
   until [[ -n "$(left)" ]]; do
@@ -150,6 +162,9 @@ case "${1:-}" in
     for s in $(stores "$@"); do
       echo "export CACHE_TEST_$(tr '[:lower:]' '[:upper:]' <<<"$s")_IMAGE=$(tag "$s")"
     done
+    # The firestore crate finds its emulator through this variable only: the
+    # container is published on its port.
+    echo "export FIRESTORE_EMULATOR_HOST=127.0.0.1:${FIRESTORE_CONTAINER_PORT:-28180}"
     ;;
   check)
     ids=$(left)

@@ -26,6 +26,10 @@ pub struct Server {
     pub container_env: &'static [(&'static str, &'static str)],
     /// The port the server listens on inside the container.
     pub port: u16,
+    /// For a client that finds its server through a variable of its own (the firestore
+    /// crate's `FIRESTORE_EMULATOR_HOST`): the container is published on that
+    /// variable's port, when it is set.
+    pub host_port_var: Option<&'static str>,
     /// Readiness: a real protocol call to 127.0.0.1:`port` that must be answered
     /// within the time given (the container path waits on it).
     pub ready: fn(port: u16, within: std::time::Duration) -> Result<(), String>,
@@ -41,6 +45,7 @@ pub const REDIS: Server = Server {
     container_env: &[],
     container_cmd: &[],
     port: 6379,
+    host_port_var: None,
     ready: ready::redis,
     address: |port| format!("redis://127.0.0.1:{port}"),
 };
@@ -53,6 +58,7 @@ pub const POSTGRES: Server = Server {
     container_env: &[("POSTGRES_PASSWORD", "postgres")],
     container_cmd: &[],
     port: 5432,
+    host_port_var: None,
     ready: ready::postgres,
     address: |port| format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
 };
@@ -65,6 +71,7 @@ pub const MEMCACHED: Server = Server {
     container_env: &[],
     container_cmd: &[],
     port: 11211,
+    host_port_var: None,
     ready: ready::memcached,
     address: |port| format!("127.0.0.1:{port}"),
 };
@@ -77,6 +84,7 @@ pub const MONGODB: Server = Server {
     container_env: &[],
     container_cmd: &[],
     port: 27017,
+    host_port_var: None,
     ready: ready::mongodb,
     address: |port| format!("mongodb://127.0.0.1:{port}/cache_test"),
 };
@@ -89,6 +97,7 @@ pub const DYNAMODB: Server = Server {
     container_env: &[],
     container_cmd: &[],
     port: 8000,
+    host_port_var: None,
     ready: ready::http,
     address: |port| format!("http://127.0.0.1:{port}"),
 };
@@ -111,7 +120,8 @@ pub const FIRESTORE: Server = Server {
         "--host-port=0.0.0.0:8080",
     ],
     port: 8080,
-    ready: ready::http,
+    host_port_var: Some("FIRESTORE_EMULATOR_HOST"),
+    ready: ready::grpc,
     address: |port| format!("127.0.0.1:{port}"),
 };
 
@@ -193,7 +203,14 @@ pub mod ready {
         })
     }
 
-    /// An HTTP server (DynamoDB, the Firestore emulator): any HTTP answer to `GET /`.
+    /// A gRPC server (the Firestore emulators): the HTTP/2 preface and an empty
+    /// SETTINGS frame answered with a SETTINGS frame.
+    pub fn grpc(port: u16, within: Duration) -> Result<(), String> {
+        const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+        probe(port, within, PREFACE, |a| a.len() >= 9 && a[3] == 4)
+    }
+
+    /// An HTTP server (DynamoDB): any HTTP answer to `GET /`.
     pub fn http(port: u16, within: Duration) -> Result<(), String> {
         probe(
             port,
@@ -404,7 +421,11 @@ mod containers {
                 .expect("a runtime for the container thread");
             rt.block_on(async move {
                 let (name, tag, official) = image(&server);
-                let host_port = OwnProcess::free_port();
+                let host_port = server
+                    .host_port_var
+                    .and_then(super::from_env)
+                    .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+                    .unwrap_or_else(OwnProcess::free_port);
                 let port = server.port;
                 let mut request: ContainerRequest<GenericImage> = GenericImage::new(name, tag)
                     .with_mapped_port(host_port, port.tcp())
