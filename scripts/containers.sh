@@ -26,6 +26,8 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 LABEL=cachekit.test.owner
 
 log() { echo "containers: $*" >&2; }
+# _need_apt (installs missing Debian packages), shared with the server scripts.
+source "$ROOT/scripts/servers.sh"
 
 export CONTAINERS_CONF="$DIR/containers.conf"
 
@@ -40,17 +42,7 @@ tag() { # the image of store $1: its Containerfile's digest as the tag
 }
 
 install() {
-  local missing=() pkg
-  for pkg in podman runc debootstrap; do
-    [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]} (apt-get)"
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  _need_apt podman runc debootstrap
   mkdir -p "$DIR"
   # crun refuses this machine's hybrid cgroups (runc works); the default ulimits fail
   # to apply; there is no systemd to manage cgroups or journald to log events.

@@ -584,6 +584,22 @@ impl<'a, C: Codec> Cached<'a, C> {
                 .await
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
+        let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
+        if span.is_disabled() {
+            self.detached(key, compute).await
+        } else {
+            self.detached(key, compute).instrument(span).await
+        }
+    }
+
+    /// [`get_or_compute_detached`](Self::get_or_compute_detached) past the key checks.
+    async fn detached<T, E, F, Fut>(self, key: String, compute: F) -> Result<T, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    {
         let (mut fallback, mut serve_now) = (None, false);
         if !self.refresh {
             let found = self.lookup::<T>(&key, true).await;

@@ -275,6 +275,15 @@ async fn traced_calls(trace_keys: bool) -> Vec<String> {
         .get_or_compute("gc", || async { Ok::<_, std::io::Error>(1) })
         .await
         .unwrap();
+    let _: u8 = cache
+        .get_or_compute("gc", || async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
+    let _: u8 = cache
+        .cached("gd")
+        .get_or_compute_detached(|| async { Ok::<_, std::io::Error>(2) })
+        .await
+        .unwrap();
     let mine = format!("namespace={namespace}");
     let out = spans
         .0
@@ -289,7 +298,7 @@ async fn traced_calls(trace_keys: bool) -> Vec<String> {
 #[tokio::test]
 async fn spans_name_the_call_and_never_the_value() {
     let spans = traced_calls(false).await;
-    assert_eq!(spans.len(), 4, "{spans:#?}");
+    assert_eq!(spans.len(), 6, "{spans:#?}");
     let all = spans.join("\n");
     assert!(!all.contains("secret-value"), "{all}");
     assert!(
@@ -311,6 +320,14 @@ async fn spans_name_the_call_and_never_the_value() {
     assert!(
         spans[3].contains("op=\"get_or_compute\"") && spans[3].ends_with("hit=false"),
         "{all}"
+    );
+    assert!(
+        spans[4].contains("op=\"get_or_compute\"") && spans[4].ends_with("hit=true"),
+        "{all}"
+    );
+    assert!(
+        spans[5].contains("op=\"get_or_compute\"") && spans[5].ends_with("hit=false"),
+        "detached calls have their span too: {all}"
     );
 
     let with_keys = traced_calls(true).await.join("\n");
