@@ -31,8 +31,10 @@ pub async fn builder(namespace: &str) -> DynamoBuilder {
         .namespace(namespace)
         // moto is written in Python and serves ≈ 500 calls per second: the suite's
         // 1 000 parallel set/get queue behind each other there (past 5 s on a loaded CI
-        // machine). The behaviour is under test, not the speed.
+        // machine), and new connections wait in its accept queue (a connect past 5 s
+        // failed a fresh-clone CI run). The behaviour is under test, not the speed.
         .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(30))
 }
 
 /// A backend on the shared test table, creating the table if needed.
