@@ -8,14 +8,13 @@ use crate::envelope::{self, Meta, Opened};
 use crate::error::Result;
 use crate::expiry::{Expiry, Ttl};
 use crate::flight::Flights;
-use crate::observe::{CacheStats, Observer, Op};
+use crate::observe::{in_span, CacheStats, Observer, Op};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 
 /// Defaults for get-or-compute, set on the [`CacheBuilder`] and overridable per call.
 #[derive(Debug, Clone, Copy)]
@@ -259,16 +258,17 @@ impl<C: Codec> CacheBuilder<C> {
     }
     /// Finish.
     pub fn build(self) -> Cache<C> {
+        let backend = Checked::new(self.backend);
         let observe = Observer::new(
             self.observe,
             self.trace_keys,
-            self.backend.capabilities().backend,
-            self.backend.namespace(),
+            backend.name(),
+            backend.namespace(),
         );
         Cache {
             inner: Arc::new(Inner {
                 observe,
-                backend: Checked::new(self.backend),
+                backend,
                 codec: self.codec,
                 default_expiry: self.default_expiry,
                 compute: self.compute,
@@ -338,11 +338,7 @@ impl<C: Codec> Cache<C> {
         let obs = &self.inner.observe;
         let span = obs.span(op, key);
         let started = obs.start();
-        let out = if span.is_disabled() {
-            fut.await
-        } else {
-            fut.instrument(span.clone()).await
-        };
+        let out = in_span(span.clone(), fut).await;
         obs.latency(op, started);
         obs.outcome(&span, &out, reads);
         out

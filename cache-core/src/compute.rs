@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
 use crate::key::KeyBuilder;
-use crate::observe::Op;
+use crate::observe::{in_span, Op};
 use crate::raw::{validate_key, validate_namespace};
 use serde::{de::DeserializeOwned, Serialize};
 use std::any::TypeId;
@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 /// Error of get-or-compute: the compute's own error (shared by every waiter), or a
 /// cache error that no fail-open can skip (an invalid key or namespace), or a compute
@@ -531,11 +530,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                 }
             }
         };
-        if span.is_disabled() {
-            body.await
-        } else {
-            body.instrument(span).await
-        }
+        in_span(span, body).await
     }
 
     /// Count a lookup for the stats and on the current span: a fresh value is a hit,
@@ -585,11 +580,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
         let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
-        if span.is_disabled() {
-            self.detached(key, compute).await
-        } else {
-            self.detached(key, compute).instrument(span).await
-        }
+        in_span(span, self.detached(key, compute)).await
     }
 
     /// [`get_or_compute_detached`](Self::get_or_compute_detached) past the key checks.

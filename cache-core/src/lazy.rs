@@ -51,14 +51,21 @@ impl std::fmt::Debug for LazyBackend {
 
 impl LazyBackend {
     /// Start connecting with `connect` on the current tokio runtime; `capabilities`
-    /// are those the connected backend will have (the checks need them before).
-    /// Outside a runtime this is a [`Config`](ErrorKind::Config) error.
-    pub fn spawn<B, F, Fut>(capabilities: Capabilities, connect: F) -> Result<Self>
+    /// and `namespace` are those the connected backend will have (the checks, spans
+    /// and metrics labels need them before). An invalid namespace, or no runtime, is
+    /// a [`Config`](ErrorKind::Config) error at once.
+    pub fn spawn<B, F, Fut>(
+        capabilities: Capabilities,
+        namespace: impl Into<String>,
+        connect: F,
+    ) -> Result<Self>
     where
         B: CacheBackend,
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<B>> + Send + 'static,
     {
+        let namespace = namespace.into();
+        crate::raw::validate_namespace(capabilities.backend, &namespace)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::new(
                 ErrorKind::Config,
@@ -75,17 +82,10 @@ impl LazyBackend {
         let task = handle.spawn(connect_loop(capabilities.backend, state.clone(), connect));
         Ok(LazyBackend {
             caps: capabilities,
-            namespace: String::new(),
+            namespace,
             state,
             task,
         })
-    }
-
-    /// The namespace the connected backend will have, for spans and metrics labels
-    /// before it connects (the builders' `build_lazy()` set it).
-    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
-        self
     }
 
     /// Whether the connection is up.
@@ -231,10 +231,21 @@ mod tests {
 
     #[test]
     fn outside_a_runtime_is_a_config_error() {
-        let err = LazyBackend::spawn(Capabilities::new("x"), || async {
+        let err = LazyBackend::spawn(Capabilities::new("x"), "ns", || async {
             Err::<crate::Checked, _>(Error::new(ErrorKind::Unavailable, "x", "down"))
         })
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[tokio::test]
+    async fn the_namespace_is_checked_at_once_and_known_before_connecting() {
+        let down =
+            || async { Err::<crate::Checked, _>(Error::new(ErrorKind::Unavailable, "x", "down")) };
+        let err = LazyBackend::spawn(Capabilities::new("x"), "bad ns", down).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let lazy = LazyBackend::spawn(Capabilities::new("x"), "users", down).unwrap();
+        assert!(!lazy.is_connected());
+        assert_eq!(lazy.namespace(), "users");
     }
 }

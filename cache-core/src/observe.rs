@@ -27,6 +27,15 @@ use std::sync::atomic::{
 use std::time::{Duration, Instant};
 use tracing::Span;
 
+/// Run `fut` inside `span`, without the instrumenting wrapper when the span is off.
+pub(crate) async fn in_span<F: std::future::Future>(span: Span, fut: F) -> F::Output {
+    if span.is_disabled() {
+        fut.await
+    } else {
+        tracing::Instrument::instrument(fut, span).await
+    }
+}
+
 /// The operations a span or a latency sample names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {

@@ -113,11 +113,9 @@ impl RedisBuilder {
     /// # Ok(()) }
     /// ```
     pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        validate_namespace(BACKEND, &self.config.namespace)?;
         let caps = capabilities(&self.config);
         let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, move || self.clone().build())
-            .map(|lazy| lazy.with_namespace(namespace))
+        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
     }
 }
 
