@@ -35,6 +35,8 @@ fn codec_error(
 
 /// MessagePack through `rmp-serde`, with structs written as maps (field names
 /// included), so adding or reordering fields never silently misreads old values.
+/// Decoding first tries a faster reader of the same format, which reads a value only
+/// as `rmp-serde` would and leaves everything else (and every error) to it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MessagePack;
 
@@ -46,6 +48,11 @@ impl Codec for MessagePack {
         rmp_serde::to_vec_named(value).map_err(|e| codec_error("msgpack", "encoding", e))
     }
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        // The fast reader takes what it reads exactly as rmp-serde would; the rest,
+        // errors included, is rmp-serde's to decide (see the msgpack module).
+        if let Some(value) = crate::msgpack::from_slice(bytes) {
+            return Ok(value);
+        }
         rmp_serde::from_slice(bytes).map_err(|e| codec_error("msgpack", "decoding", e))
     }
     fn encode_into<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {

@@ -49,6 +49,7 @@ mod expiry;
 mod flight;
 mod key;
 mod lazy;
+mod msgpack;
 pub mod observe;
 pub mod raw;
 
