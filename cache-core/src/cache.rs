@@ -345,6 +345,7 @@ impl<C: Codec> Cache<C> {
     }
 
     /// Decode a stored value: header or not (see the envelope module).
+    #[inline]
     fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
         match envelope::open(bytes) {
             Opened::Bare(b) => self.inner.codec.decode(b).map(Some),

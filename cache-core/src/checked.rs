@@ -72,6 +72,7 @@ impl Checked {
         self.caps.backend
     }
 
+    #[inline]
     pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::closed(self.caps.backend).in_operation(op));
@@ -79,6 +80,7 @@ impl Checked {
         Ok(())
     }
 
+    #[inline]
     fn check_key(&self, op: &'static str, key: &str) -> Result<()> {
         self.check_open(op)?;
         validate_key(self.caps.backend, key).map_err(|e| e.in_operation(op))
@@ -125,6 +127,7 @@ impl Checked {
     }
 
     /// [`CacheBackend::read_now`] through the checks.
+    #[inline]
     pub fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
         if let Err(e) = self.check_key("get", key) {
             return Some(Err(e));
@@ -136,6 +139,7 @@ impl Checked {
 
     /// `decode` of the value under `key`, read in place through
     /// [`read_now`](Self::read_now): `None` when the backend must be awaited.
+    #[inline]
     pub fn decode_now<T>(
         &self,
         key: &str,

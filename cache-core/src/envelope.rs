@@ -39,6 +39,7 @@ pub(crate) enum Opened<'a> {
     Unknown,
 }
 
+#[inline]
 pub(crate) fn open(bytes: &[u8]) -> Opened<'_> {
     if bytes.first() != Some(&MAGIC) {
         return Opened::Bare(bytes);

@@ -214,6 +214,7 @@ thread_local! {
     static CLAIM: std::cell::Cell<Option<Claim>> = const { std::cell::Cell::new(None) };
 }
 
+#[inline]
 fn stripe_index() -> usize {
     let i = SLOT.with(|s| s.get());
     if i != UNSET {
@@ -308,6 +309,7 @@ impl Observer {
         }
     }
 
+    #[inline]
     fn stripe(&self) -> Option<(usize, &Stripe)> {
         if self.on {
             let i = stripe_index();
@@ -407,6 +409,7 @@ impl Observer {
 
     /// Count a call's result on its span and in the stats: reads as hits and misses,
     /// failures by kind.
+    #[inline]
     pub(crate) fn outcome<T>(
         &self,
         span: &Span,

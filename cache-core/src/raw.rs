@@ -125,6 +125,7 @@ pub const MAX_NAMESPACE_LEN: usize = 128;
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Check a key against the rules above ([`InvalidInput`](ErrorKind::InvalidInput) if bad).
+#[inline]
 pub fn validate_key(backend: &'static str, key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid_input(
@@ -254,6 +255,7 @@ impl KeyLayout {
     }
 
     /// The store key of `key` of `kind` in `namespace`.
+    #[inline]
     pub fn key<'a>(&self, namespace: &'a str, kind: KeyKind, key: &'a str) -> StoreKey<'a> {
         let marker = kind.marker();
         let fits = self
@@ -292,6 +294,7 @@ pub struct StoreKey<'a> {
 
 impl StoreKey<'_> {
     /// The pieces of the whole store key, in order: write them one after the other.
+    #[inline]
     pub fn parts(&self) -> [&str; 4] {
         [self.namespace, ":", self.marker, self.inner()]
     }

@@ -126,6 +126,7 @@ impl MemoryBackend {
 
     /// Run `f` with the store key of `key` (the core's layout), looked up by its
     /// pieces: a read joins and allocates nothing.
+    #[inline]
     fn with_key<R>(&self, kind: KeyKind, key: &str, f: impl FnOnce(&Store, &Key<'_>) -> R) -> R {
         let key = KeyLayout::ANY.key(self.namespace.name(), kind, key);
         f(&self.store, &Store::key(&self.namespace, &key))
@@ -160,6 +161,7 @@ impl CacheBackend for MemoryBackend {
         Some(Ok(self.with_key(KeyKind::Value, key, Store::get)))
     }
 
+    #[inline]
     fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
         Some(Ok(
             self.with_key(KeyKind::Value, key, |s, k| s.read(k, read))

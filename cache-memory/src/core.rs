@@ -77,6 +77,7 @@ impl Entry {
     }
 
     /// Reads the clock only for entries that can expire.
+    #[inline]
     fn is_live(&self) -> bool {
         self.expires_at.is_none_or(|t| t > Instant::now())
     }
@@ -121,6 +122,7 @@ impl Shard {
     /// Mark `e` as used now. An entry that already holds the newest stamp is left
     /// alone: stamping it again would not change the order (and saves the atomic add
     /// on a hot key read over and over).
+    #[inline]
     fn touch(&self, e: &Entry) {
         if e.stamp.load(Relaxed) + 1 != self.clock.load(Relaxed) {
             e.stamp.store(self.tick(), Relaxed);
@@ -133,6 +135,7 @@ impl Shard {
 }
 
 impl Table {
+    #[inline]
     fn find(&self, key: &Key) -> Option<&Entry> {
         self.entries.find(key.hash, |e| key.is(e))
     }
@@ -263,6 +266,7 @@ impl Store {
     }
 
     /// The lookup form of a store key of `ns`: its kind and body, and the hash.
+    #[inline]
     pub(crate) fn key<'a>(ns: &'a Namespace, key: &'a StoreKey<'a>) -> Key<'a> {
         let [_, _, marker, body] = key.parts();
         let lock = !marker.is_empty();
@@ -277,9 +281,12 @@ impl Store {
         }
     }
 
+    #[inline]
     fn shard(&self, key: &Key) -> &Shard {
-        // Middle bits: the hash table uses the low ones for buckets, the top ones for tags.
-        &self.shards[(key.hash >> 24) as usize % self.shards.len()]
+        // 32 middle bits (the hash table uses the low ones for buckets, the top ones for
+        // tags), scaled to the shard count by a multiply instead of a division.
+        let bits = u64::from((key.hash >> 24) as u32);
+        &self.shards[((bits * self.shards.len() as u64) >> 32) as usize]
     }
 
     pub(crate) fn stop_sweeper(&self) {
@@ -295,10 +302,12 @@ impl Store {
 
     /// Lend the live value under `key` to `f` (under the shard's shared lock); true
     /// if there was one. The read counts for the LRU order.
+    #[inline]
     pub(crate) fn read(&self, key: &Key, f: &mut dyn FnMut(&[u8])) -> bool {
         self.with_live(key, |v| f(v)).is_some()
     }
 
+    #[inline]
     fn with_live<R>(&self, key: &Key, f: impl FnOnce(&Bytes) -> R) -> Option<R> {
         let shard = self.shard(key);
         {
