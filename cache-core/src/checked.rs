@@ -138,25 +138,19 @@ impl Checked {
     }
 
     /// `decode` of the value under `key`, read in place through
-    /// [`read_now`](Self::read_now): `None` when the backend must be awaited.
+    /// [`read_now`](Self::read_now) (`Ok(None)` if there is none): `None` when the
+    /// backend must be awaited.
     #[inline]
     pub fn decode_now<T>(
         &self,
         key: &str,
-        decode: impl FnOnce(&[u8]) -> Result<T>,
+        decode: impl Fn(&[u8]) -> Result<Option<T>>,
     ) -> Option<Result<Option<T>>> {
-        let mut decode = Some(decode);
-        let mut out = None;
-        let found = self.read_now(key, &mut |bytes| {
-            if let Some(decode) = decode.take() {
-                out = Some(decode(bytes));
-            }
-        })?;
-        Some(match (found, out) {
-            (Err(e), _) => Err(e),
-            (Ok(true), Some(decoded)) => decoded.map(Some),
-            _ => Ok(None),
-        })
+        let mut answer = Ok(None);
+        match self.read_now(key, &mut |bytes| answer = decode(bytes))? {
+            Err(e) => Some(Err(e)),
+            Ok(_) => Some(answer),
+        }
     }
 
     /// [`CacheBackend::set`] through the checks.
