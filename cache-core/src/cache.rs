@@ -307,8 +307,7 @@ impl<C: Codec> Cache<C> {
     /// expiry (stale, or for fail-safe) reads as `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         if let Some(answer) = self.inner.backend.decode_now(key, |b| self.decode_entry(b)) {
-            let obs = &self.inner.observe;
-            obs.outcome(&obs.span(Op::Get, key), &answer, found);
+            self.inner.observe.outcome_now(Op::Get, key, &answer, found);
             return answer;
         }
         let read = async {

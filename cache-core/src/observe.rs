@@ -220,6 +220,13 @@ fn stripe_index() -> usize {
     if i != UNSET {
         return i;
     }
+    claim_stripe()
+}
+
+/// A thread's first count: out of line, so the hot path above stays a load.
+#[cold]
+#[inline(never)]
+fn claim_stripe() -> usize {
     let claimed = Claim::take();
     // If the thread is already ending, `CLAIM` is gone: give the stripe back now.
     match CLAIM.try_with(|c| c.set(Some(Claim(claimed)))) {
@@ -405,6 +412,32 @@ impl Observer {
             span.record("key", key);
         }
         span
+    }
+
+    /// [`outcome`](Self::outcome) of a call that made no span yet: the span is made
+    /// only if a subscriber may want DEBUG spans (one atomic load says), so an
+    /// in-process read with tracing off pays for the stats alone.
+    #[inline]
+    pub(crate) fn outcome_now<T>(
+        &self,
+        op: Op,
+        key: &str,
+        result: &crate::Result<T>,
+        reads: impl FnOnce(&T) -> (u64, u64),
+    ) {
+        if !self.on {
+            return;
+        }
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            return self.outcome(&self.span(op, key), result, reads);
+        }
+        match result {
+            Ok(v) => {
+                let (hits, misses) = reads(v);
+                self.reads(hits, misses);
+            }
+            Err(e) => self.error(e.kind()),
+        }
     }
 
     /// Count a call's result on its span and in the stats: reads as hits and misses,
