@@ -315,7 +315,11 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Res<V::Value> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Res<V::Value> {
         // Written as an empty array; nil is read too.
         match self.peek()? {
             0xc0 | 0x90 => {
@@ -537,7 +541,7 @@ mod tests {
 
     fn everything(depth: u8) -> Everything {
         Everything {
-            b: depth % 2 == 0,
+            b: depth.is_multiple_of(2),
             small: (255, 65_535, u32::MAX, u64::MAX),
             signed: (-128, i16::MIN, -70_000, i64::MIN),
             floats: (1.5, -0.1),
@@ -565,7 +569,11 @@ mod tests {
                     label: Some("sq".into()),
                 },
             ],
-            loose: vec![Loose::Num(-5), Loose::Text("hi".into()), Loose::List(vec![1])],
+            loose: vec![
+                Loose::Num(-5),
+                Loose::Text("hi".into()),
+                Loose::List(vec![1]),
+            ],
             map: (0..20).map(|i| (format!("k{i}"), i * -1_000)).collect(),
             int_map: BTreeMap::from([(1, vec!["a".into()]), (70_000, vec![])]),
             extra: Extra {
@@ -589,7 +597,10 @@ mod tests {
             return false;
         };
         match rmp_serde::from_slice::<T>(bytes) {
-            Ok(slow) => assert!(same_value(&fast, &slow), "different values from {bytes:02x?}"),
+            Ok(slow) => assert!(
+                same_value(&fast, &slow),
+                "different values from {bytes:02x?}"
+            ),
             Err(e) => panic!("the fast reader read {bytes:02x?}, rmp-serde did not: {e}"),
         }
         true
@@ -644,7 +655,11 @@ mod tests {
             reads_back("s".repeat(n));
             reads_back(vec![7u8; n]);
             reads_back(serde_bytes::ByteBuf::from(vec![7u8; n]));
-            reads_back((0..n as u32).map(|i| (i, i % 3 == 0)).collect::<BTreeMap<_, _>>());
+            reads_back(
+                (0..n as u32)
+                    .map(|i| (i, i.is_multiple_of(3)))
+                    .collect::<BTreeMap<_, _>>(),
+            );
         }
         reads_back(Shape::Unit);
         reads_back(Some(Shape::Newtype(3)));
