@@ -78,7 +78,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ComputeError<E> {
     }
 }
 
-/// The options of a call, carried to a background task.
+/// The options of a call; a background refresh carries a copy.
 #[derive(Clone, Copy)]
 struct Settings {
     expiry: Expiry,
@@ -192,14 +192,8 @@ pub struct Cached<'a, C: Codec> {
     cache: &'a Cache<C>,
     key: Result<String>,
     namespace: Option<String>,
-    expiry: Expiry,
-    timeout: Duration,
-    stampede_protection: bool,
-    lock_timeout: Duration,
-    lock_wait: Duration,
     skip: bool,
-    refresh: bool,
-    policy: Resilience,
+    settings: Settings,
     /// Set after the first failed backend call: the rest of this call skips the
     /// backend, so a down store costs one timeout, not one per step.
     degraded: AtomicBool,
@@ -251,14 +245,16 @@ impl<C: Codec> Cache<C> {
             cache: self,
             key: key.into_key(),
             namespace: None,
-            expiry: self.inner.default_expiry,
-            timeout: d.timeout,
-            stampede_protection: d.stampede_protection,
-            lock_timeout: d.lock_timeout,
-            lock_wait: d.lock_wait,
             skip: false,
-            refresh: false,
-            policy: d.resilience,
+            settings: Settings {
+                expiry: self.inner.default_expiry,
+                timeout: d.timeout,
+                stampede_protection: d.stampede_protection,
+                lock_timeout: d.lock_timeout,
+                lock_wait: d.lock_wait,
+                refresh: false,
+                policy: d.resilience,
+            },
             degraded: AtomicBool::new(false),
         }
     }
@@ -267,7 +263,7 @@ impl<C: Codec> Cache<C> {
 impl<'a, C: Codec> Cached<'a, C> {
     /// Expiry of the computed value (default: the cache's default expiry).
     pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
-        self.expiry = expiry.into();
+        self.settings.expiry = expiry.into();
         self
     }
     /// Prefix the key with `namespace:` (within the backend's own namespace).
@@ -277,22 +273,22 @@ impl<'a, C: Codec> Cached<'a, C> {
     }
     /// Bound on each backend call; past it the call fails open.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
     /// Take the backend's lock on a miss so one process computes (default on).
     pub fn stampede_protection(mut self, on: bool) -> Self {
-        self.stampede_protection = on;
+        self.settings.stampede_protection = on;
         self
     }
     /// How long the lock lives before it frees itself.
     pub fn lock_timeout(mut self, d: Duration) -> Self {
-        self.lock_timeout = d;
+        self.settings.lock_timeout = d;
         self
     }
     /// How long to wait for another holder before computing anyway.
     pub fn lock_wait(mut self, d: Duration) -> Self {
-        self.lock_wait = d;
+        self.settings.lock_wait = d;
         self
     }
     /// Bypass the cache for this call: no read, no write, just compute.
@@ -302,68 +298,50 @@ impl<'a, C: Codec> Cached<'a, C> {
     }
     /// Do not read: compute and overwrite the cached value.
     pub fn refresh(mut self, refresh: bool) -> Self {
-        self.refresh = refresh;
+        self.settings.refresh = refresh;
         self
     }
     /// Keep the value this long past its expiry and serve it while refreshing; see
     /// [`CacheBuilder::stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate).
     pub fn stale_while_revalidate(mut self, stale_for: Duration) -> Self {
-        self.policy.stale_for = stale_for;
+        self.settings.policy.stale_for = stale_for;
         self
     }
     /// Keep the value this long past its expiry to return it when the compute fails;
     /// see [`CacheBuilder::fail_safe`](crate::CacheBuilder::fail_safe).
     pub fn fail_safe(mut self, keep_for: Duration) -> Self {
-        self.policy.fail_safe_for = keep_for;
+        self.settings.policy.fail_safe_for = keep_for;
         self
     }
     /// See [`CacheBuilder::soft_timeout`](crate::CacheBuilder::soft_timeout).
     pub fn soft_timeout(mut self, d: Duration) -> Self {
-        self.policy.soft_timeout = Some(d);
+        self.settings.policy.soft_timeout = Some(d);
         self
     }
     /// See [`CacheBuilder::hard_timeout`](crate::CacheBuilder::hard_timeout).
     pub fn hard_timeout(mut self, d: Duration) -> Self {
-        self.policy.hard_timeout = Some(d);
+        self.settings.policy.hard_timeout = Some(d);
         self
     }
     /// See [`CacheBuilder::fail_safe_throttle`](crate::CacheBuilder::fail_safe_throttle).
     pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
-        self.policy.fail_safe_throttle = d;
+        self.settings.policy.fail_safe_throttle = d;
         self
     }
     /// See [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh).
     pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.policy.early_refresh = beta.max(0.0);
+        self.settings.policy.early_refresh = beta.max(0.0);
         self
     }
 
-    fn settings(&self) -> Settings {
-        Settings {
-            expiry: self.expiry,
-            timeout: self.timeout,
-            stampede_protection: self.stampede_protection,
-            lock_timeout: self.lock_timeout,
-            lock_wait: self.lock_wait,
-            refresh: self.refresh,
-            policy: self.policy,
-        }
-    }
-
     /// A call with `s` on `cache`, for a background task (the key is already whole).
-    fn with_settings(cache: &'a Cache<C>, s: Settings) -> Self {
+    fn with_settings(cache: &'a Cache<C>, settings: Settings) -> Self {
         Cached {
             cache,
             key: Ok(String::new()),
             namespace: None,
-            expiry: s.expiry,
-            timeout: s.timeout,
-            stampede_protection: s.stampede_protection,
-            lock_timeout: s.lock_timeout,
-            lock_wait: s.lock_wait,
             skip: false,
-            refresh: s.refresh,
-            policy: s.policy,
+            settings,
             degraded: AtomicBool::new(false),
         }
     }
@@ -388,7 +366,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             None => key,
         };
         validate_key(backend, &key)?;
-        if self.stampede_protection && self.lock_timeout.is_zero() {
+        if self.settings.stampede_protection && self.settings.lock_timeout.is_zero() {
             return Err(Error::invalid_input(
                 backend,
                 "lock_timeout must be positive (or turn stampede protection off)",
@@ -411,14 +389,15 @@ impl<'a, C: Codec> Cached<'a, C> {
         let obs = &self.cache.inner.observe;
         let started = obs.start();
         let outcome = match self.backend().check_open(op.as_str()) {
-            Ok(()) => tokio::time::timeout(self.timeout, fut).await,
+            Ok(()) => tokio::time::timeout(self.settings.timeout, fut).await,
             Err(closed) => Ok(Err(closed)),
         };
         obs.latency(op, started);
         let err = match outcome {
             Ok(Ok(v)) => return Some(v),
             Ok(Err(e)) => e.in_operation(op.as_str()),
-            Err(_) => Error::timeout(self.backend().name(), self.timeout).in_operation(op.as_str()),
+            Err(_) => Error::timeout(self.backend().name(), self.settings.timeout)
+                .in_operation(op.as_str()),
         };
         obs.error(err.kind());
         self.degraded.store(true, Ordering::Relaxed);
@@ -466,7 +445,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         };
         let now = self.cache.inner.clock.now_ms();
         if now < meta.fresh_until {
-            if early && refresh_early(now, &meta, self.policy.early_refresh) {
+            if early && refresh_early(now, &meta, self.settings.policy.early_refresh) {
                 Found::Stale(v, meta)
             } else {
                 Found::Fresh(v)
@@ -503,7 +482,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             let mut first = true;
             loop {
                 let mut fallback = None;
-                if !self.refresh {
+                if !self.settings.refresh {
                     let found = self.lookup::<T>(&key, true).await;
                     if std::mem::take(&mut first) {
                         self.count(&found);
@@ -592,7 +571,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let (mut fallback, mut serve_now) = (None, false);
-        if !self.refresh {
+        if !self.settings.refresh {
             let found = self.lookup::<T>(&key, true).await;
             self.count(&found);
             match found {
@@ -609,8 +588,8 @@ impl<'a, C: Codec> Cached<'a, C> {
                 obs.stale_served();
                 return Ok(v);
             }
-            Some((v, _)) if self.policy.soft_timeout.is_some() => {
-                let soft = self.policy.soft_timeout.unwrap_or_default();
+            Some((v, _)) if self.settings.policy.soft_timeout.is_some() => {
+                let soft = self.settings.policy.soft_timeout.unwrap_or_default();
                 match tokio::time::timeout(soft, task).await {
                     Ok(joined) => joined,
                     Err(_) => {
@@ -648,7 +627,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let cache = self.cache.clone();
-        let settings = self.settings();
+        let settings = self.settings;
         tokio::spawn(async move {
             let call = Cached::with_settings(&cache, settings);
             let ty = TypeId::of::<Outcome<T, E>>();
@@ -684,15 +663,15 @@ impl<'a, C: Codec> Cached<'a, C> {
         Fut: Future<Output = std::result::Result<T, E>>,
     {
         let mut held = LockHold::default();
-        if self.stampede_protection {
-            let deadline = Instant::now() + self.lock_wait;
+        if self.settings.stampede_protection {
+            let deadline = Instant::now() + self.settings.lock_wait;
             let mut pause = Duration::from_millis(5);
             loop {
                 let acquired = self
                     .guarded(
                         Op::AcquireLock,
                         key,
-                        self.store().acquire_lock(key, self.lock_timeout),
+                        self.store().acquire_lock(key, self.settings.lock_timeout),
                     )
                     .await;
                 match acquired {
@@ -702,14 +681,14 @@ impl<'a, C: Codec> Cached<'a, C> {
                     }
                     Some(None) => {
                         // Another process computes: watch for its value.
-                        if !self.refresh {
+                        if !self.settings.refresh {
                             if let Some(v) = self.read(key).await {
                                 return Ok(v);
                             }
                         }
                         let now = Instant::now();
                         if now >= deadline {
-                            tracing::warn!(key, wait = ?self.lock_wait, "lock wait elapsed; computing without the lock");
+                            tracing::warn!(key, wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock");
                             break;
                         }
                         tokio::time::sleep(pause.min(deadline - now)).await;
@@ -718,7 +697,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                     None => break,
                 }
             }
-            if held.is_held() && !self.refresh {
+            if held.is_held() && !self.settings.refresh {
                 if let Some(v) = self.read(key).await {
                     held.release(self).await;
                     return Ok(v);
@@ -738,7 +717,10 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let failure = match ran {
             Ran::Done(Ok(v)) => {
-                match self.cache.encode_entry(&v, self.expiry, &self.policy, took) {
+                match self
+                    .cache
+                    .encode_entry(&v, self.settings.expiry, &self.settings.policy, took)
+                {
                     Ok((bytes, expiry)) => {
                         // Through the checks: the value's size, and an expiry already past.
                         self.guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
@@ -759,7 +741,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                     obs.stale_served();
                 }
                 return fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
-                    self.policy.soft_timeout.unwrap_or_default(),
+                    self.settings.policy.soft_timeout.unwrap_or_default(),
                 ));
             }
         };
@@ -784,7 +766,8 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// once per throttle, not on every call; its stale and keep limits stay.
     async fn throttle<T: Serialize>(&self, key: &str, v: &T, meta: envelope::Meta) {
         let now = self.cache.inner.clock.now_ms();
-        let fresh_until = now.saturating_add(self.policy.fail_safe_throttle.as_millis() as u64);
+        let fresh_until =
+            now.saturating_add(self.settings.policy.fail_safe_throttle.as_millis() as u64);
         let meta = envelope::Meta {
             fresh_until: fresh_until.min(meta.keep_until),
             stale_until: meta.stale_until.max(fresh_until).min(meta.keep_until),
@@ -806,8 +789,9 @@ impl<'a, C: Codec> Cached<'a, C> {
         soft: bool,
     ) -> Ran<T, E> {
         let mut fut = std::pin::pin!(fut);
-        let hard = self.policy.hard_timeout;
+        let hard = self.settings.policy.hard_timeout;
         if let Some(s) = self
+            .settings
             .policy
             .soft_timeout
             .filter(|s| soft && hard.is_none_or(|h| *s < h))
@@ -862,7 +846,9 @@ impl LockHold {
     async fn release<C: Codec>(&mut self, call: &Cached<'_, C>) {
         // Always attempted, even after a failed call: others wait on this lock.
         if let Some((backend, key, token)) = self.inner.take() {
-            match tokio::time::timeout(call.timeout, backend.release_lock(&key, &token)).await {
+            match tokio::time::timeout(call.settings.timeout, backend.release_lock(&key, &token))
+                .await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "releasing the lock failed; it expires by itself")
