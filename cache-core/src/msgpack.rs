@@ -209,15 +209,37 @@ impl<'de> Reader<'de> {
 }
 
 /// `bytes` as text. Field names and most strings are ASCII, which an inlined check
-/// confirms a word at a time; `from_utf8` (an out-of-line call, ~5 ns a short string
-/// here) checks the rest. Invalid UTF-8, which rmp-serde offers as bytes, is left to it.
+/// confirms in a few instructions ([`ascii`]); `from_utf8` (an out-of-line call, ~5 ns
+/// a short string here) checks the rest. Invalid UTF-8, which rmp-serde offers as
+/// bytes, is left to it.
 #[inline]
 fn utf8(bytes: &[u8]) -> Res<&str> {
-    if bytes.is_ascii() {
+    if ascii(bytes) {
         // SAFETY: every byte is ASCII, and ASCII text is valid UTF-8.
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
     std::str::from_utf8(bytes).map_err(|_| GiveUp)
+}
+
+/// Whether every byte is below 0x80. Up to 16 bytes, two loads that overlap cover
+/// them all (`is_ascii` walks short slices a byte at a time); longer ones go to it.
+#[inline]
+fn ascii(b: &[u8]) -> bool {
+    let n = b.len();
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0 => true,
+        // The first, middle and last byte are all of them.
+        1..=3 => (b[0] | b[n / 2] | b[n - 1]) < 0x80,
+        4..=7 => (u32_at(0) | u32_at(n - 4)) & 0x8080_8080 == 0,
+        8..=16 => (u64_at(0) | u64_at(n - 8)) & 0x8080_8080_8080_8080 == 0,
+        _ => b.is_ascii(),
+    }
 }
 
 /// The elements of an array, or the entries of a map (`left` counts entries).
@@ -614,6 +636,21 @@ mod tests {
         ] {
             assert!(agrees::<T>(&bytes), "not read fast: {value:?}");
             assert_eq!(from_slice::<T>(&bytes).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn ascii_check_sees_every_byte() {
+        for n in 0..=40usize {
+            let text = vec![b'a'; n];
+            assert!(ascii(&text), "{n} ASCII bytes");
+            for at in 0..n {
+                for high in [0x80u8, 0xc3, 0xff] {
+                    let mut t = text.clone();
+                    t[at] = high;
+                    assert!(!ascii(&t), "byte {at} of {n} is {high:#x}");
+                }
+            }
         }
     }
 
