@@ -429,14 +429,9 @@ impl Observer {
             return;
         }
         if tracing::level_enabled!(tracing::Level::DEBUG) {
-            return self.outcome(&self.span(op, key), result, reads);
-        }
-        match result {
-            Ok(v) => {
-                let (hits, misses) = reads(v);
-                self.reads(hits, misses);
-            }
-            Err(e) => self.error(e.kind()),
+            self.outcome(&self.span(op, key), result, reads);
+        } else {
+            self.count(None, result, reads);
         }
     }
 
@@ -449,20 +444,30 @@ impl Observer {
         result: &crate::Result<T>,
         reads: impl FnOnce(&T) -> (u64, u64),
     ) {
-        if !self.on {
-            return;
+        if self.on {
+            self.count(Some(span).filter(|s| !s.is_disabled()), result, reads);
         }
+    }
+
+    /// The counting of [`outcome`](Self::outcome), recorded on `span` if there is one.
+    #[inline]
+    fn count<T>(
+        &self,
+        span: Option<&Span>,
+        result: &crate::Result<T>,
+        reads: impl FnOnce(&T) -> (u64, u64),
+    ) {
         match result {
             Ok(v) => {
                 let (hits, misses) = reads(v);
                 self.reads(hits, misses);
-                if hits + misses > 0 && !span.is_disabled() {
+                if let Some(span) = span.filter(|_| hits + misses > 0) {
                     span.record("hit", misses == 0);
                 }
             }
             Err(e) => {
                 self.error(e.kind());
-                if !span.is_disabled() {
+                if let Some(span) = span {
                     span.record("error", kind_label(e.kind()));
                 }
             }
