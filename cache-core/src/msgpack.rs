@@ -110,36 +110,22 @@ impl<'de> Reader<'de> {
             0x80..=0x8f => self.map((marker & 0x0f) as usize, visitor),
             0x90..=0x9f => self.seq((marker & 0x0f) as usize, visitor),
             0xa0..=0xbf => self.str((marker & 0x1f) as usize, visitor),
-            0xd9 => {
-                let n = self.len(1)?;
-                self.str(n, visitor)
-            }
-            0xda => {
-                let n = self.len(2)?;
-                self.str(n, visitor)
-            }
-            0xdb => {
-                let n = self.len(4)?;
+            // str8/16/32, bin8/16/32: lengths of 1, 2 and 4 bytes.
+            0xd9..=0xdb => {
+                let n = self.len(1 << (marker - 0xd9))?;
                 self.str(n, visitor)
             }
             0xc4..=0xc6 if bytes => {
                 let n = self.len(1 << (marker - 0xc4))?;
                 visitor.visit_borrowed_bytes(self.take(n)?)
             }
-            0xdc => {
-                let n = self.len(2)?;
+            // array16/32, map16/32: lengths of 2 and 4 bytes.
+            0xdc | 0xdd => {
+                let n = self.len(2 << (marker - 0xdc))?;
                 self.seq(n, visitor)
             }
-            0xdd => {
-                let n = self.len(4)?;
-                self.seq(n, visitor)
-            }
-            0xde => {
-                let n = self.len(2)?;
-                self.map(n, visitor)
-            }
-            0xdf => {
-                let n = self.len(4)?;
+            0xde | 0xdf => {
+                let n = self.len(2 << (marker - 0xde))?;
                 self.map(n, visitor)
             }
             _ => self.scalar_after(marker, visitor),
@@ -405,7 +391,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
             }
             0xde | 0xdf => {
                 self.input = &self.input[1..];
-                self.len(if marker == 0xde { 2 } else { 4 })?
+                self.len(2 << (marker - 0xde))?
             }
             // A unit variant, written as its name.
             _ => return visitor.visit_enum(UnitVariant(self)),
