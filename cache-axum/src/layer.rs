@@ -1,45 +1,47 @@
-//! [`HttpCacheLayer`]: a tower layer that caches whole HTTP responses in a [`Cache`].
+//! [`HttpCacheLayer`]: a tower layer that caches whole HTTP responses in a [`Cache`]
+//! as a shared cache (RFC 9111).
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
-use bytes::Bytes;
-use cache_core::{Cache, ComputeError, KeyBuilder};
+use crate::budget::Budget;
+use crate::flight::Flights;
+use cache_core::{Cache, Clock, KeyBuilder, SystemClock};
 use futures::future::BoxFuture;
-use futures::StreamExt;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use http::{HeaderName, Uri};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tower::{Layer, Service};
 
-/// The header that says how a response was served: `HIT`, `MISS`, `PASS` (not
-/// cacheable) or `BYPASS` (the request asked for no cache).
+use axum::extract::Request;
+use axum::response::Response;
+
+/// The header that says how a response was served: `HIT` (fresh from the cache),
+/// `STALE` (served stale: within `stale-while-revalidate`, `max-stale` or
+/// `stale-if-error`), `REVALIDATED` (the stored response, confirmed by the service with
+/// a `304`), `MISS` (fetched and stored), `PASS` (fetched, not stored) or `BYPASS`
+/// (the request asked for no store).
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache");
 
-/// Caches the responses of the service it wraps, keyed by method, path, query and the
-/// request headers named with [`vary`](Self::vary).
+/// A shared HTTP cache (RFC 9111) in front of the service it wraps, storing in a
+/// [`Cache`] (any backend: memory, Redis, ...).
 ///
-/// - Only `GET` and `HEAD` requests, and responses with a cacheable status (200 unless
-///   set with [`cache_status`](Self::cache_status)), are cached.
-/// - Requests: `Cache-Control: no-store` bypasses the cache; `no-cache` skips the
-///   stored response and stores the new one.
-/// - Responses: `no-store`, `no-cache`, `private`, `max-age=0`, `Vary: *` and
-///   `Set-Cookie` are never stored; `s-maxage`, else `max-age`, else
-///   [`ttl`](Self::ttl) says how long one is fresh, at most [`max_ttl`](Self::max_ttl).
-/// - Hits carry `Age`; every response says how it was served in `x-cache`.
-/// - Every stored response has an `ETag` (the service's, or a digest of the body); a
-///   request whose `If-None-Match` matches gets `304 Not Modified` without a body.
-/// - A body longer than [`max_body`](Self::max_body) passes through, streamed and
-///   uncached.
-/// - Concurrent misses of one key run the service once (get-or-compute's single
-///   flight, and its distributed lock across processes); a store that is down makes
-///   responses uncached, never failed.
+/// By default the origin decides: a response is stored when its headers allow a
+/// shared cache to (`Cache-Control: max-age`/`s-maxage`/`public`, `Expires`, or a
+/// status cacheable by default with a heuristic lifetime from `Last-Modified`), for
+/// as long as they say. Nothing private is shared: a response to a request with
+/// `Authorization` is stored only when it says so (`public`, `s-maxage`,
+/// `must-revalidate`), one to a request with `Cookie` only when it is `public` or has
+/// `s-maxage`, a response that sets a cookie never, and `private`/`no-store` never.
+/// `Vary` selects variants by the request's headers (`Vary: *`: not stored); the key
+/// holds the host, the path and the query. Stale responses are revalidated with
+/// `If-None-Match`/`If-Modified-Since`, and a `304` refreshes the stored one; the
+/// `stale-while-revalidate` and `stale-if-error` directives are honoured; a successful
+/// `POST`/`PUT`/`DELETE`/`PATCH` invalidates its URL (and its `Location` and
+/// `Content-Location` on the same host). Conditional requests are answered from the
+/// cache; `HEAD` is answered from a stored `GET`. Concurrent misses of one URL call
+/// the service once in this process. A store that is down makes responses uncached,
+/// never failed. Range requests and those with `If-Match`, `If-Unmodified-Since` or
+/// `If-Range` go to the service.
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -47,79 +49,254 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache");
 /// use std::time::Duration;
 /// let cache = cache_core::Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
 /// let app: Router = Router::new()
-///     .route("/report", get(|| async { "slow report" }))
-///     .layer(HttpCacheLayer::new(cache).ttl(Duration::from_secs(30)));
+///     .route("/report", get(|| async {
+///         ([("cache-control", "public, max-age=30")], "slow report")
+///     }))
+///     .layer(HttpCacheLayer::new(cache).max_body(256 * 1024));
 /// ```
 #[derive(Clone)]
 pub struct HttpCacheLayer {
-    cache: Cache,
-    settings: Arc<Settings>,
+    pub(crate) shared: Arc<Shared>,
 }
 
-#[derive(Debug, Clone)]
-struct Settings {
-    ttl: Duration,
-    max_ttl: Duration,
-    vary: Vec<HeaderName>,
-    statuses: Vec<StatusCode>,
-    max_body: usize,
-    namespace: String,
+/// What every clone of the layer and its services share.
+pub(crate) struct Shared {
+    pub cache: Cache,
+    pub settings: Settings,
+    pub flights: Arc<Flights>,
+    pub budget: Budget,
+}
+
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub default_ttl: Option<Duration>,
+    pub heuristic: f64,
+    pub max_ttl: Duration,
+    pub keep_stale: Duration,
+    pub stale_if_error: Option<Duration>,
+    pub vary: Vec<HeaderName>,
+    pub query: Option<Vec<String>>,
+    pub max_body: usize,
+    pub max_bytes: usize,
+    pub revalidate_window: Duration,
+    pub weak_etags: bool,
+    pub namespace: String,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for HttpCacheLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.shared.settings;
         f.debug_struct("HttpCacheLayer")
-            .field("cache", &self.cache)
-            .field("settings", &self.settings)
+            .field("cache", &self.shared.cache)
+            .field("default_ttl", &s.default_ttl)
+            .field("heuristic", &s.heuristic)
+            .field("max_ttl", &s.max_ttl)
+            .field("keep_stale", &s.keep_stale)
+            .field("stale_if_error", &s.stale_if_error)
+            .field("vary", &s.vary)
+            .field("query", &s.query)
+            .field("max_body", &s.max_body)
+            .field("max_bytes", &s.max_bytes)
+            .field("revalidate_window", &s.revalidate_window)
+            .field("weak_etags", &s.weak_etags)
+            .field("namespace", &s.namespace)
             .finish()
     }
 }
 
 impl HttpCacheLayer {
-    /// A layer storing responses in `cache`: fresh for 60 s unless the response says
-    /// otherwise, at most 1 h, status 200 only, bodies up to 1 MiB, keys in the
-    /// namespace `http`.
+    /// A layer storing responses in `cache` as their headers allow: no default
+    /// lifetime, a heuristic lifetime of 10 % of the time since `Last-Modified`, kept at
+    /// most 1 day, stale responses with a validator kept 10 min to be revalidated,
+    /// bodies up to 1 MiB, 256 MiB stored by this process at most, client `no-cache`
+    /// revalidating at most once a second per URL, keys in the namespace `http`.
     pub fn new(cache: Cache) -> Self {
         HttpCacheLayer {
-            cache,
-            settings: Arc::new(Settings {
-                ttl: Duration::from_secs(60),
-                max_ttl: Duration::from_secs(3600),
-                vary: Vec::new(),
-                statuses: vec![StatusCode::OK],
-                max_body: 1024 * 1024,
-                namespace: "http".into(),
+            shared: Arc::new(Shared {
+                cache,
+                settings: Settings {
+                    default_ttl: None,
+                    heuristic: 0.1,
+                    max_ttl: Duration::from_secs(24 * 3600),
+                    keep_stale: Duration::from_secs(600),
+                    stale_if_error: None,
+                    vary: Vec::new(),
+                    query: None,
+                    max_body: 1024 * 1024,
+                    max_bytes: 256 * 1024 * 1024,
+                    revalidate_window: Duration::from_secs(1),
+                    weak_etags: false,
+                    namespace: "http".into(),
+                    clock: Arc::new(SystemClock),
+                },
+                flights: Arc::default(),
+                budget: Budget::default(),
             }),
         }
     }
-    fn with(mut self, f: impl FnOnce(&mut Settings)) -> Self {
-        f(Arc::make_mut(&mut self.settings));
-        self
+
+    fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.shared.settings.clone();
+        f(&mut settings);
+        HttpCacheLayer {
+            shared: Arc::new(Shared {
+                cache: self.shared.cache.clone(),
+                settings,
+                flights: Arc::default(),
+                budget: Budget::default(),
+            }),
+        }
     }
-    /// Freshness of a response that gives no `max-age` (default 60 s).
+
+    /// Lifetime of a response that carries no freshness information (no `max-age`,
+    /// `s-maxage`, `Expires` nor `Last-Modified`), for the statuses cacheable by
+    /// default (200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501). Off by default:
+    /// such responses are not reused without revalidation.
     pub fn ttl(self, d: Duration) -> Self {
-        self.with(|s| s.ttl = d)
+        self.with(|s| s.default_ttl = Some(d))
     }
-    /// Longest freshness, whatever the response says (default 1 h).
+    /// Share of the time since `Last-Modified` that a response without explicit
+    /// freshness is fresh for (RFC 9111 §4.2.2; default 0.1, `0.0` turns it off).
+    pub fn heuristic(self, fraction: f64) -> Self {
+        self.with(|s| s.heuristic = fraction.clamp(0.0, 1.0))
+    }
+    /// Longest time any response is kept in the store, fresh and stale (default 1 day).
     pub fn max_ttl(self, d: Duration) -> Self {
         self.with(|s| s.max_ttl = d)
     }
-    /// Also key responses by this request header (`Accept-Language`, ...).
+    /// How long past its freshness a response with a validator (`ETag`,
+    /// `Last-Modified`) is kept to be revalidated with a conditional request (default
+    /// 10 min).
+    pub fn keep_stale(self, d: Duration) -> Self {
+        self.with(|s| s.keep_stale = d)
+    }
+    /// Serve a stored response up to this long past its freshness when the service
+    /// answers 500, 502, 503 or 504, for responses without a `stale-if-error`
+    /// directive of their own (off by default; never for `must-revalidate`,
+    /// `proxy-revalidate`, `s-maxage` or `no-cache` responses).
+    pub fn stale_if_error(self, d: Duration) -> Self {
+        self.with(|s| s.stale_if_error = Some(d))
+    }
+    /// Also key responses by this request header, whatever their `Vary` says.
     pub fn vary(self, name: HeaderName) -> Self {
         self.with(|s| s.vary.push(name))
     }
-    /// Also cache responses with this status (default: 200 only).
-    pub fn cache_status(self, status: StatusCode) -> Self {
-        self.with(|s| s.statuses.push(status))
+    /// Key responses by these query parameters only (in this order), so that other
+    /// parameters (tracking, cache busting) do not make new entries. By default the
+    /// whole query is in the key.
+    pub fn query_params<I: IntoIterator<Item = S>, S: Into<String>>(self, names: I) -> Self {
+        let names = names.into_iter().map(Into::into).collect();
+        self.with(|s| s.query = Some(names))
     }
-    /// Largest body cached, in bytes (default 1 MiB); longer ones pass through.
+    /// Largest body stored, in bytes (default 1 MiB); longer ones pass through, streamed.
     pub fn max_body(self, bytes: usize) -> Self {
         self.with(|s| s.max_body = bytes)
+    }
+    /// Most bytes of responses this process keeps stored at once (default 256 MiB):
+    /// past it the oldest it stored are deleted first.
+    pub fn max_bytes(self, bytes: usize) -> Self {
+        self.with(|s| s.max_bytes = bytes)
+    }
+    /// A client's `Cache-Control: no-cache` (or `max-age=0`) revalidates the stored
+    /// response with the service at most once per URL in this window (default 1 s);
+    /// within it, the response just validated is served. Zero: every such request
+    /// revalidates (concurrent ones still share one request to the service).
+    pub fn revalidate_window(self, d: Duration) -> Self {
+        self.with(|s| s.revalidate_window = d)
+    }
+    /// Give a stored response without validators a weak `ETag` made from a digest of
+    /// its body, so that clients can revalidate it with `If-None-Match` (off by
+    /// default: validators are the service's to give).
+    pub fn weak_etags(self, on: bool) -> Self {
+        self.with(|s| s.weak_etags = on)
     }
     /// Namespace of the stored responses within the cache (default `http`).
     pub fn namespace(self, namespace: impl Into<String>) -> Self {
         let namespace = namespace.into();
         self.with(|s| s.namespace = namespace)
+    }
+    /// The clock that ages responses (default: the system's); for tests.
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.with(|s| s.clock = clock)
+    }
+
+    /// Remove the stored responses of a URL (every variant), as an unsafe request to
+    /// it would: `host` as clients send it in `Host`, `path_and_query` as in the
+    /// request line (`/items/7?lang=en`). Says whether something was stored.
+    ///
+    /// ```
+    /// # async fn demo(layer: cache_axum::HttpCacheLayer) -> Result<(), cache_core::Error> {
+    /// layer.purge("shop.example", "/items/7").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge(&self, host: &str, path_and_query: &str) -> cache_core::Result<bool> {
+        let uri: Uri = path_and_query.parse().map_err(|e| {
+            cache_core::Error::invalid_input("http", format!("not a path and query: {e}"))
+        })?;
+        let key = self
+            .shared
+            .primary_key(host, &uri, &http::HeaderMap::new())?;
+        self.shared.cache.delete(&key).await
+    }
+}
+
+impl Shared {
+    /// The key of a URL: host, path, the query (or the chosen parameters), and the
+    /// request headers named with [`HttpCacheLayer::vary`].
+    pub fn primary_key(
+        &self,
+        host: &str,
+        uri: &Uri,
+        headers: &http::HeaderMap,
+    ) -> cache_core::Result<String> {
+        let s = &self.settings;
+        let query = match (&s.query, uri.query()) {
+            (_, None) => None,
+            (None, Some(q)) => Some(q.to_owned()),
+            (Some(names), Some(q)) => {
+                let pairs: Vec<(&str, &str)> = q
+                    .split('&')
+                    .map(|p| p.split_once('=').unwrap_or((p, "")))
+                    .collect();
+                let kept: Vec<String> = names
+                    .iter()
+                    .flat_map(|n| {
+                        pairs
+                            .iter()
+                            .filter(move |(k, _)| k == n)
+                            .map(|(k, v)| format!("{k}={v}"))
+                    })
+                    .collect();
+                Some(kept.join("&"))
+            }
+        };
+        let mut key = KeyBuilder::new("http")
+            .arg(&host.to_ascii_lowercase())
+            .arg(uri.path())
+            .arg(&query);
+        for name in &s.vary {
+            key = key.arg(&(
+                name.as_str(),
+                crate::policy::selecting_value(headers, name.as_str()),
+            ));
+        }
+        Ok(format!("{}:{}", s.namespace, key.build()?))
+    }
+
+    /// The key of one variant of a URL.
+    pub fn variant_key(
+        &self,
+        primary: &str,
+        generation: u64,
+        selecting: &[(String, Option<String>)],
+    ) -> cache_core::Result<String> {
+        let key = KeyBuilder::new("http.variant")
+            .arg(primary)
+            .arg(&generation)
+            .arg(selecting)
+            .build()?;
+        Ok(format!("{}:{key}", self.settings.namespace))
     }
 }
 
@@ -157,375 +334,7 @@ where
         // The clone that was made ready serves this request (tower's usual dance).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move { Ok(layer.serve(inner, req).await) })
-    }
-}
-
-/// A response as stored.
-#[derive(Clone, Serialize, Deserialize)]
-struct Stored {
-    status: u16,
-    headers: Vec<Header>,
-    #[serde(with = "serde_bytes")]
-    body: Vec<u8>,
-    etag: String,
-    stored_at_ms: u64,
-    fresh_for_ms: u64,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Header {
-    name: String,
-    #[serde(with = "serde_bytes")]
-    value: Vec<u8>,
-}
-
-/// Why the service's answer is not stored; only the caller whose compute ran uses it.
-enum Uncacheable {
-    /// Buffered, but not to be stored.
-    Pass(Mutex<Option<Response>>),
-    /// Too long to buffer: streamed through.
-    Stream(Mutex<Option<Response>>),
-}
-
-impl Uncacheable {
-    fn take(&self) -> Option<Response> {
-        let (Uncacheable::Pass(m) | Uncacheable::Stream(m)) = self;
-        m.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The `Cache-Control` directives this layer reads.
-#[derive(Default)]
-struct CacheControl {
-    no_store: bool,
-    no_cache: bool,
-    private: bool,
-    max_age: Option<u64>,
-    s_maxage: Option<u64>,
-}
-
-impl CacheControl {
-    fn of(headers: &HeaderMap) -> Self {
-        let mut cc = CacheControl::default();
-        for v in headers.get_all(header::CACHE_CONTROL) {
-            let Ok(v) = v.to_str() else { continue };
-            for d in v.split(',') {
-                let d = d.trim().to_ascii_lowercase();
-                let (name, arg) = match d.split_once('=') {
-                    Some((n, a)) => (
-                        n.trim().to_owned(),
-                        Some(a.trim().trim_matches('"').to_owned()),
-                    ),
-                    None => (d.clone(), None),
-                };
-                let secs = arg.and_then(|a| a.parse::<u64>().ok());
-                match name.as_str() {
-                    "no-store" => cc.no_store = true,
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "max-age" => cc.max_age = secs.or(Some(0)),
-                    "s-maxage" => cc.s_maxage = secs.or(Some(0)),
-                    _ => {}
-                }
-            }
-        }
-        cc
-    }
-}
-
-/// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks here).
-fn none_match(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
-    let Some(v) = if_none_match.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    v.split(',')
-        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
-}
-
-fn labelled(mut resp: Response, label: &'static str) -> Response {
-    resp.headers_mut()
-        .insert(CACHE_STATUS, HeaderValue::from_static(label));
-    resp
-}
-
-impl HttpCacheLayer {
-    fn key(&self, req: &Request) -> KeyBuilder {
-        let mut key = KeyBuilder::new("http")
-            .arg(&req.method().as_str())
-            .arg(&req.uri().to_string());
-        for name in &self.settings.vary {
-            let values: Vec<String> = req
-                .headers()
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect();
-            key = key.arg(&(name.as_str(), values));
-        }
-        key
-    }
-
-    async fn serve<S>(&self, inner: S, req: Request) -> Response
-    where
-        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-    {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            return call(inner, req).await;
-        }
-        let asked = CacheControl::of(req.headers());
-        if asked.no_store {
-            return labelled(call(inner, req).await, "BYPASS");
-        }
-        let key = self.key(&req);
-        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        let slot = Arc::new(Mutex::new(Some(req)));
-        let mut refresh = asked.no_cache;
-        // At most twice: a stored response past its own freshness is refreshed once.
-        for _ in 0..2 {
-            let ran = Arc::new(AtomicBool::new(false));
-            let compute = {
-                let (slot, ran, inner, settings) = (
-                    slot.clone(),
-                    ran.clone(),
-                    inner.clone(),
-                    self.settings.clone(),
-                );
-                move || async move {
-                    ran.store(true, Ordering::SeqCst);
-                    let req = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    let Some(req) = req else {
-                        return Err(Uncacheable::Pass(Mutex::new(Some(empty(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                        )))));
-                    };
-                    settings.store_or_pass(call(inner, req).await).await
-                }
-            };
-            let got = self
-                .cache
-                .cached(key.clone())
-                .namespace(self.settings.namespace.clone())
-                .expiry(self.settings.max_ttl)
-                .refresh(refresh)
-                .get_or_compute(compute)
-                .await;
-            let ran = ran.load(Ordering::SeqCst);
-            match got {
-                Ok(stored) => {
-                    let fresh = now_ms() < stored.stored_at_ms.saturating_add(stored.fresh_for_ms);
-                    if ran || fresh {
-                        return respond(
-                            stored,
-                            if ran { "MISS" } else { "HIT" },
-                            if_none_match.as_ref(),
-                        );
-                    }
-                    refresh = true; // stale by its own max-age: fetch it again, once
-                }
-                Err(ComputeError::Compute(why)) if ran => {
-                    if let Some(resp) = why.take() {
-                        return labelled(resp, "PASS");
-                    }
-                    break;
-                }
-                // Another caller's answer was not cacheable (it may be private to
-                // that caller), or the key was refused: ask the service ourselves.
-                Err(_) => break,
-            }
-        }
-        let req = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match req {
-            Some(req) => labelled(call(inner, req).await, "PASS"),
-            None => empty(StatusCode::INTERNAL_SERVER_ERROR),
-        }
-    }
-}
-
-async fn call<S>(mut inner: S, req: Request) -> Response
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    match inner.call(req).await {
-        Ok(resp) => resp,
-        Err(never) => match never {},
-    }
-}
-
-/// A response with `status` and no body.
-fn empty(status: StatusCode) -> Response {
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = status;
-    resp
-}
-
-impl Settings {
-    /// Buffer the service's response and decide: stored, or passed through.
-    async fn store_or_pass(&self, resp: Response) -> Result<Stored, Uncacheable> {
-        let (parts, body) = resp.into_parts();
-        let too_long = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > self.max_body);
-        if too_long {
-            let resp = Response::from_parts(parts, body);
-            return Err(Uncacheable::Stream(Mutex::new(Some(resp))));
-        }
-        let mut body = body;
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let data = match frame {
-                Ok(frame) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue, // trailers: not kept
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "response body failed; not cached");
-                    let resp = empty(StatusCode::BAD_GATEWAY);
-                    return Err(Uncacheable::Pass(Mutex::new(Some(resp))));
-                }
-            };
-            buf.extend_from_slice(&data);
-            if buf.len() > self.max_body {
-                // Longer than we keep: what was read, then the rest, streamed.
-                let head = futures::stream::once(async move {
-                    Ok::<_, axum::Error>(http_body_util::BodyExt::boxed_unsync(
-                        http_body_util::Full::new(Bytes::from(buf)).map_err(axum::Error::new),
-                    ))
-                });
-                let rest = futures::stream::once(async move { Ok(body.boxed_unsync()) });
-                let joined = head.chain(rest).flat_map(|b| match b {
-                    Ok(b) => http_body_util::BodyStream::new(b).left_stream(),
-                    Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
-                });
-                let body = Body::new(http_body_util::StreamBody::new(joined));
-                let resp = Response::from_parts(parts, body);
-                return Err(Uncacheable::Stream(Mutex::new(Some(resp))));
-            }
-        }
-        let said = CacheControl::of(&parts.headers);
-        let fresh_for = said
-            .s_maxage
-            .or(said.max_age)
-            .map_or(self.ttl, Duration::from_secs)
-            .min(self.max_ttl);
-        let vary_all = parts.headers.get_all(header::VARY).iter().any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii() == b"*")
-        });
-        let storable = self.statuses.contains(&parts.status)
-            && !said.no_store
-            && !said.no_cache
-            && !said.private
-            && !vary_all
-            && !fresh_for.is_zero()
-            && !parts.headers.contains_key(header::SET_COOKIE);
-        if !storable {
-            let resp = Response::from_parts(parts, Body::from(buf));
-            return Err(Uncacheable::Pass(Mutex::new(Some(resp))));
-        }
-        let etag = match parts
-            .headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(tag) => tag.to_owned(),
-            None => {
-                let digest = Sha256::digest(&buf);
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("\"{hex}\"")
-            }
-        };
-        let headers = parts
-            .headers
-            .iter()
-            .filter(|(n, _)| *n != header::ETAG && *n != header::AGE && *n != CACHE_STATUS)
-            .map(|(n, v)| Header {
-                name: n.as_str().to_owned(),
-                value: v.as_bytes().to_vec(),
-            })
-            .collect();
-        Ok(Stored {
-            status: parts.status.as_u16(),
-            headers,
-            body: buf,
-            etag,
-            stored_at_ms: now_ms(),
-            fresh_for_ms: fresh_for.as_millis() as u64,
-        })
-    }
-}
-
-/// The HTTP response for a stored one: `304` when `If-None-Match` matches.
-fn respond(stored: Stored, label: &'static str, if_none_match: Option<&HeaderValue>) -> Response {
-    let not_modified = none_match(if_none_match, &stored.etag);
-    let mut resp = Response::new(if not_modified {
-        Body::empty()
-    } else {
-        Body::from(stored.body)
-    });
-    *resp.status_mut() = if not_modified {
-        StatusCode::NOT_MODIFIED
-    } else {
-        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK)
-    };
-    let h = resp.headers_mut();
-    for Header { name, value } in stored.headers {
-        if not_modified && name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str()) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_bytes(&value)) {
-            h.append(n, v);
-        }
-    }
-    if let Ok(tag) = HeaderValue::from_str(&stored.etag) {
-        h.insert(header::ETAG, tag);
-    }
-    if label == "HIT" {
-        let age = now_ms().saturating_sub(stored.stored_at_ms) / 1000;
-        h.insert(header::AGE, HeaderValue::from(age));
-    }
-    h.insert(CACHE_STATUS, HeaderValue::from_static(label));
-    resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_control_and_etags() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, Max-Age=30, s-maxage=\"5\""),
-        );
-        let cc = CacheControl::of(&h);
-        assert_eq!(
-            (cc.max_age, cc.s_maxage, cc.no_store),
-            (Some(30), Some(5), false)
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        assert!(CacheControl::of(&h).no_store);
-        let tag = "\"abc\"";
-        assert!(none_match(
-            Some(&HeaderValue::from_static("\"x\", W/\"abc\"")),
-            tag
-        ));
-        assert!(none_match(Some(&HeaderValue::from_static("*")), tag));
-        assert!(!none_match(Some(&HeaderValue::from_static("\"abd\"")), tag));
-        assert!(!none_match(None, tag));
+        let shared = self.layer.shared.clone();
+        Box::pin(async move { Ok(crate::serve::serve(shared, inner, req).await) })
     }
 }

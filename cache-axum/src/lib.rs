@@ -23,8 +23,13 @@
 //! ```
 #![warn(missing_docs)]
 
+mod budget;
+mod flight;
 mod layer;
+mod policy;
+mod serve;
 mod state;
+mod stored;
 
 pub use layer::{HttpCache, HttpCacheLayer, CACHE_STATUS};
 pub use state::{serve, AppCache};
