@@ -6,7 +6,9 @@
 //! CACHE_PROXY_ORIGIN=http://127.0.0.1:8000 CACHE_PROXY_ADDR=127.0.0.1:8001 \
 //!     cargo run -p cache-axum --example proxy
 //! ```
-//! `CACHE_REDIS_URL=redis://...` stores in Redis instead of memory.
+//! `CACHE_REDIS_URL=redis://...` stores in Redis instead of memory;
+//! `CACHE_PROXY_STALE_IF_ERROR=60` serves a stored response up to 60 s stale when the
+//! origin fails (the recommended configuration of the layer's README).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -52,17 +54,26 @@ async fn forward(State(origin): State<Origin>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    let mut out = origin
-        .client
-        .request(parts.method, format!("{}{pq}", origin.base))
-        .body(body);
-    for (n, v) in &parts.headers {
-        if !hop_by_hop(n, &parts.headers) {
-            out = out.header(n, v);
+    let request = || {
+        let mut out = origin
+            .client
+            .request(parts.method.clone(), format!("{}{pq}", origin.base))
+            .body(body.clone());
+        for (n, v) in &parts.headers {
+            if !hop_by_hop(n, &parts.headers) {
+                out = out.header(n, v);
+            }
         }
-    }
-    let Ok(got) = out.send().await else {
-        return status(StatusCode::BAD_GATEWAY);
+        out
+    };
+    // A pooled connection the origin closed fails at once: one more try on a new one.
+    let got = match request().send().await {
+        Ok(got) => got,
+        Err(e) if e.is_connect() || e.is_request() => match request().send().await {
+            Ok(got) => got,
+            Err(_) => return status(StatusCode::BAD_GATEWAY),
+        },
+        Err(_) => return status(StatusCode::BAD_GATEWAY),
     };
     let (code, headers) = (got.status(), got.headers().clone());
     let Ok(bytes) = got.bytes().await else {
@@ -101,10 +112,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let mut layer = HttpCacheLayer::new(cache.clone());
+    if let Some(secs) = std::env::var("CACHE_PROXY_STALE_IF_ERROR")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        layer = layer.stale_if_error(std::time::Duration::from_secs(secs));
+    }
     let app = Router::new()
         .fallback(forward)
         .with_state(Origin { base, client })
-        .layer(HttpCacheLayer::new(cache.clone()));
+        .layer(layer);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(
         "caching {} on http://{}",

@@ -80,6 +80,7 @@ pub(crate) struct Settings {
     pub max_bytes: usize,
     pub revalidate_window: Duration,
     pub weak_etags: bool,
+    pub cdn_cache_control: bool,
     pub namespace: String,
     pub clock: Arc<dyn Clock>,
 }
@@ -100,6 +101,7 @@ impl std::fmt::Debug for HttpCacheLayer {
             .field("max_bytes", &s.max_bytes)
             .field("revalidate_window", &s.revalidate_window)
             .field("weak_etags", &s.weak_etags)
+            .field("cdn_cache_control", &s.cdn_cache_control)
             .field("namespace", &s.namespace)
             .finish()
     }
@@ -127,6 +129,7 @@ impl HttpCacheLayer {
                     max_bytes: 256 * 1024 * 1024,
                     revalidate_window: Duration::from_secs(1),
                     weak_etags: false,
+                    cdn_cache_control: true,
                     namespace: "http".into(),
                     clock: Arc::new(SystemClock),
                 },
@@ -210,6 +213,13 @@ impl HttpCacheLayer {
     /// default: validators are the service's to give).
     pub fn weak_etags(self, on: bool) -> Self {
         self.with(|s| s.weak_etags = on)
+    }
+    /// Whether a response's `CDN-Cache-Control` (RFC 9213), when present and valid,
+    /// decides instead of its `Cache-Control` and `Expires` (default on: this layer is
+    /// the service's reverse-proxy cache; turn it off when a CDN in front of the
+    /// service is the one these directives are meant for).
+    pub fn cdn_cache_control(self, on: bool) -> Self {
+        self.with(|s| s.cdn_cache_control = on)
     }
     /// Namespace of the stored responses within the cache (default `http`).
     pub fn namespace(self, namespace: impl Into<String>) -> Self {

@@ -28,6 +28,9 @@ pub(crate) struct Directives {
     pub min_fresh: Option<u64>,
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
+    /// Read from a valid `CDN-Cache-Control` (RFC 9213): `Cache-Control` and
+    /// `Expires` do not count then.
+    pub targeted: bool,
 }
 
 /// Delta-seconds (RFC 9111 §1.2.2), quoted or not; too large reads as 2^31, anything
@@ -113,6 +116,18 @@ impl Directives {
         d
     }
 
+    /// The directives of a response: those of a valid `CDN-Cache-Control` when
+    /// `targeted` and the response has one (RFC 9213: then `Cache-Control` and
+    /// `Expires` are ignored), else those of `Cache-Control`.
+    pub fn of_response(headers: &HeaderMap, targeted: bool) -> Self {
+        if targeted {
+            if let Some(d) = cdn_cache_control(headers) {
+                return d;
+            }
+        }
+        Directives::of(headers)
+    }
+
     /// Whether a shared cache may serve the response stale at all (RFC 9111 §4.2.4):
     /// not with `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`.
     pub fn forbids_stale(&self) -> bool {
@@ -122,11 +137,254 @@ impl Directives {
 
 /// An HTTP-date in milliseconds since the epoch; `None` if absent or invalid.
 pub(crate) fn date_ms(headers: &HeaderMap, name: &header::HeaderName) -> Option<u64> {
-    let v = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(v.trim())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
+    let v = headers.get(name)?.to_str().ok()?.trim();
+    match httpdate::parse_http_date(v) {
+        Ok(t) => t
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as u64),
+        Err(_) => lenient_date(v).map(|s| s.saturating_mul(1000)),
+    }
+}
+
+/// IMF-fixdate (`Thu, 18 Aug 2050 02:01:18 GMT`) and asctime (`Thu Aug  8 02:01:18
+/// 2050`) exactly as laid out, but with names in any case and the weekday not
+/// checked, as senders get them wrong. Seconds since the epoch.
+fn lenient_date(v: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u64> {
+        let part = b.get(r)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    let month = |r: std::ops::Range<usize>| {
+        let m = v.get(r)?;
+        MONTHS
+            .iter()
+            .position(|x| x.eq_ignore_ascii_case(m))
+            .map(|i| i as u64 + 1)
+    };
+    let weekday = b
+        .get(..3)
+        .is_some_and(|w| w.iter().all(u8::is_ascii_alphabetic));
+    let time = |at: usize| -> Option<(u64, u64, u64)> {
+        (b.get(at + 2) == Some(&b':') && b.get(at + 5) == Some(&b':')).then_some(())?;
+        Some((
+            digits(at..at + 2)?,
+            digits(at + 3..at + 5)?,
+            digits(at + 6..at + 8)?,
+        ))
+    };
+    let (day, mon, year, (h, mi, se)) = if b.len() == 29
+        && weekday
+        && &b[3..5] == b", "
+        && b[7] == b' '
+        && b[11] == b' '
+        && b[16] == b' '
+        && b[25] == b' '
+        && v[26..].eq_ignore_ascii_case("gmt")
+    {
+        (digits(5..7)?, month(8..11)?, digits(12..16)?, time(17)?)
+    } else if b.len() == 24
+        && weekday
+        && b[3] == b' '
+        && b[7] == b' '
+        && b[10] == b' '
+        && b[19] == b' '
+    {
+        let day = if b[8] == b' ' {
+            digits(9..10)?
+        } else {
+            digits(8..10)?
+        };
+        (day, month(4..7)?, digits(20..24)?, time(11)?)
+    } else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || year < 1970 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mon <= 2 {
+        (year - 1, mon + 9)
+    } else {
+        (year, mon - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// `CDN-Cache-Control` (RFC 9213) as directives: a Structured Field dictionary
+/// (RFC 8941); `None` when absent or not a valid dictionary.
+fn cdn_cache_control(headers: &HeaderMap) -> Option<Directives> {
+    let mut lines = headers.get_all("cdn-cache-control").iter().peekable();
+    lines.peek()?;
+    let joined: Vec<&str> = lines.map(|v| v.to_str().ok()).collect::<Option<_>>()?;
+    let members = sf_dictionary(&joined.join(","))?;
+    let mut d = Directives {
+        targeted: true,
+        ..Directives::default()
+    };
+    for (key, value) in members {
+        let int = match value {
+            SfValue::Integer(n) => Some(n.clamp(0, DELTA_MAX as i64) as u64),
+            _ => None,
+        };
+        let flag = matches!(value, SfValue::True);
+        match key.as_str() {
+            "no-store" => d.no_store = flag,
+            "no-cache" => d.no_cache = flag || d.no_cache,
+            "private" => d.private = flag || d.private,
+            "public" => d.public = flag,
+            "must-revalidate" => d.must_revalidate = flag,
+            "proxy-revalidate" => d.proxy_revalidate = flag,
+            "max-age" => d.max_age = int,
+            "s-maxage" => d.s_maxage = int,
+            "stale-while-revalidate" => d.stale_while_revalidate = int,
+            "stale-if-error" => d.stale_if_error = int,
+            _ => {}
+        }
+    }
+    Some(d)
+}
+
+/// A dictionary member's value, as far as cache directives need it.
+enum SfValue {
+    True,
+    Integer(i64),
+    Other,
+}
+
+/// Parse a Structured Field dictionary (RFC 8941 §4.2.2), parameters skipped; the
+/// last of a repeated key wins. `None` if it is not valid.
+fn sf_dictionary(input: &str) -> Option<Vec<(String, SfValue)>> {
+    let b = input.as_bytes();
+    let mut i = 0;
+    let mut out: Vec<(String, SfValue)> = Vec::new();
+    let skip_ows = |i: &mut usize| {
+        while *i < b.len() && (b[*i] == b' ' || b[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    let key = |i: &mut usize| -> Option<String> {
+        let start = *i;
+        if *i >= b.len() || !(b[*i].is_ascii_lowercase() || b[*i] == b'*') {
+            return None;
+        }
+        while *i < b.len()
+            && (b[*i].is_ascii_lowercase()
+                || b[*i].is_ascii_digit()
+                || matches!(b[*i], b'_' | b'-' | b'.' | b'*'))
+        {
+            *i += 1;
+        }
+        Some(input[start..*i].to_owned())
+    };
+    let bare = |i: &mut usize| -> Option<SfValue> {
+        let c = *b.get(*i)?;
+        if c == b'-' || c.is_ascii_digit() {
+            let start = *i;
+            *i += 1;
+            while *i < b.len() && (b[*i].is_ascii_digit() || b[*i] == b'.') {
+                *i += 1;
+            }
+            let text = &input[start..*i];
+            if text.contains('.') {
+                return text.parse::<f64>().ok().map(|_| SfValue::Other);
+            }
+            if text.trim_start_matches('-').len() > 15 {
+                return None;
+            }
+            return text.parse::<i64>().ok().map(SfValue::Integer);
+        }
+        if c == b'"' {
+            *i += 1;
+            while *i < b.len() {
+                match b[*i] {
+                    b'\\' => *i += 2,
+                    b'"' => {
+                        *i += 1;
+                        return Some(SfValue::Other);
+                    }
+                    0x20..=0x7e => *i += 1,
+                    _ => return None,
+                }
+            }
+            return None;
+        }
+        if c == b'?' {
+            let v = *b.get(*i + 1)?;
+            *i += 2;
+            return matches!(v, b'0' | b'1').then_some(SfValue::Other);
+        }
+        if c == b':' {
+            *i += 1;
+            while *i < b.len() && b[*i] != b':' {
+                if !(b[*i].is_ascii_alphanumeric() || matches!(b[*i], b'+' | b'/' | b'=')) {
+                    return None;
+                }
+                *i += 1;
+            }
+            *i += 1;
+            return (*i <= b.len()).then_some(SfValue::Other);
+        }
+        if c.is_ascii_alphabetic() || c == b'*' {
+            while *i < b.len()
+                && (b[*i].is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b[*i]))
+            {
+                *i += 1;
+            }
+            return Some(SfValue::Other);
+        }
+        None
+    };
+    skip_ows(&mut i);
+    if i == b.len() {
+        return Some(out);
+    }
+    loop {
+        let k = key(&mut i)?;
+        let v = if b.get(i) == Some(&b'=') {
+            i += 1;
+            bare(&mut i)?
+        } else {
+            SfValue::True
+        };
+        // Parameters: ;key[=bare-item], skipped.
+        while b.get(i) == Some(&b';') {
+            i += 1;
+            while b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            key(&mut i)?;
+            if b.get(i) == Some(&b'=') {
+                i += 1;
+                bare(&mut i)?;
+            }
+        }
+        out.retain(|(x, _)| *x != k);
+        out.push((k, v));
+        skip_ows(&mut i);
+        if i == b.len() {
+            return Some(out);
+        }
+        if b[i] != b',' {
+            return None;
+        }
+        i += 1;
+        skip_ows(&mut i);
+        if i == b.len() {
+            return None; // a trailing comma
+        }
+    }
 }
 
 /// The received `Age` in seconds: the first member, ignored when invalid (RFC 9111 §5.1).
@@ -226,7 +484,7 @@ pub(crate) fn storable(
     }
     let explicit = cc.max_age.is_some()
         || cc.s_maxage.is_some()
-        || headers.contains_key(header::EXPIRES)
+        || (!cc.targeted && headers.contains_key(header::EXPIRES))
         || cc.public;
     if explicit || heuristically_cacheable(status) || allow_default_ttl {
         Storable::Yes
@@ -285,7 +543,7 @@ pub(crate) fn freshness_ms(
         return s.saturating_mul(1000);
     }
     let date = date_ms(headers, &header::DATE).unwrap_or(response_ms);
-    if headers.contains_key(header::EXPIRES) {
+    if !cc.targeted && headers.contains_key(header::EXPIRES) {
         // An invalid Expires (such as "0") means already expired.
         return date_ms(headers, &header::EXPIRES).map_or(0, |e| e.saturating_sub(date));
     }
@@ -510,6 +768,56 @@ mod tests {
         )]));
         assert!(!earlier.not_modified(StatusCode::OK, &stored));
         assert!(!weak_eq("abc", "abc"), "unquoted is not an entity tag");
+    }
+
+    #[test]
+    fn lenient_dates_and_the_cdn_field() {
+        let at = |v: &'static str| date_ms(&headers(&[("expires", v)]), &header::EXPIRES);
+        let want = at("Thu, 18 Aug 2050 02:01:18 GMT");
+        assert!(want.is_some());
+        assert_eq!(at("THU, 18 AUG 2050 02:01:18 gMT"), want);
+        assert_eq!(
+            at("Mon Aug 18 02:01:18 2050"),
+            want,
+            "asctime, weekday not checked"
+        );
+        assert_eq!(at("Thursday, 18-Aug-50 02:01:18 GMT"), want);
+        assert!(at("Thu Aug  8 02:01:18 2050").is_some());
+        for bad in [
+            "0",
+            "Thu, 18 Aug 50 02:01:18 GMT",
+            "Thu 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18  Aug  2050 02:01:18 GMT",
+            "Thu, 18-Aug-2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02.01.18 GMT",
+            "Thu, 18 Aug 2050 2:01:18 GMT",
+            "Thu, 18 Aug 2050 02:01:18 UTC",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        let cdn = |v: &'static str| {
+            Directives::of_response(
+                &headers(&[("cdn-cache-control", v), ("cache-control", "no-store")]),
+                true,
+            )
+        };
+        let d = cdn("foobar, max-age=3600");
+        assert!(d.targeted && !d.no_store && d.max_age == Some(3600));
+        assert!(
+            cdn("max-age=10000, &&&&&").no_store,
+            "invalid: Cache-Control counts"
+        );
+        assert!(cdn("max-age =100").no_store);
+        assert_eq!(
+            cdn("max-age=\"10\"").max_age,
+            None,
+            "a string is not an integer"
+        );
+        assert!(cdn("no-store").no_store);
+        assert!(
+            !Directives::of_response(&headers(&[("cdn-cache-control", "max-age=1")]), false)
+                .targeted
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ where
         let headers = stored.header_map();
         let now = shared.now();
         let (age, life) = stored.age_and_lifetime(&headers, f, now);
-        let said = Directives::of(&headers);
+        let said = Directives::of_response(&headers, f.targeted);
         let fresh = life > age;
         let just_validated = now.saturating_sub(stored.response_ms)
             < shared.settings.revalidate_window.as_millis() as u64;
@@ -134,7 +134,7 @@ where
                 Some(Landed::Response(stored)) => {
                     let Some(req) = req.as_ref() else { break };
                     let headers = stored.header_map();
-                    if stored.serves(req.headers(), &headers) {
+                    if stored.serves(req.headers(), &headers, f) {
                         let (age, _) = stored.age_and_lifetime(&headers, f, shared.now());
                         let nm = conditions.not_modified(stored.status(), &headers);
                         return stored.respond(headers, age, nm, false, "HIT");
@@ -166,6 +166,7 @@ impl Shared {
         Freshness {
             heuristic: self.settings.heuristic,
             default_ttl: self.settings.default_ttl,
+            targeted: self.settings.cdn_cache_control,
         }
     }
 
@@ -206,7 +207,7 @@ impl Shared {
             None => None,
         };
         lookup.stored = found
-            .filter(|s| s.serves(req_headers, &s.header_map()))
+            .filter(|s| s.serves(req_headers, &s.header_map(), self.freshness()))
             .map(Arc::new);
         lookup
     }
@@ -267,7 +268,7 @@ impl Shared {
             }
         };
         let (parts, body) = buf;
-        let said = Directives::of(&parts.headers);
+        let said = Directives::of_response(&parts.headers, self.settings.cdn_cache_control);
         let asked = Asked::of(&req_headers);
         let storable = policy::storable(
             &asked,
@@ -329,7 +330,7 @@ impl Shared {
     /// `stale-if-error` (or the layer's) still covers it.
     fn stale_on_error(&self, stored: &Arc<Stored>) -> Option<KeptOnError> {
         let headers = stored.header_map();
-        let said = Directives::of(&headers);
+        let said = Directives::of_response(&headers, self.settings.cdn_cache_control);
         if said.forbids_stale() {
             return None;
         }
@@ -400,7 +401,7 @@ impl Shared {
         names: Option<Vec<String>>,
     ) -> bool {
         let headers = stored.header_map();
-        let said = Directives::of(&headers);
+        let said = Directives::of_response(&headers, self.settings.cdn_cache_control);
         let now = self.now();
         let (age, life) = stored.age_and_lifetime(&headers, self.freshness(), now);
         let s = &self.settings;

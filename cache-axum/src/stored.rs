@@ -94,6 +94,8 @@ fn fields_of(headers: &HeaderMap) -> Vec<Field> {
 pub(crate) struct Freshness {
     pub heuristic: f64,
     pub default_ttl: Option<Duration>,
+    /// Whether `CDN-Cache-Control` counts (RFC 9213).
+    pub targeted: bool,
 }
 
 impl Stored {
@@ -134,7 +136,7 @@ impl Stored {
 
     /// Its age now and how long it is fresh, in ms.
     pub fn age_and_lifetime(&self, headers: &HeaderMap, f: Freshness, now_ms: u64) -> (u64, u64) {
-        let cc = Directives::of(headers);
+        let cc = Directives::of_response(headers, f.targeted);
         let age = policy::current_age_ms(
             policy::date_ms(headers, &header::DATE),
             self.age_s,
@@ -161,7 +163,7 @@ impl Stored {
     /// Whether this response was stored for a request like `req_headers`: the same
     /// values of the headers it varies by, and, for a request with credentials, a
     /// response that said it may be shared with them.
-    pub fn serves(&self, req_headers: &HeaderMap, headers: &HeaderMap) -> bool {
+    pub fn serves(&self, req_headers: &HeaderMap, headers: &HeaderMap, f: Freshness) -> bool {
         let same_variant = self
             .selecting
             .iter()
@@ -169,7 +171,7 @@ impl Stored {
         if !same_variant {
             return false;
         }
-        let cc = Directives::of(headers);
+        let cc = Directives::of_response(headers, f.targeted);
         let shared = cc.public || cc.s_maxage.is_some();
         if req_headers.contains_key(header::AUTHORIZATION) && !(shared || cc.must_revalidate) {
             return false;
