@@ -146,6 +146,45 @@ async fn item(State(c): State<S>) -> Response {
         .into_response()
 }
 
+/// Fresh 10 s, then served stale up to 60 s while it is fetched again.
+async fn swr(State(c): State<S>) -> Response {
+    c.bump();
+    (
+        [("cache-control", "max-age=10, stale-while-revalidate=60")],
+        format!("swr {}", c.get()),
+    )
+        .into_response()
+}
+
+/// Fresh 10 s, `stale-if-error=60`; every call after the first fails with a 503.
+async fn flaky(State(c): State<S>) -> Response {
+    c.bump();
+    if c.get() > 1 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    (
+        [("cache-control", "max-age=10, stale-if-error=60")],
+        "flaky v1",
+    )
+        .into_response()
+}
+
+/// 1 000 bytes, fresh a minute.
+async fn blob(State(c): State<S>) -> Response {
+    c.bump();
+    ([("cache-control", "max-age=60")], vec![b'b'; 1000]).into_response()
+}
+
+/// A POST that says where the changed resource is.
+async fn moved(h: HeaderMap) -> Response {
+    let to = if header(&h, "x-elsewhere").is_empty() {
+        "/site"
+    } else {
+        "http://elsewhere.example/site"
+    };
+    (StatusCode::CREATED, [("location", to)]).into_response()
+}
+
 struct App {
     base: String,
     calls: S,
@@ -154,11 +193,17 @@ struct App {
 }
 
 async fn start(cache: Cache) -> App {
+    start_with(cache, |l| l).await
+}
+
+async fn start_with(cache: Cache, options: impl FnOnce(HttpCacheLayer) -> HttpCacheLayer) -> App {
     let calls = S::default();
     let clock = Arc::new(ManualClock::new());
-    let layer = HttpCacheLayer::new(cache)
-        .namespace(conformance_tests::random_namespace())
-        .clock(clock.clone());
+    let layer = options(
+        HttpCacheLayer::new(cache)
+            .namespace(conformance_tests::random_namespace())
+            .clock(clock.clone()),
+    );
     let app = Router::new()
         .route("/me", get(me))
         .route("/hello", get(hello))
@@ -169,6 +214,10 @@ async fn start(cache: Cache) -> App {
         .route("/old", get(old))
         .route("/tagged", get(tagged))
         .route("/item", get(item).post(item))
+        .route("/swr", get(swr))
+        .route("/flaky", get(flaky))
+        .route("/blob", get(blob))
+        .route("/moved", axum::routing::post(moved))
         .layer(layer)
         .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -333,6 +382,73 @@ async fn unsafe_methods_invalidate(app: App) {
     assert_ne!(v1, v2);
 }
 
+/// `stale-while-revalidate`: the stale response at once, and one fetch behind it.
+async fn stale_while_revalidate(app: App) {
+    let (_, label, body) = app.get("/swr", &[]).await;
+    assert_eq!((label.as_str(), body.as_str()), ("MISS", "swr 1"));
+    app.clock.advance(Duration::from_secs(15));
+    for _ in 0..5 {
+        let (_, label, body) = app.get("/swr", &[]).await;
+        assert!(
+            (label == "STALE" && body == "swr 1") || (label == "HIT" && body == "swr 2"),
+            "{label} {body}"
+        );
+    }
+    // The fetch behind it lands; then the new response is a hit.
+    let mut waited = 0;
+    while app.get("/swr", &[]).await.2 != "swr 2" {
+        assert!(waited < 200, "the background fetch never landed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(app.calls(), 2, "five stale answers, one fetch");
+    app.clock.advance(Duration::from_secs(100));
+    let (_, label, _) = app.get("/swr", &[]).await;
+    assert_eq!(label, "MISS", "past the window: fetched before answering");
+}
+
+/// `stale-if-error`: the stored response stands in for a 503 within the window only.
+async fn stale_if_error(app: App) {
+    app.get("/flaky", &[]).await;
+    app.clock.advance(Duration::from_secs(15));
+    let (status, label, body) = app.get("/flaky", &[]).await;
+    assert_eq!((status, label.as_str(), body.as_str()), (StatusCode::OK, "STALE", "flaky v1"));
+    app.clock.advance(Duration::from_secs(100));
+    let (status, label, _) = app.get("/flaky", &[]).await;
+    assert_eq!((status, label.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "PASS"));
+}
+
+/// `Location` on the same host is invalidated with the POST's URL; on another host not.
+async fn location_is_invalidated_on_the_same_host_only(app: App) {
+    app.get("/site", &[]).await;
+    let post = |elsewhere: bool| {
+        let mut r = app.client.post(format!("{}/moved", app.base));
+        if elsewhere {
+            r = r.header("x-elsewhere", "1");
+        }
+        r.send()
+    };
+    post(true).await.unwrap();
+    assert_eq!(app.get("/site", &[]).await.1, "HIT");
+    post(false).await.unwrap();
+    assert_eq!(app.get("/site", &[]).await.1, "MISS");
+}
+
+/// The byte budget deletes what this process stored first; the query allow-list keys
+/// by the chosen parameters only.
+async fn byte_budget_and_query_allow_list(cache: Cache) {
+    let app = start_with(cache, |l| l.max_bytes(5_000).query_params(["id"])).await;
+    for id in 0..10 {
+        let (_, label, _) = app.get(&format!("/blob?id={id}&utm=a"), &[]).await;
+        assert_eq!(label, "MISS");
+    }
+    let (_, label, _) = app.get("/blob?id=9&utm=other", &[]).await;
+    assert_eq!(label, "HIT", "utm is not in the key");
+    let (_, label, _) = app.get("/blob?id=0", &[]).await;
+    assert_eq!(label, "MISS", "the oldest went past the budget");
+    assert_eq!(app.calls(), 11);
+}
+
 macro_rules! on_both {
     ($($case:ident),*) => {
         mod memory {
@@ -363,5 +479,23 @@ on_both!(
     hosts_are_apart,
     conditions_cookies_and_age,
     revalidation_and_client_no_cache,
-    unsafe_methods_invalidate
+    unsafe_methods_invalidate,
+    stale_while_revalidate,
+    stale_if_error,
+    location_is_invalidated_on_the_same_host_only
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_budget_and_query_allow_list_on_memory() {
+    byte_budget_and_query_allow_list(Cache::new(
+        cache_memory::MemoryBackend::builder().build().unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_budget_and_query_allow_list_on_redis() {
+    let url = servers::address(&servers::REDIS).await;
+    let backend = cache_redis::RedisBackend::builder().url(url).build().await.unwrap();
+    byte_budget_and_query_allow_list(Cache::new(backend)).await;
+}
