@@ -1,8 +1,9 @@
 //! axum and tower wiring for the cache library.
 //!
-//! - [`HttpCacheLayer`]: a tower layer caching whole responses (method, path, query
-//!   and chosen request headers as the key; `Cache-Control`, `Age`, `ETag` and
-//!   `If-None-Match` honoured; single flight for concurrent misses).
+//! - [`HttpCacheLayer`]: a shared HTTP cache (RFC 9111) as a tower layer: host, path
+//!   and query as the key, `Vary` variants, freshness from the response's headers,
+//!   revalidation, stale-while-revalidate and stale-if-error, invalidation by unsafe
+//!   requests, nothing private shared, single flight for concurrent misses.
 //! - [`AppCache`]: the application's [`Cache`](cache_core::Cache) as an extractor
 //!   from the router's state, and [`serve`]: serve until a shutdown signal, then close
 //!   the cache.

@@ -98,13 +98,11 @@ impl Directives {
                     // An invalid max-age or s-maxage makes the response stale.
                     "max-age" => first(&mut d.max_age, Some(0)),
                     "s-maxage" => first(&mut d.s_maxage, Some(0)),
-                    "max-stale" => {
-                        if d.max_stale.is_none() {
-                            d.max_stale = match arg {
-                                None => Some(u64::MAX),
-                                Some(_) => delta_seconds(arg),
-                            };
-                        }
+                    "max-stale" if d.max_stale.is_none() => {
+                        d.max_stale = match arg {
+                            None => Some(u64::MAX),
+                            Some(_) => delta_seconds(arg),
+                        };
                     }
                     "min-fresh" => first(&mut d.min_fresh, None),
                     "stale-while-revalidate" => first(&mut d.stale_while_revalidate, None),

@@ -279,13 +279,18 @@ impl Shared {
         );
         if let Storable::No(why) = storable {
             tracing::debug!(why, "http response not stored");
-            let mut resp =
-                if conditions.not_modified(parts.status, &parts.headers) {
-                    Stored::new(parts.status, &parts.headers, Vec::new(), times, Vec::new())
-                        .respond(parts.headers, 0, true, false, "PASS")
-                } else {
-                    Response::from_parts(parts, Body::from(body))
-                };
+            let mut resp = if conditions.not_modified(parts.status, &parts.headers) {
+                Stored::new(
+                    parts.status,
+                    &parts.headers,
+                    Bytes::new(),
+                    times,
+                    Vec::new(),
+                )
+                .respond(parts.headers, 0, true, false, "PASS")
+            } else {
+                Response::from_parts(parts, Body::from(body))
+            };
             resp.headers_mut()
                 .insert(CACHE_STATUS, HeaderValue::from_static("PASS"));
             return Fetched {
@@ -299,7 +304,13 @@ impl Shared {
         }
         let names = policy::vary_names(&parts.headers).unwrap_or_default();
         let sel = selecting(&names, &req_headers);
-        let stored = Arc::new(Stored::new(parts.status, &parts.headers, body, times, sel));
+        let stored = Arc::new(Stored::new(
+            parts.status,
+            &parts.headers,
+            Bytes::from(body),
+            times,
+            sel,
+        ));
         let ok = self.write(lookup, &stored, &req_headers, Some(names)).await;
         self.answer(stored, ok, conditions, "MISS")
     }

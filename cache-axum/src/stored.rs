@@ -4,6 +4,7 @@
 use crate::policy::{self, Directives};
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -25,8 +26,7 @@ pub(crate) enum Slot {
 pub(crate) struct Stored {
     pub status: u16,
     pub headers: Vec<Field>,
-    #[serde(with = "serde_bytes")]
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// When the request that fetched (or last revalidated) it was sent, ms since the epoch.
     pub request_ms: u64,
     /// When its response arrived.
@@ -102,7 +102,7 @@ impl Stored {
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
-        body: Vec<u8>,
+        body: Bytes,
         times: (u64, u64),
         selecting: Vec<(String, Option<String>)>,
     ) -> Self {
@@ -176,7 +176,7 @@ impl Stored {
         if req_headers.contains_key(header::AUTHORIZATION) && !(shared || cc.must_revalidate) {
             return false;
         }
-        !(req_headers.contains_key(header::COOKIE) && !shared)
+        !req_headers.contains_key(header::COOKIE) || shared
     }
 
     /// Freshen it with a `304 Not Modified` (RFC 9111 §3.2, §4.3.4): the 304's fields
@@ -233,7 +233,7 @@ impl Stored {
             let body = if head {
                 Body::empty()
             } else {
-                Body::from(self.body.clone())
+                Body::from(self.body.clone()) // a reference count, not a copy
             };
             resp = Response::new(body);
             *resp.status_mut() = self.status();

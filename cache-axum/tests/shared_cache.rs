@@ -412,10 +412,16 @@ async fn stale_if_error(app: App) {
     app.get("/flaky", &[]).await;
     app.clock.advance(Duration::from_secs(15));
     let (status, label, body) = app.get("/flaky", &[]).await;
-    assert_eq!((status, label.as_str(), body.as_str()), (StatusCode::OK, "STALE", "flaky v1"));
+    assert_eq!(
+        (status, label.as_str(), body.as_str()),
+        (StatusCode::OK, "STALE", "flaky v1")
+    );
     app.clock.advance(Duration::from_secs(100));
     let (status, label, _) = app.get("/flaky", &[]).await;
-    assert_eq!((status, label.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "PASS"));
+    assert_eq!(
+        (status, label.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "PASS")
+    );
 }
 
 /// `Location` on the same host is invalidated with the POST's URL; on another host not.
@@ -496,6 +502,10 @@ async fn byte_budget_and_query_allow_list_on_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_budget_and_query_allow_list_on_redis() {
     let url = servers::address(&servers::REDIS).await;
-    let backend = cache_redis::RedisBackend::builder().url(url).build().await.unwrap();
+    let backend = cache_redis::RedisBackend::builder()
+        .url(url)
+        .build()
+        .await
+        .unwrap();
     byte_budget_and_query_allow_list(Cache::new(backend)).await;
 }
