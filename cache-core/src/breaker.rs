@@ -142,8 +142,12 @@ struct Pending<'a> {
 impl Pending<'_> {
     fn finish<T>(mut self, outcome: &Result<T>) {
         self.done = true;
-        let failed = outcome.as_ref().err().is_some_and(Error::is_transient);
-        self.breaker.record(self.admit, failed);
+        match outcome {
+            Ok(_) => self.breaker.record(self.admit, false),
+            Err(e) if e.is_transient() => self.breaker.record(self.admit, true),
+            // Says nothing of the store's health: neither opens nor closes it.
+            Err(_) => self.breaker.neutral(self.admit),
+        }
     }
 }
 
@@ -223,6 +227,16 @@ impl CircuitBreaker {
                 retry_at.saturating_sub(now)
             ),
         ))
+    }
+
+    /// A call that ended in an error saying nothing of the store's health (invalid
+    /// input, a value that does not decode): the failure run stays as it is; a probe
+    /// ends without closing the breaker, and the next call may probe at once.
+    fn neutral(&self, admit: Admit) {
+        if admit == Admit::Probe {
+            self.retry_at.store(self.now_ms(), Ordering::Release);
+            self.probing.store(false, Ordering::Release);
+        }
     }
 
     fn record(&self, admit: Admit, failed: bool) {
@@ -371,6 +385,8 @@ mod tests {
     /// A store that answers, or is down, as the test says.
     struct Switch {
         down: AtomicBool,
+        /// Answer a non-transient error (a value that does not decode).
+        bad: AtomicBool,
         calls: AtomicU32,
     }
 
@@ -386,6 +402,9 @@ mod tests {
             }
             if self.down.load(Ordering::SeqCst) {
                 return Err(Error::new(ErrorKind::Unavailable, "switch", "down"));
+            }
+            if self.bad.load(Ordering::SeqCst) {
+                return Err(Error::new(ErrorKind::Serialization, "switch", "bad value"));
             }
             Ok(None)
         }
@@ -415,6 +434,7 @@ mod tests {
     fn breaker(threshold: u32, retry: Duration) -> (Arc<Switch>, CircuitBreaker) {
         let s = Arc::new(Switch {
             down: AtomicBool::new(false),
+            bad: AtomicBool::new(false),
             calls: AtomicU32::new(0),
         });
         let b = CircuitBreaker::new(
@@ -473,6 +493,43 @@ mod tests {
             s.down.store(false, Ordering::SeqCst);
             assert!(b.get("k").await.is_ok(), "round {round}");
         }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn errors_that_say_nothing_of_the_store_neither_reset_nor_close() {
+        // Two transient failures, then a non-transient error, then one more failure:
+        // three in a row open a breaker of threshold 3 (the middle error is neutral).
+        let (s, b) = breaker(3, Duration::from_millis(10));
+        s.down.store(true, Ordering::SeqCst);
+        assert!(b.get("k").await.is_err());
+        assert!(b.get("k").await.is_err());
+        s.down.store(false, Ordering::SeqCst);
+        s.bad.store(true, Ordering::SeqCst);
+        assert_eq!(
+            b.get("k").await.unwrap_err().kind(),
+            ErrorKind::Serialization
+        );
+        s.bad.store(false, Ordering::SeqCst);
+        s.down.store(true, Ordering::SeqCst);
+        assert!(b.get("k").await.is_err());
+        assert!(
+            matches!(b.state(), BreakerState::Open { .. }),
+            "{:?}",
+            b.state()
+        );
+        // A probe that meets a non-transient error does not close it.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        s.down.store(false, Ordering::SeqCst);
+        s.bad.store(true, Ordering::SeqCst);
+        assert!(b.get("k").await.is_err());
+        assert!(
+            matches!(b.state(), BreakerState::Open { .. }),
+            "{:?}",
+            b.state()
+        );
+        s.bad.store(false, Ordering::SeqCst);
+        assert!(b.get("k").await.is_ok(), "the next call probes at once");
         assert_eq!(b.state(), BreakerState::Closed);
     }
 

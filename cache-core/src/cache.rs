@@ -58,6 +58,9 @@ pub(crate) struct Inner<C> {
     pub(crate) flights: Flights,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) observe: Observer,
+    /// Keys whose compute failed and got a fail-safe answer: until when (on the
+    /// clock) they are not computed again. In process, never written to the store.
+    pub(crate) throttles: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// A cheap-to-clone typed handle over any [`CacheBackend`].
@@ -274,12 +277,40 @@ impl<C: Codec> CacheBuilder<C> {
                 compute: self.compute,
                 flights: Flights::default(),
                 clock: self.clock,
+                throttles: Default::default(),
             }),
         }
     }
 }
 
+/// Throttled keys kept at most; past it the expired go, then all (only the throttle
+/// is lost: the origin is asked once more).
+const MAX_THROTTLES: usize = 10_000;
+
 impl<C: Codec> Cache<C> {
+    /// Do not compute `key` again for `d` (after a fail-safe answer).
+    pub(crate) fn throttle(&self, key: &str, d: Duration) {
+        let now = self.inner.clock.now_ms();
+        let mut t = self.inner.throttles.lock();
+        if t.len() >= MAX_THROTTLES {
+            t.retain(|_, until| *until > now);
+            if t.len() >= MAX_THROTTLES {
+                t.clear();
+            }
+        }
+        t.insert(key.to_owned(), now.saturating_add(d.as_millis() as u64));
+    }
+
+    /// Whether `key` is throttled now.
+    pub(crate) fn throttled(&self, key: &str) -> bool {
+        let t = self.inner.throttles.lock();
+        if t.is_empty() {
+            return false;
+        }
+        t.get(key)
+            .is_some_and(|until| self.inner.clock.now_ms() < *until)
+    }
+
     /// The backend under this handle, behind its [`Checked`] layer.
     pub fn backend(&self) -> &Checked {
         &self.inner.backend
@@ -397,7 +428,9 @@ impl<C: Codec> Cache<C> {
     /// Store `value` under `key` with `expiry` (a `Duration`, whole seconds as `u64`,
     /// an [`Expiry`], or `None::<Duration>` for no expiry). The stored bytes are the
     /// codec's alone, readable by other programs (get-or-compute reads them as fresh
-    /// until the store expires them).
+    /// until the store expires them), for codecs whose bytes never start like the
+    /// header ([`Codec::never_starts_with_header_mark`]: MessagePack and JSON); other
+    /// codecs' values get the header too.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -406,10 +439,29 @@ impl<C: Codec> Cache<C> {
     ) -> Result<()> {
         let expiry = expiry.into();
         let write = async {
-            let bytes = Bytes::from(self.inner.codec.encode(value)?);
+            let bytes = self.encode_plain(value, expiry)?;
+            self.inner.flights.forget(key);
             self.inner.backend.set(key, bytes, expiry).await
         };
         self.call(Op::Set, key, write, none).await
+    }
+
+    /// A value as `set` stores it: the codec's bytes alone when the codec promises
+    /// they never look like a header, else behind a plain header (fresh for the
+    /// whole expiry), so that reads never mistake one for the other.
+    fn encode_plain<T: Serialize + ?Sized>(&self, value: &T, expiry: Expiry) -> Result<Bytes> {
+        if self.inner.codec.never_starts_with_header_mark() {
+            return Ok(Bytes::from(self.inner.codec.encode(value)?));
+        }
+        let now = match expiry.ttl() {
+            Ttl::Forever => 0,
+            _ => self.inner.clock.now_ms(),
+        };
+        match Meta::new(now, expiry, Duration::ZERO, Duration::ZERO, Duration::ZERO) {
+            Some(meta) => Ok(self.encode_with(value, &meta, now)?.0),
+            // Already expired: the checks make the write a delete.
+            None => Ok(Bytes::from(self.inner.codec.encode(value)?)),
+        }
     }
 
     /// Store `value` under `key` with the default expiry.
@@ -419,6 +471,7 @@ impl<C: Codec> Cache<C> {
 
     /// Remove `key`; true if something was there.
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.flights.forget(key);
         self.call(Op::Delete, key, self.inner.backend.delete(key), none)
             .await
     }
@@ -431,6 +484,7 @@ impl<C: Codec> Cache<C> {
 
     /// Remove every value of this cache's namespace.
     pub async fn clear(&self) -> Result<()> {
+        self.inner.flights.forget_all();
         self.call(Op::Clear, "", self.inner.backend.clear(), none)
             .await
     }
@@ -460,8 +514,11 @@ impl<C: Codec> Cache<C> {
         let write = async {
             let encoded = items
                 .iter()
-                .map(|(k, v)| Ok((*k, Bytes::from(self.inner.codec.encode(v)?))))
+                .map(|(k, v)| Ok((*k, self.encode_plain(v, expiry)?)))
                 .collect::<Result<Vec<_>>>()?;
+            for (k, _) in items {
+                self.inner.flights.forget(k);
+            }
             self.inner.backend.set_many(&encoded, expiry).await
         };
         self.call(Op::SetMany, "", write, none).await
@@ -469,6 +526,9 @@ impl<C: Codec> Cache<C> {
 
     /// Remove many keys; returns how many were there.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        for k in keys {
+            self.inner.flights.forget(k);
+        }
         self.call(
             Op::DeleteMany,
             "",
@@ -487,7 +547,7 @@ impl<C: Codec> Cache<C> {
     ) -> Result<bool> {
         let expiry = expiry.into();
         let write = async {
-            let bytes = Bytes::from(self.inner.codec.encode(value)?);
+            let bytes = self.encode_plain(value, expiry)?;
             self.inner.backend.set_if_absent(key, bytes, expiry).await
         };
         self.call(Op::SetIfAbsent, key, write, none).await

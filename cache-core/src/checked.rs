@@ -3,7 +3,7 @@
 use crate::backend::{CacheBackend, Capabilities, LockToken};
 use crate::error::{Error, Result};
 use crate::expiry::{Expiry, Ttl};
-use crate::raw::validate_key;
+use crate::raw::{clamp_expiry, validate_key, MAX_TTL};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,7 +160,7 @@ impl Checked {
         let done = if expired(expiry) {
             self.inner.delete(key).await.map(drop)
         } else {
-            self.inner.set(key, value, expiry).await
+            self.inner.set(key, value, clamp_expiry(expiry)).await
         };
         done.map_err(|e| e.in_operation("set"))
     }
@@ -254,7 +254,7 @@ impl CacheBackend for Checked {
             let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
             self.inner.delete_many(&keys).await.map(drop)
         } else {
-            self.inner.set_many(items, expiry).await
+            self.inner.set_many(items, clamp_expiry(expiry)).await
         };
         done.map_err(|e| e.in_operation("set_many"))
     }
@@ -277,7 +277,7 @@ impl CacheBackend for Checked {
             return Ok(false);
         }
         self.inner
-            .set_if_absent(key, value, expiry)
+            .set_if_absent(key, value, clamp_expiry(expiry))
             .await
             .map_err(|e| e.in_operation("set_if_absent"))
     }
@@ -291,7 +291,7 @@ impl CacheBackend for Checked {
             );
         }
         self.inner
-            .acquire_lock(key, ttl)
+            .acquire_lock(key, ttl.min(MAX_TTL))
             .await
             .map_err(|e| e.in_operation("acquire_lock"))
     }

@@ -18,6 +18,15 @@ pub trait Codec: Clone + Send + Sync + 'static {
         out.extend_from_slice(&self.encode(value)?);
         Ok(())
     }
+    /// Whether no encoding of this codec ever starts with the byte `0xC1`, the mark of
+    /// the header get-or-compute puts in front of its values. When it is so (MessagePack
+    /// never uses `0xC1`; no JSON text starts with it), [`Cache::set`](crate::Cache::set)
+    /// stores the codec's bytes alone, readable by other programs; otherwise (the
+    /// default, for codecs that cannot promise it) `set` writes the header too, so a
+    /// value is never mistaken for one.
+    fn never_starts_with_header_mark(&self) -> bool {
+        false
+    }
 }
 
 fn codec_error(
@@ -44,6 +53,9 @@ impl Codec for MessagePack {
     fn name(&self) -> &'static str {
         "msgpack"
     }
+    fn never_starts_with_header_mark(&self) -> bool {
+        true // 0xC1 is the one byte MessagePack never uses
+    }
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
         rmp_serde::to_vec_named(value).map_err(|e| codec_error("msgpack", "encoding", e))
     }
@@ -68,6 +80,9 @@ pub struct Json;
 impl Codec for Json {
     fn name(&self) -> &'static str {
         "json"
+    }
+    fn never_starts_with_header_mark(&self) -> bool {
+        true // JSON text is UTF-8, and 0xC1 never appears in UTF-8
     }
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
         serde_json::to_vec(value).map_err(|e| codec_error("json", "encoding", e))

@@ -33,6 +33,9 @@ pub enum ComputeError<E> {
     /// The compute ran past the hard timeout
     /// ([`Cached::hard_timeout`]) and no fail-safe value was there.
     TimedOut(Duration),
+    /// The compute panicked (in another caller's flight: the panic itself went to the
+    /// caller whose compute ran); it runs once per flight, not once per waiter.
+    Panicked(String),
 }
 
 impl<E> ComputeError<E> {
@@ -40,7 +43,7 @@ impl<E> ComputeError<E> {
     pub fn compute_error(&self) -> Option<&E> {
         match self {
             ComputeError::Compute(e) => Some(e),
-            ComputeError::Cache(_) | ComputeError::TimedOut(_) => None,
+            ComputeError::Cache(_) | ComputeError::TimedOut(_) | ComputeError::Panicked(_) => None,
         }
     }
 }
@@ -51,6 +54,7 @@ impl<E: fmt::Debug> fmt::Debug for ComputeError<E> {
             ComputeError::Compute(e) => f.debug_tuple("Compute").field(e).finish(),
             ComputeError::Cache(e) => f.debug_tuple("Cache").field(e).finish(),
             ComputeError::TimedOut(d) => f.debug_tuple("TimedOut").field(d).finish(),
+            ComputeError::Panicked(m) => f.debug_tuple("Panicked").field(m).finish(),
         }
     }
 }
@@ -64,6 +68,10 @@ impl<E: fmt::Display> fmt::Display for ComputeError<E> {
                 f,
                 "compute gave up after its hard timeout of {d:?} (raise it, or keep a fail-safe value)"
             ),
+            ComputeError::Panicked(m) => write!(
+                f,
+                "the compute panicked in the flight this call waited on: {m} (fix the compute; the next call runs it again)"
+            ),
         }
     }
 }
@@ -73,7 +81,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ComputeError<E> {
         match self {
             ComputeError::Compute(e) => Some(e.as_ref()),
             ComputeError::Cache(e) => Some(e),
-            ComputeError::TimedOut(_) => None,
+            ComputeError::TimedOut(_) | ComputeError::Panicked(_) => None,
         }
     }
 }
@@ -94,6 +102,7 @@ struct Settings {
 enum Failure<E> {
     Compute(Arc<E>),
     TimedOut(Duration),
+    Panicked(String),
 }
 
 impl<E> Clone for Failure<E> {
@@ -101,6 +110,7 @@ impl<E> Clone for Failure<E> {
         match self {
             Failure::Compute(e) => Failure::Compute(e.clone()),
             Failure::TimedOut(d) => Failure::TimedOut(*d),
+            Failure::Panicked(m) => Failure::Panicked(m.clone()),
         }
     }
 }
@@ -110,6 +120,7 @@ impl<E> From<Failure<E>> for ComputeError<E> {
         match f {
             Failure::Compute(e) => ComputeError::Compute(e),
             Failure::TimedOut(d) => ComputeError::TimedOut(d),
+            Failure::Panicked(m) => ComputeError::Panicked(m),
         }
     }
 }
@@ -118,8 +129,8 @@ type Outcome<T, E> = std::result::Result<T, Failure<E>>;
 
 /// What a read found.
 enum Found<T> {
-    /// Fresh: return it.
-    Fresh(T),
+    /// Fresh: return it (its header, if it has one).
+    Fresh(T, Option<envelope::Meta>),
     /// Within its stale-while-revalidate window (or chosen for early refresh):
     /// servable, to be refreshed.
     Stale(T, envelope::Meta),
@@ -131,6 +142,9 @@ enum Found<T> {
 /// How a compute ran.
 enum Ran<T, E> {
     Done(std::result::Result<T, E>),
+    /// It panicked: the payload, to hand to the followers as an error and to resume
+    /// in the leader's caller.
+    Panicked(Box<dyn std::any::Any + Send>),
     /// Past the soft timeout with a value to serve instead.
     Soft,
     /// Past the hard timeout.
@@ -402,14 +416,16 @@ impl<'a, C: Codec> Cached<'a, C> {
         obs.error(err.kind());
         self.degraded.store(true, Ordering::Relaxed);
         let op = op.as_str();
-        tracing::warn!(op, key, error = %err, "cache call failed; continuing without the cache");
+        let key = self.cache.inner.observe.log_key(key);
+        tracing::warn!(op, %key, error = %err, "cache call failed; continuing without the cache");
         None
     }
 
-    /// A fresh value only (what lock holders wait for).
-    async fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+    /// A fresh value only (what lock holders wait for), with its header if it has
+    /// one.
+    async fn read<T: DeserializeOwned>(&self, key: &str) -> Option<(T, Option<envelope::Meta>)> {
         match self.lookup(key, false).await {
-            Found::Fresh(v) => Some(v),
+            Found::Fresh(v, meta) => Some((v, meta)),
             _ => None,
         }
     }
@@ -427,7 +443,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             Opened::Bare(payload) => (None, payload),
             Opened::Unknown => {
                 tracing::debug!(
-                    key,
+                    key = %self.cache.inner.observe.log_key(key),
                     "cached value has a header of another version; treating it as a miss"
                 );
                 return Found::Miss;
@@ -436,19 +452,19 @@ impl<'a, C: Codec> Cached<'a, C> {
         let v = match self.cache.inner.codec.decode(payload) {
             Ok(v) => v,
             Err(e) => {
-                tracing::debug!(key, error = %e, "cached value no longer decodes; treating it as a miss");
+                tracing::debug!(key = %self.cache.inner.observe.log_key(key), error = %e, "cached value no longer decodes; treating it as a miss");
                 return Found::Miss;
             }
         };
         let Some(meta) = meta else {
-            return Found::Fresh(v);
+            return Found::Fresh(v, None);
         };
         let now = self.cache.inner.clock.now_ms();
         if now < meta.fresh_until {
             if early && refresh_early(now, &meta, self.settings.policy.early_refresh) {
                 Found::Stale(v, meta)
             } else {
-                Found::Fresh(v)
+                Found::Fresh(v, Some(meta))
             }
         } else if now < meta.stale_until {
             Found::Stale(v, meta)
@@ -481,6 +497,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             let ty = TypeId::of::<Outcome<T, E>>();
             let mut first = true;
             loop {
+                let since = Instant::now();
                 let mut fallback = None;
                 if !self.settings.refresh {
                     let found = self.lookup::<T>(&key, true).await;
@@ -488,23 +505,34 @@ impl<'a, C: Codec> Cached<'a, C> {
                         self.count(&found);
                     }
                     match found {
-                        Found::Fresh(v) => return Ok(v),
+                        Found::Fresh(v, _) => return Ok(v),
                         // Refreshed here, in the caller; served if the compute fails.
-                        Found::Stale(v, m) | Found::Kept(v, m) => fallback = Some((v, m)),
+                        Found::Stale(v, m) | Found::Kept(v, m) => {
+                            if self.cache.throttled(&key) {
+                                self.cache.inner.observe.stale_served();
+                                return Ok(v);
+                            }
+                            fallback = Some((v, m))
+                        }
                         Found::Miss => {}
                     }
                 }
-                match flights.join(ty, &key) {
+                let read_failed = self.degraded.load(Ordering::Relaxed);
+                match flights.join(ty, &key, since, read_failed) {
+                    Role::Landed(out) => {
+                        if let Some(out) = downcast::<T, E>(Some(out)) {
+                            return out.map_err(Into::into);
+                        }
+                    }
                     Role::Follower(rx) => {
-                        // `None`: the leader went away (dropped or panicked); take over.
+                        // `None`: the leader went away (dropped); take over.
                         if let Some(out) = downcast::<T, E>(follow(rx).await) {
                             return out.map_err(Into::into);
                         }
                     }
                     Role::Leader(guard) => {
-                        let out = self.lead(&key, compute, fallback, true).await;
-                        guard.finish(Arc::new(out.clone()));
-                        return out.map_err(Into::into);
+                        let led = self.lead(&key, compute, fallback, true).await;
+                        return led.land(guard).map_err(Into::into);
                     }
                 }
             }
@@ -515,7 +543,7 @@ impl<'a, C: Codec> Cached<'a, C> {
     /// Count a lookup for the stats and on the current span: a fresh value is a hit,
     /// anything else (absent, stale, kept) a miss.
     fn count<T>(&self, found: &Found<T>) {
-        let hit = matches!(found, Found::Fresh(_));
+        let hit = matches!(found, Found::Fresh(..));
         let obs = &self.cache.inner.observe;
         obs.reads(u64::from(hit), u64::from(!hit));
         tracing::Span::current().record("hit", hit);
@@ -571,17 +599,23 @@ impl<'a, C: Codec> Cached<'a, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let (mut fallback, mut serve_now) = (None, false);
+        let since = Instant::now();
         if !self.settings.refresh {
             let found = self.lookup::<T>(&key, true).await;
             self.count(&found);
             match found {
-                Found::Fresh(v) => return Ok(v),
+                Found::Fresh(v, _) => return Ok(v),
                 Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
+                Found::Kept(v, _) if self.cache.throttled(&key) => {
+                    self.cache.inner.observe.stale_served();
+                    return Ok(v);
+                }
                 Found::Kept(v, m) => fallback = Some((v, m)),
                 Found::Miss => {}
             }
         }
-        let task = self.spawn_leader(key, compute, fallback.clone());
+        let read_failed = self.degraded.load(Ordering::Relaxed);
+        let task = self.spawn_leader(key, compute, fallback.clone(), (since, read_failed));
         let obs = &self.cache.inner.observe;
         let joined = match fallback {
             Some((v, _)) if serve_now => {
@@ -619,6 +653,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         key: String,
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
+        (since, read_failed): (Instant, bool),
     ) -> tokio::task::JoinHandle<Outcome<T, E>>
     where
         T: Cacheable,
@@ -632,7 +667,12 @@ impl<'a, C: Codec> Cached<'a, C> {
             let call = Cached::with_settings(&cache, settings);
             let ty = TypeId::of::<Outcome<T, E>>();
             let guard = loop {
-                match cache.inner.flights.join(ty, &key) {
+                match cache.inner.flights.join(ty, &key, since, read_failed) {
+                    Role::Landed(out) => {
+                        if let Some(out) = downcast::<T, E>(Some(out)) {
+                            return out;
+                        }
+                    }
                     Role::Follower(rx) => {
                         if let Some(out) = downcast::<T, E>(follow(rx).await) {
                             return out;
@@ -641,27 +681,28 @@ impl<'a, C: Codec> Cached<'a, C> {
                     Role::Leader(guard) => break guard,
                 }
             };
-            let out = call.lead(&key, compute, fallback, false).await;
-            guard.finish(Arc::new(out.clone()));
-            out
+            call.lead(&key, compute, fallback, false).await.land(guard)
         })
     }
 
-    /// Lock, re-read, compute, write, release. `fallback` is a stale or kept value:
-    /// returned if the compute fails or times out (and, when `soft` allows, past the
-    /// soft timeout).
+    /// Lock, re-read, compute, write, release. `fallback` is a stale or kept value
+    /// (or a fresh one picked for early refresh): returned if the compute fails or
+    /// times out (and, when `soft` allows, past the soft timeout).
     async fn lead<T, E, F, Fut>(
         &self,
         key: &str,
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
         soft: bool,
-    ) -> Outcome<T, E>
+    ) -> Led<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
+        // A value read from the store is there: callers that began before it was
+        // found may take it for the length of one store call.
+        let read_linger = Instant::now() + self.settings.timeout + LINGER_MARGIN;
         let mut held = LockHold::default();
         if self.settings.stampede_protection {
             let deadline = Instant::now() + self.settings.lock_wait;
@@ -671,7 +712,8 @@ impl<'a, C: Codec> Cached<'a, C> {
                     .guarded(
                         Op::AcquireLock,
                         key,
-                        self.store().acquire_lock(key, self.settings.lock_timeout),
+                        // Through the checks: the lock TTL is clamped with every other TTL.
+                        self.backend().acquire_lock(key, self.settings.lock_timeout),
                     )
                     .await;
                 match acquired {
@@ -682,13 +724,13 @@ impl<'a, C: Codec> Cached<'a, C> {
                     Some(None) => {
                         // Another process computes: watch for its value.
                         if !self.settings.refresh {
-                            if let Some(v) = self.read(key).await {
-                                return Ok(v);
+                            if let Some((v, _)) = self.read(key).await {
+                                return Led::value(v, read_linger);
                             }
                         }
                         let now = Instant::now();
                         if now >= deadline {
-                            tracing::warn!(key, wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock");
+                            tracing::warn!(key = %self.cache.inner.observe.log_key(key), wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock");
                             break;
                         }
                         tokio::time::sleep(pause.min(deadline - now)).await;
@@ -698,9 +740,14 @@ impl<'a, C: Codec> Cached<'a, C> {
                 }
             }
             if held.is_held() && !self.settings.refresh {
-                if let Some(v) = self.read(key).await {
-                    held.release(self).await;
-                    return Ok(v);
+                if let Some((v, meta)) = self.read(key).await {
+                    // The value this leader was picked to refresh early is still the
+                    // one stored: refresh it. Anything else was written meanwhile.
+                    let same = matches!((&fallback, meta), (Some((_, f)), Some(m)) if f.written_at == m.written_at);
+                    if !same {
+                        held.release(self).await;
+                        return Led::value(v, read_linger);
+                    }
                 }
             }
         }
@@ -712,83 +759,95 @@ impl<'a, C: Codec> Cached<'a, C> {
         let obs = &self.cache.inner.observe;
         match &ran {
             Ran::Done(r) => obs.computed(timer.elapsed(), r.is_err()),
-            Ran::Hard(_) => obs.computed(timer.elapsed(), true),
+            Ran::Hard(_) | Ran::Panicked(_) => obs.computed(timer.elapsed(), true),
             Ran::Soft => {}
         }
+        let mut panic = None;
         let failure = match ran {
             Ran::Done(Ok(v)) => {
+                let mut written = None;
                 match self
                     .cache
                     .encode_entry(&v, self.settings.expiry, &self.settings.policy, took)
                 {
                     Ok((bytes, expiry)) => {
                         // Through the checks: the value's size, and an expiry already past.
-                        self.guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
+                        written = self
+                            .guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
                             .await;
                     }
                     Err(e) => {
-                        tracing::warn!(key, error = %e, "computed value cannot be encoded; not cached")
+                        tracing::warn!(key = %self.cache.inner.observe.log_key(key), error = %e, "computed value cannot be encoded; not cached")
                     }
                 }
                 held.release(self).await;
-                return Ok(v);
+                // Readable in process by the callers whose reads were already in
+                // flight: with a slow store they end after this lands, and must not
+                // compute again. Not stored: also by callers that cannot read the
+                // store either, while the value is fresh.
+                return match written {
+                    Some(()) => {
+                        Led::value(v, Instant::now() + self.settings.timeout + LINGER_MARGIN)
+                    }
+                    None => Led {
+                        out: Ok(v),
+                        linger: Instant::now() + unconfirmed_linger(self.settings.expiry),
+                        open: true,
+                        panic: None,
+                    },
+                };
             }
             Ran::Done(Err(e)) => Failure::Compute(Arc::new(e)),
             Ran::Hard(d) => Failure::TimedOut(d),
+            Ran::Panicked(payload) => {
+                let message = panic_message(payload.as_ref());
+                panic = Some(payload);
+                Failure::Panicked(message)
+            }
             Ran::Soft => {
                 held.release(self).await;
                 if fallback.is_some() {
                     obs.stale_served();
                 }
-                return fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
+                let out = fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
                     self.settings.policy.soft_timeout.unwrap_or_default(),
                 ));
+                return Led::failed(out, None);
             }
         };
         held.release(self).await;
-        match fallback {
-            Some((v, meta)) => {
+        let out = match fallback {
+            Some((v, _)) if panic.is_none() => {
                 let why = match &failure {
                     Failure::Compute(_) => "the compute failed",
-                    Failure::TimedOut(_) => "the compute timed out",
+                    _ => "the compute timed out",
                 };
-                tracing::warn!(key, "{why}; serving the stale value kept for fail-safe");
+                tracing::warn!(key = %self.cache.inner.observe.log_key(key), "{why}; serving the stale value kept for fail-safe");
                 obs.stale_served();
-                self.throttle(key, &v, meta).await;
+                // Asked again once per throttle, not on every call; the throttle is
+                // this process's own, so nothing is written over the store's value.
+                self.cache
+                    .throttle(key, self.settings.policy.fail_safe_throttle);
                 Ok(v)
             }
-            None => Err(failure),
-        }
-    }
-
-    /// After a fail-safe answer, store the kept value as fresh for
-    /// [`fail_safe_throttle`](Self::fail_safe_throttle), so the origin is asked again
-    /// once per throttle, not on every call; its stale and keep limits stay.
-    async fn throttle<T: Serialize>(&self, key: &str, v: &T, meta: envelope::Meta) {
-        let now = self.cache.inner.clock.now_ms();
-        let fresh_until =
-            now.saturating_add(self.settings.policy.fail_safe_throttle.as_millis() as u64);
-        let meta = envelope::Meta {
-            fresh_until: fresh_until.min(meta.keep_until),
-            stale_until: meta.stale_until.max(fresh_until).min(meta.keep_until),
-            ..meta
+            _ => Err(failure),
         };
-        match self.cache.encode_with(v, &meta, now) {
-            Ok((bytes, expiry)) => {
-                self.guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
-                    .await;
-            }
-            Err(e) => tracing::warn!(key, error = %e, "kept value cannot be encoded again"),
-        }
+        Led::failed(out, panic)
     }
 
-    /// Run the compute within the hard timeout, and the soft one when `soft`.
+    /// Run the compute within the hard timeout, and the soft one when `soft`; a
+    /// panic is caught, to reach the followers as an error.
     async fn run<T, E>(
         &self,
         fut: impl Future<Output = std::result::Result<T, E>>,
         soft: bool,
     ) -> Ran<T, E> {
-        let mut fut = std::pin::pin!(fut);
+        use futures::FutureExt;
+        let mut fut = std::pin::pin!(std::panic::AssertUnwindSafe(fut).catch_unwind());
+        let done = |r: std::thread::Result<std::result::Result<T, E>>| match r {
+            Ok(r) => Ran::Done(r),
+            Err(payload) => Ran::Panicked(payload),
+        };
         let hard = self.settings.policy.hard_timeout;
         if let Some(s) = self
             .settings
@@ -797,18 +856,82 @@ impl<'a, C: Codec> Cached<'a, C> {
             .filter(|s| soft && hard.is_none_or(|h| *s < h))
         {
             match tokio::time::timeout(s, &mut fut).await {
-                Ok(r) => return Ran::Done(r),
+                Ok(r) => return done(r),
                 Err(_) => return Ran::Soft,
             }
         }
         match hard {
             Some(h) => match tokio::time::timeout(h, fut).await {
-                Ok(r) => Ran::Done(r),
+                Ok(r) => done(r),
                 Err(_) => Ran::Hard(h),
             },
-            None => Ran::Done(fut.await),
+            None => done(fut.await),
         }
     }
+}
+
+/// What a leader ends with: the outcome for every waiter, how long it stays readable
+/// in process (see [`crate::flight`]), and a panic to resume in the leader's caller.
+struct Led<T, E> {
+    out: Outcome<T, E>,
+    linger: Instant,
+    open: bool,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl<T, E> Led<T, E> {
+    fn value(v: T, linger: Instant) -> Self {
+        Led {
+            out: Ok(v),
+            linger,
+            open: false,
+            panic: None,
+        }
+    }
+    fn failed(out: Outcome<T, E>, panic: Option<Box<dyn std::any::Any + Send>>) -> Self {
+        Led {
+            out,
+            linger: Instant::now(),
+            open: false,
+            panic,
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E: Send + Sync + 'static> Led<T, E> {
+    /// Hand the outcome to the flight's followers; the leader's own caller gets it
+    /// too, or the compute's panic.
+    fn land(self, guard: crate::flight::LeaderGuard<'_>) -> Outcome<T, E> {
+        guard.finish(Arc::new(self.out.clone()), self.linger, self.open);
+        if let Some(payload) = self.panic {
+            std::panic::resume_unwind(payload);
+        }
+        self.out
+    }
+}
+
+/// Added to the call timeout for how long a landed flight stays readable.
+const LINGER_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long an outcome that could not be stored stays readable in process for
+/// callers that cannot read the store either: the value's freshness, at most a
+/// minute.
+fn unconfirmed_linger(expiry: Expiry) -> Duration {
+    const MOST: Duration = Duration::from_secs(60);
+    match expiry.ttl() {
+        crate::expiry::Ttl::For(d) => d.min(MOST),
+        crate::expiry::Ttl::Forever => MOST,
+        crate::expiry::Ttl::Expired => Duration::ZERO,
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A leader's outcome as a follower receives it; `None` if the leader went away.

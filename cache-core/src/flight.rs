@@ -1,10 +1,21 @@
 //! In-process single flight: callers asking for the same key wait for one leader.
+//!
+//! A flight's outcome stays readable for a while after it lands (its *linger*), for
+//! callers that began their read before it landed: when the store is slow, their read
+//! times out after the flight ended, and without this each would lead a new flight and
+//! compute again. A leader whose write was not confirmed (the store failed or timed
+//! out) lingers longer, until the value's freshness ends, for callers whose own read
+//! failed too: while this process cannot reach the store it computes a key once per
+//! flight window, not once per call. A caller whose read succeeded and found nothing
+//! never takes a landed outcome that began before it (the store is the authority
+//! then), and this process's own writes, deletes and clears drop what they touch.
 
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// What a leader hands its followers: the type-erased outcome, or `None` when the
 /// leader went away (future dropped, compute panicked) and a follower must take over.
@@ -12,28 +23,73 @@ pub(crate) type Outcome = Option<Arc<dyn Any + Send + Sync>>;
 
 type Slot = watch::Sender<Option<Outcome>>;
 
+/// A key's flight: in the air, or landed and still readable.
+enum Entry {
+    Flying(Arc<Slot>),
+    Landed {
+        at: Instant,
+        until: Instant,
+        /// Also for callers whose read failed, whenever they began (the leader's write
+        /// was not confirmed).
+        open: bool,
+        outcome: Arc<dyn Any + Send + Sync>,
+    },
+}
+
+/// Landed outcomes kept at most; past it the oldest go first (only deduplication is
+/// lost, never a value).
+const MAX_LANDED: usize = 10_000;
+
 /// Flights by the outcome's type, then by key: callers asking one key for two
 /// different types never share a leader.
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<TypeId, HashMap<String, Arc<Slot>>>>,
+    map: Mutex<Map>,
+}
+
+#[derive(Default)]
+struct Map {
+    by_type: HashMap<TypeId, HashMap<String, Entry>>,
+    landed: usize,
 }
 
 pub(crate) enum Role<'a> {
     Leader(LeaderGuard<'a>),
     Follower(watch::Receiver<Option<Outcome>>),
+    /// A flight that landed after the caller began: its outcome.
+    Landed(Arc<dyn Any + Send + Sync>),
 }
 
 impl Flights {
-    /// Become the leader for `key` and outcome type `ty`, or follow the current one.
-    pub(crate) fn join(&self, ty: TypeId, key: &str) -> Role<'_> {
+    /// Become the leader for `key` and outcome type `ty`, follow the current one, or
+    /// take the outcome of one that landed since `since` (or of an open one when the
+    /// caller's read failed).
+    pub(crate) fn join(
+        &self,
+        ty: TypeId,
+        key: &str,
+        since: Instant,
+        read_failed: bool,
+    ) -> Role<'_> {
         let mut map = self.map.lock();
-        let by_key = map.entry(ty).or_default();
-        if let Some(slot) = by_key.get(key) {
-            return Role::Follower(slot.subscribe());
+        let now = Instant::now();
+        let Map { by_type, landed } = &mut *map;
+        let by_key = by_type.entry(ty).or_default();
+        match by_key.get(key) {
+            Some(Entry::Flying(slot)) => return Role::Follower(slot.subscribe()),
+            Some(Entry::Landed {
+                at,
+                until,
+                open,
+                outcome,
+            }) if now < *until && (*at >= since || (*open && read_failed)) => {
+                return Role::Landed(outcome.clone());
+            }
+            Some(Entry::Landed { .. }) => *landed -= 1,
+            None => {}
         }
         let slot = Arc::new(watch::Sender::new(None));
-        by_key.insert(key.to_owned(), slot.clone());
+        by_key.insert(key.to_owned(), Entry::Flying(slot.clone()));
         Role::Leader(LeaderGuard {
             flights: self,
             ty,
@@ -43,9 +99,62 @@ impl Flights {
         })
     }
 
+    /// Drop the landed outcomes of `key` (of every type): it was written or deleted.
+    pub(crate) fn forget(&self, key: &str) {
+        let mut map = self.map.lock();
+        if map.landed == 0 {
+            return;
+        }
+        let mut dropped = 0;
+        for by_key in map.by_type.values_mut() {
+            if matches!(by_key.get(key), Some(Entry::Landed { .. })) {
+                by_key.remove(key);
+                dropped += 1;
+            }
+        }
+        map.landed -= dropped;
+    }
+
+    /// Drop every landed outcome (the namespace was cleared).
+    pub(crate) fn forget_all(&self) {
+        let mut map = self.map.lock();
+        for by_key in map.by_type.values_mut() {
+            by_key.retain(|_, e| matches!(e, Entry::Flying(_)));
+        }
+        map.landed = 0;
+    }
+
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
-        self.map.lock().values().map(HashMap::len).sum()
+        self.map
+            .lock()
+            .by_type
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|e| matches!(e, Entry::Flying(_)))
+            .count()
+    }
+}
+
+impl Map {
+    /// Drop landed outcomes past their linger; if still too many, all of them.
+    fn sweep(&mut self, now: Instant) {
+        for by_key in self.by_type.values_mut() {
+            by_key.retain(|_, e| !matches!(e, Entry::Landed { until, .. } if *until <= now));
+        }
+        if self.count_landed() > MAX_LANDED {
+            for by_key in self.by_type.values_mut() {
+                by_key.retain(|_, e| matches!(e, Entry::Flying(_)));
+            }
+        }
+        self.landed = self.count_landed();
+    }
+    fn count_landed(&self) -> usize {
+        self.by_type
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|e| matches!(e, Entry::Landed { .. }))
+            .count()
     }
 }
 
@@ -68,21 +177,45 @@ pub(crate) struct LeaderGuard<'a> {
 }
 
 impl LeaderGuard<'_> {
-    pub(crate) fn finish(mut self, outcome: Arc<dyn Any + Send + Sync>) {
-        self.publish(Some(outcome));
+    /// Land with `outcome`, readable until `linger` by callers that began before now,
+    /// and when `open` by callers whose read failed (see the module docs).
+    pub(crate) fn finish(
+        mut self,
+        outcome: Arc<dyn Any + Send + Sync>,
+        linger: Instant,
+        open: bool,
+    ) {
+        self.publish(Some(outcome), linger, open);
     }
 
-    fn publish(&mut self, outcome: Outcome) {
+    fn publish(&mut self, outcome: Outcome, linger: Instant, open: bool) {
         self.finished = true;
         {
-            let mut map = self.flights.map.lock();
-            if let Some(by_key) = map.get_mut(&self.ty) {
-                if by_key
-                    .get(&self.key)
-                    .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+            let mut guard = self.flights.map.lock();
+            let map = &mut *guard;
+            let now = Instant::now();
+            if let Some(by_key) = map.by_type.get_mut(&self.ty) {
+                if matches!(by_key.get(&self.key), Some(Entry::Flying(s)) if Arc::ptr_eq(s, &self.slot))
                 {
-                    by_key.remove(&self.key);
+                    match &outcome {
+                        Some(o) if linger > now => {
+                            let landed = Entry::Landed {
+                                at: now,
+                                until: linger,
+                                open,
+                                outcome: o.clone(),
+                            };
+                            by_key.insert(self.key.clone(), landed);
+                            map.landed += 1;
+                        }
+                        _ => {
+                            by_key.remove(&self.key);
+                        }
+                    }
                 }
+            }
+            if map.landed > MAX_LANDED / 2 {
+                map.sweep(now);
             }
         }
         self.slot.send_replace(Some(outcome));
@@ -92,7 +225,7 @@ impl LeaderGuard<'_> {
 impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.publish(None);
+            self.publish(None, Instant::now(), false);
         }
     }
 }
@@ -105,25 +238,36 @@ mod tests {
     async fn followers_get_the_outcome_and_abandon_wakes_them() {
         let f = Flights::default();
         let t = TypeId::of::<u32>();
-        let Role::Leader(g) = f.join(t, "k") else {
+        let now = Instant::now;
+        let before = now();
+        let Role::Leader(g) = f.join(t, "k", now(), false) else {
             panic!("first caller leads")
         };
-        let Role::Follower(rx) = f.join(t, "k") else {
+        let Role::Follower(rx) = f.join(t, "k", now(), false) else {
             panic!("second follows")
         };
-        let Role::Leader(other) = f.join(TypeId::of::<String>(), "k") else {
+        let Role::Leader(other) = f.join(TypeId::of::<String>(), "k", now(), false) else {
             panic!("another type leads its own flight")
         };
         drop(other);
-        g.finish(Arc::new(5u32));
+        g.finish(
+            Arc::new(5u32),
+            now() + std::time::Duration::from_secs(60),
+            false,
+        );
         let out = follow(rx).await.unwrap();
         assert_eq!(out.downcast_ref::<u32>(), Some(&5));
         assert_eq!(f.in_flight(), 0);
-
-        let Role::Leader(g) = f.join(t, "k") else {
+        // A caller that began before the landing takes its outcome; a later one leads.
+        let Role::Landed(out) = f.join(t, "k", before, false) else {
+            panic!("began before it landed")
+        };
+        assert_eq!(out.downcast_ref::<u32>(), Some(&5));
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let Role::Leader(g) = f.join(t, "k", now(), false) else {
             panic!()
         };
-        let Role::Follower(rx) = f.join(t, "k") else {
+        let Role::Follower(rx) = f.join(t, "k", now(), false) else {
             panic!()
         };
         drop(g);

@@ -20,9 +20,10 @@ const LONGEST_RETRY: Duration = Duration::from_secs(1);
 /// [`CircuitBreaker`](crate::CircuitBreaker)); then calls go to the connected backend.
 ///
 /// A background task calls `connect` until it succeeds, pausing 50 ms, then twice as
-/// long each time up to 1 s, while the error is transient (the store unreachable);
-/// a non-transient error (wrong credentials, a missing database) ends the attempts
-/// and every call then returns it as a [`Config`](ErrorKind::Config) error. Backend
+/// long each time up to 1 s, on every error but a [`Config`](ErrorKind::Config) one
+/// (the store unreachable, or answering that it is still loading its data or failing
+/// over); a `Config` error (wrong credentials, a missing database) ends the attempts
+/// and every call then returns it as a `Config` error. Backend
 /// builders offer it as `build_lazy()`; eager `build().await` stays the default,
 /// where such errors surface at once.
 pub struct LazyBackend {
@@ -139,7 +140,9 @@ where
                 tracing::info!(backend = name, "lazy start: connected");
                 return;
             }
-            Err(e) if e.is_transient() => {
+            // Every error but a configuration one may pass (a store still loading its
+            // data answers with errors of its own): keep trying.
+            Err(e) if e.kind() != ErrorKind::Config => {
                 tracing::debug!(backend = name, error = %e, retry_in = ?pause, "lazy start: not reachable yet");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_RETRY);

@@ -395,6 +395,18 @@ impl Observer {
 
     /// The span of one call (disabled, and free, without a subscriber that wants it).
     #[inline]
+    /// A key as logs may show it: the key with
+    /// [`trace_keys`](crate::CacheBuilder::trace_keys), else a short digest that
+    /// correlates log lines without saying what the key holds.
+    pub(crate) fn log_key(&self, key: &str) -> String {
+        if self.trace_keys {
+            key.to_owned()
+        } else {
+            let digest = crate::raw::sha256_hex(key.as_bytes());
+            format!("#{}", &digest[..12])
+        }
+    }
+
     pub(crate) fn span(&self, op: Op, key: &str) -> Span {
         if !self.on {
             return Span::none();

@@ -55,6 +55,21 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The longest TTL sent to any store, locks included (100 years): the checking
+/// layer clamps every relative expiry and lock TTL to it, in one place, so a
+/// `Duration::MAX` never overflows a store's counter (Redis `PX`, SQL intervals,
+/// memcached's relative seconds). Absolute expiries are clamped by the stores that
+/// keep them to [`MAX_EPOCH_MS`].
+pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// `expiry` with a relative duration clamped to [`MAX_TTL`].
+pub fn clamp_expiry(expiry: crate::Expiry) -> crate::Expiry {
+    match expiry {
+        crate::Expiry::After(d) if d > MAX_TTL => crate::Expiry::After(MAX_TTL),
+        other => other,
+    }
+}
+
 /// The last millisecond of the year 9999 (UTC): where stores with calendar
 /// timestamps (BSON, Firestore) end; expiries past it are clamped to it.
 pub const MAX_EPOCH_MS: u64 = 253_402_300_799_000;

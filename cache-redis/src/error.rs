@@ -20,6 +20,16 @@ pub(crate) fn map(e: RedisError) -> Error {
             ErrorKind::Config,
             "invalid Redis client configuration; check the URL",
         )
+    } else if e.code().is_some_and(|c| {
+        matches!(
+            c,
+            "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "BUSY"
+        )
+    }) {
+        (
+            ErrorKind::Unavailable,
+            "Redis is not ready (loading its data, failing over, or busy running a script); it passes by itself, calls fail open meanwhile",
+        )
     } else if e.is_timeout() {
         (
             ErrorKind::Timeout,
@@ -43,4 +53,26 @@ pub(crate) fn map(e: RedisError) -> Error {
 
 pub(crate) fn config(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Config, BACKEND, message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_that_pass_are_transient() {
+        for code in ["LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY"] {
+            let reply = format!("-{code} not now\r\n");
+            let err = redis::parse_redis_value(reply.as_bytes())
+                .and_then(|v| v.extract_error())
+                .unwrap_err();
+            assert_eq!(err.code(), Some(code));
+            let mapped = map(err);
+            assert!(mapped.is_transient(), "{code}: {mapped}");
+        }
+        let other = redis::parse_redis_value(b"-ERR wrong\r\n")
+            .and_then(|v| v.extract_error())
+            .unwrap_err();
+        assert_eq!(map(other).kind(), ErrorKind::Backend);
+    }
 }

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod resilience;
 pub mod store;
+pub mod trust;
 
 pub use atomic::*;
 pub use batch::*;
@@ -24,6 +25,7 @@ pub use keys::*;
 pub use lifecycle::*;
 pub use resilience::*;
 pub use store::*;
+pub use trust::*;
 
 use crate::{random_namespace, FaultyBackend, Harness};
 use cache_core::raw::MAX_KEY_LEN;

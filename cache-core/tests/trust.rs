@@ -1,0 +1,254 @@
+//! Rules of "trust the values" that live in the core alone, on the in-process store:
+//! early refresh under the defaults, a panicking compute, keys kept out of logs, and
+//! header detection with any codec. Store-dependent rules are the conformance suite's
+//! `trust` cases, run on every store.
+
+use cache_core::{Cache, Codec, ComputeError, ManualClock, Result};
+use cache_memory::MemoryBackend;
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn memory() -> MemoryBackend {
+    MemoryBackend::builder().build().unwrap()
+}
+
+/// Early refresh fires under the defaults (stampede protection on): the leader
+/// picked early recomputes instead of finding the value it was picked to refresh.
+#[tokio::test]
+async fn early_refresh_recomputes_with_stampede_protection_on() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = Cache::builder(memory())
+        .clock(clock.clone())
+        .early_refresh(1.0)
+        .build();
+    let computes = Arc::new(AtomicUsize::new(0));
+    let call = || {
+        let (cache, computes, clock) = (cache.clone(), computes.clone(), clock.clone());
+        async move {
+            cache
+                .cached("k")
+                .expiry(Duration::from_secs(10))
+                .get_or_compute(|| async move {
+                    computes.fetch_add(1, Ordering::SeqCst);
+                    // The compute takes 100 ms, by the clock that XFetch reads.
+                    clock.advance(Duration::from_millis(100));
+                    Ok::<_, std::io::Error>(computes.load(Ordering::SeqCst))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(call().await, 1);
+    // 10 ms before expiry: XFetch picks a caller with probability ~0.9 per call.
+    clock.advance(Duration::from_millis(10_000 - 100 - 10));
+    for _ in 0..20 {
+        call().await;
+    }
+    assert!(
+        computes.load(Ordering::SeqCst) >= 2,
+        "20 calls 10 ms before expiry refreshed nothing"
+    );
+}
+
+/// A panicking compute runs once: the waiters get an error, the leader's caller the panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_compute_runs_once_and_reaches_every_waiter() {
+    let cache = Cache::new(memory());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let leader = {
+        let (cache, runs, started) = (cache.clone(), runs.clone(), started.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_compute::<u32, std::io::Error, _>("k", || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    started.notify_one();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    panic!("compute panicked (expected by the test)");
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute::<u32, std::io::Error, _>("k", || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        panic!("a waiter's compute ran (expected not to)");
+                    })
+                    .await
+            })
+        })
+        .collect();
+    assert!(
+        leader.await.unwrap_err().is_panic(),
+        "the leader's caller gets the panic"
+    );
+    for w in waiters {
+        let got = w.await.expect("a waiter must not panic");
+        assert!(
+            matches!(&got, Err(ComputeError::Panicked(m)) if m.contains("expected by the test")),
+            "{got:?}"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // The next call runs the compute again.
+    let v: u32 = cache
+        .get_or_compute("k", || async { Ok::<_, std::io::Error>(3) })
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+}
+
+/// Log lines as text, captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A store that is down: every call fails.
+struct Down;
+
+#[cache_core::async_trait]
+impl cache_core::CacheBackend for Down {
+    fn capabilities(&self) -> cache_core::Capabilities {
+        cache_core::Capabilities::new("down")
+    }
+    async fn get(&self, _: &str) -> Result<Option<cache_core::Bytes>> {
+        Err(cache_core::Error::new(
+            cache_core::ErrorKind::Unavailable,
+            "down",
+            "down",
+        ))
+    }
+    async fn set(&self, _: &str, _: cache_core::Bytes, _: cache_core::Expiry) -> Result<()> {
+        Err(cache_core::Error::new(
+            cache_core::ErrorKind::Unavailable,
+            "down",
+            "down",
+        ))
+    }
+    async fn delete(&self, _: &str) -> Result<bool> {
+        Ok(false)
+    }
+    async fn clear(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn set_if_absent(
+        &self,
+        _: &str,
+        _: cache_core::Bytes,
+        _: cache_core::Expiry,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+    async fn acquire_lock(&self, _: &str, _: Duration) -> Result<Option<cache_core::LockToken>> {
+        Err(cache_core::Error::new(
+            cache_core::ErrorKind::Unavailable,
+            "down",
+            "down",
+        ))
+    }
+    async fn release_lock(&self, _: &str, _: &cache_core::LockToken) -> Result<bool> {
+        Ok(false)
+    }
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Keys reach the fail-open warnings only with `trace_keys(true)`; a digest otherwise.
+#[test]
+fn keys_are_logged_only_when_asked() {
+    let secret = "reset-token=s3cr3t&email=ada@example.com";
+    for trace_keys in [false, true] {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let cache = Cache::builder(Down).trace_keys(trace_keys).build();
+                let v: u32 = cache
+                    .get_or_compute(secret, || async { Ok::<_, std::io::Error>(1) })
+                    .await
+                    .unwrap();
+                assert_eq!(v, 1);
+            });
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("continuing without the cache"), "{text}");
+        assert_eq!(
+            text.contains("s3cr3t"),
+            trace_keys,
+            "trace_keys({trace_keys}): {text}"
+        );
+        if !trace_keys {
+            assert!(text.contains("key=#"), "a digest stands in: {text}");
+        }
+    }
+}
+
+/// A codec whose bytes start with 0xC1 (the header's mark), as a custom codec may.
+#[derive(Clone)]
+struct Marked;
+
+impl Codec for Marked {
+    fn name(&self) -> &'static str {
+        "marked"
+    }
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+        let mut out = vec![0xC1, 0x01];
+        out.extend(serde_json::to_vec(value).unwrap());
+        out.extend([0u8; 40]);
+        Ok(out)
+    }
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        let body = bytes
+            .strip_prefix(&[0xC1, 0x01])
+            .and_then(|b| b.strip_suffix(&[0u8; 40]))
+            .ok_or_else(|| cache_core::Error::invalid_input("marked", "not marked"))?;
+        serde_json::from_slice(body)
+            .map_err(|e| cache_core::Error::invalid_input("marked", e.to_string()))
+    }
+}
+
+/// Values of such a codec are read back whole, by `get` and by get-or-compute.
+#[tokio::test]
+async fn a_codec_whose_bytes_look_like_the_header_is_read_right() {
+    let cache = Cache::builder(memory()).codec(Marked).build();
+    cache
+        .set("k", &"hello".to_owned(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("hello")
+    );
+    let v: String = cache
+        .get_or_compute("k", || async {
+            Ok::<_, std::io::Error>("computed".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "hello", "a hit, not a miss");
+}
