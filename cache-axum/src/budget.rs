@@ -50,6 +50,11 @@ impl Budget {
         l.latest.insert(key.to_owned(), (serial, weight));
         l.total += weight;
         l.order.push_back((key.to_owned(), until_ms, serial));
+        if l.order.len() > 2 * l.latest.len() + 64 {
+            // Rewrites left stale records behind an old entry: keep the live ones.
+            let Ledger { order, latest, .. } = &mut *l;
+            order.retain(|(k, _, s)| latest.get(k).is_some_and(|x| x.0 == *s));
+        }
         let mut evict = Vec::new();
         while let Some((k, until, s)) = l.order.front().cloned() {
             if s == serial {

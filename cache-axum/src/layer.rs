@@ -181,7 +181,8 @@ impl HttpCacheLayer {
     pub fn stale_if_error(self, d: Duration) -> Self {
         self.with(|s| s.stale_if_error = Some(d))
     }
-    /// Also key responses by this request header, whatever their `Vary` says.
+    /// Also select variants by this request header, as if every response named it in
+    /// `Vary`.
     pub fn vary(self, name: HeaderName) -> Self {
         self.with(|s| s.vary.push(name))
     }
@@ -244,30 +245,25 @@ impl HttpCacheLayer {
         let uri: Uri = path_and_query.parse().map_err(|e| {
             cache_core::Error::invalid_input("http", format!("not a path and query: {e}"))
         })?;
-        let key = self
-            .shared
-            .primary_key(host, &uri, &http::HeaderMap::new())?;
+        let key = self.shared.primary_key(host, &uri)?;
         self.shared.cache.delete(&key).await
     }
 }
 
 impl Shared {
-    /// The key of a URL: host, path, the query (or the chosen parameters), and the
-    /// request headers named with [`HttpCacheLayer::vary`].
-    pub fn primary_key(
-        &self,
-        host: &str,
-        uri: &Uri,
-        headers: &http::HeaderMap,
-    ) -> cache_core::Result<String> {
+    /// The key of a URL: host, path, and the query (or the chosen parameters, matched
+    /// by their decoded names). Request headers select variants under it (see
+    /// [`Shared::variant_key`]), so invalidating the URL reaches every variant.
+    pub fn primary_key(&self, host: &str, uri: &Uri) -> cache_core::Result<String> {
         let s = &self.settings;
         let query = match (&s.query, uri.query()) {
             (_, None) => None,
             (None, Some(q)) => Some(q.to_owned()),
             (Some(names), Some(q)) => {
-                let pairs: Vec<(&str, &str)> = q
+                let pairs: Vec<(String, &str)> = q
                     .split('&')
                     .map(|p| p.split_once('=').unwrap_or((p, "")))
+                    .map(|(k, v)| (percent_decoded(k), v))
                     .collect();
                 let kept: Vec<String> = names
                     .iter()
@@ -278,36 +274,60 @@ impl Shared {
                             .map(|(k, v)| format!("{k}={v}"))
                     })
                     .collect();
-                Some(kept.join("&"))
+                (!kept.is_empty()).then(|| kept.join("&"))
             }
         };
-        let mut key = KeyBuilder::new("http")
+        let key = KeyBuilder::new("http")
             .arg(&host.to_ascii_lowercase())
             .arg(uri.path())
-            .arg(&query);
-        for name in &s.vary {
-            key = key.arg(&(
-                name.as_str(),
-                crate::policy::selecting_value(headers, name.as_str()),
-            ));
-        }
-        Ok(format!("{}:{}", s.namespace, key.build()?))
+            .arg(&query)
+            .build()?;
+        Ok(format!("{}:{key}", s.namespace))
     }
 
-    /// The key of one variant of a URL.
+    /// The key of one variant of a URL: the request header values that select it
+    /// enter only as a digest, so credentials a response varies by (`Vary: Cookie`)
+    /// never appear in a store key.
     pub fn variant_key(
         &self,
         primary: &str,
         generation: u64,
         selecting: &[(String, Option<String>)],
     ) -> cache_core::Result<String> {
+        let values = serde_json::to_vec(selecting).unwrap_or_default();
         let key = KeyBuilder::new("http.variant")
             .arg(primary)
             .arg(&generation)
-            .arg(selecting)
+            .arg(&cache_core::raw::sha256_hex(&values))
             .build()?;
         Ok(format!("{}:{key}", self.settings.namespace))
     }
+}
+
+/// A query parameter's name as the application reads it: `%XX` decoded, `+` a space.
+fn percent_decoded(name: &str) -> String {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl<S> Layer<S> for HttpCacheLayer {
@@ -346,5 +366,28 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.layer.shared.clone();
         Box::pin(async move { Ok(crate::serve::serve(shared, inner, req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hold_no_header_values_and_decode_parameter_names() {
+        let cache = Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+        let layer = HttpCacheLayer::new(cache).query_params(["id"]);
+        let s = &layer.shared;
+        let uri = |u: &str| u.parse::<Uri>().unwrap();
+        let k = s.primary_key("a.example", &uri("/x?%69d=1&utm=2")).unwrap();
+        assert_eq!(k, s.primary_key("a.example", &uri("/x?id=1")).unwrap());
+        assert_eq!(
+            s.primary_key("a.example", &uri("/x?utm=2")).unwrap(),
+            s.primary_key("a.example", &uri("/x")).unwrap(),
+            "nothing kept is no query"
+        );
+        let selecting = vec![("cookie".to_owned(), Some("session=SECRET".to_owned()))];
+        let v = s.variant_key(&k, 7, &selecting).unwrap();
+        assert!(!v.contains("SECRET"), "{v}");
     }
 }

@@ -118,12 +118,17 @@ impl Directives {
     /// `targeted` and the response has one (RFC 9213: then `Cache-Control` and
     /// `Expires` are ignored), else those of `Cache-Control`.
     pub fn of_response(headers: &HeaderMap, targeted: bool) -> Self {
+        let cc = Directives::of(headers);
         if targeted {
-            if let Some(d) = cdn_cache_control(headers) {
+            if let Some(mut d) = cdn_cache_control(headers) {
+                // `private` in Cache-Control still keeps it out of a shared cache:
+                // a targeted field added by a layer further out must not share what
+                // a handler marked as one user's.
+                d.private |= cc.private;
                 return d;
             }
         }
-        Directives::of(headers)
+        cc
     }
 
     /// Whether a shared cache may serve the response stale at all (RFC 9111 §4.2.4):
@@ -236,7 +241,8 @@ fn cdn_cache_control(headers: &HeaderMap) -> Option<Directives> {
             SfValue::Integer(n) => Some(n.clamp(0, DELTA_MAX as i64) as u64),
             _ => None,
         };
-        let flag = matches!(value, SfValue::True);
+        // Any value but `?0` sets a flag (`private="set-cookie"` keeps it private).
+        let flag = !matches!(value, SfValue::False);
         match key.as_str() {
             "no-store" => d.no_store = flag,
             "no-cache" => d.no_cache = flag || d.no_cache,
@@ -257,6 +263,7 @@ fn cdn_cache_control(headers: &HeaderMap) -> Option<Directives> {
 /// A dictionary member's value, as far as cache directives need it.
 enum SfValue {
     True,
+    False,
     Integer(i64),
     Other,
 }
@@ -321,7 +328,11 @@ fn sf_dictionary(input: &str) -> Option<Vec<(String, SfValue)>> {
         if c == b'?' {
             let v = *b.get(*i + 1)?;
             *i += 2;
-            return matches!(v, b'0' | b'1').then_some(SfValue::Other);
+            return match v {
+                b'0' => Some(SfValue::False),
+                b'1' => Some(SfValue::True),
+                _ => None,
+            };
         }
         if c == b':' {
             *i += 1;
@@ -812,6 +823,17 @@ mod tests {
             "a string is not an integer"
         );
         assert!(cdn("no-store").no_store);
+        assert!(cdn("private=?1, max-age=60").private);
+        assert!(cdn("private=\"set-cookie\", max-age=60").private);
+        assert!(!cdn("private=?0, max-age=60").private);
+        let both = headers(&[
+            ("cdn-cache-control", "max-age=60"),
+            ("cache-control", "private"),
+        ]);
+        assert!(
+            Directives::of_response(&both, true).private,
+            "private always counts"
+        );
         assert!(
             !Directives::of_response(&headers(&[("cdn-cache-control", "max-age=1")]), false)
                 .targeted

@@ -47,7 +47,9 @@ where
         let uri = req.uri().clone();
         let resp = call(inner, req).await;
         if unsafe_method && (resp.status().is_success() || resp.status().is_redirection()) {
-            shared.invalidate(&host, &uri, resp.headers()).await;
+            if let Some(host) = host {
+                shared.invalidate(&host, &uri, resp.headers()).await;
+            }
         }
         return resp;
     }
@@ -63,8 +65,11 @@ where
     {
         return labelled(call(inner, req).await, "PASS");
     }
-    let host = host_of(&req);
-    let primary = match shared.primary_key(&host, req.uri(), req.headers()) {
+    // No host, or two that disagree: nothing to key the response by safely.
+    let Some(host) = host_of(&req) else {
+        return labelled(call(inner, req).await, "PASS");
+    };
+    let primary = match shared.primary_key(&host, req.uri()) {
         Ok(k) => k,
         Err(_) => return labelled(call(inner, req).await, "PASS"),
     };
@@ -78,14 +83,17 @@ where
         let (age, life) = stored.age_and_lifetime(&headers, f, now);
         let said = Directives::of_response(&headers, f.targeted);
         let fresh = life > age;
-        let just_validated = now.saturating_sub(stored.response_ms)
-            < shared.settings.revalidate_window.as_millis() as u64;
-        // The client's own limits (RFC 9111 §5.2.1).
-        let client_wants_new =
-            (asked.no_cache || asked.max_age.is_some_and(|m| age > m * 1000)) && !just_validated;
+        let just_validated =
+            now.saturating_sub(stored.response_ms) < ms(shared.settings.revalidate_window);
+        // The client's own limits (RFC 9111 §5.2.1); what was just validated serves
+        // them all, so no client makes every request reach the service.
+        let client_wants_new = (asked.no_cache
+            || asked.max_age.is_some_and(|m| age > m.saturating_mul(1000)))
+            && !just_validated;
         let too_old_for_client = asked
             .min_fresh
-            .is_some_and(|m| life.saturating_sub(age) < m.saturating_mul(1000));
+            .is_some_and(|m| life.saturating_sub(age) < m.saturating_mul(1000))
+            && !just_validated;
         let reusable = !said.no_cache && !client_wants_new && !too_old_for_client;
         if fresh && reusable {
             let nm = conditions.not_modified(stored.status(), &headers);
@@ -180,6 +188,16 @@ impl Shared {
         }
     }
 
+    /// The request headers a response's variants are selected by: its `Vary`, and the
+    /// layer's own [`vary`](crate::HttpCacheLayer::vary) names; `None` for `Vary: *`.
+    fn vary_of(&self, headers: &HeaderMap) -> Option<Vec<String>> {
+        let mut names = policy::vary_names(headers)?;
+        names.extend(self.settings.vary.iter().map(|n| n.as_str().to_owned()));
+        names.sort();
+        names.dedup();
+        Some(names)
+    }
+
     /// Find the stored response for a request: the URL's slot, then its variant.
     async fn lookup(&self, primary: String, req_headers: &HeaderMap) -> Lookup {
         let mut lookup = Lookup {
@@ -222,7 +240,7 @@ impl Shared {
         conditions: &Conditions,
     ) -> Fetched
     where
-        S: Service<Request, Response = Response, Error = Infallible>,
+        S: Service<Request, Response = Response, Error = Infallible> + Clone,
     {
         let (mut parts, body) = req.into_parts();
         let req_headers = parts.headers.clone();
@@ -240,23 +258,59 @@ impl Shared {
                 parts.headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
             }
         }
-        let request_ms = self.now();
-        let resp = call(inner, Request::from_parts(parts, body)).await;
-        let response_ms = self.now().max(request_ms);
-        let times = (request_ms, response_ms);
-        let status = resp.status();
+        // Kept to ask again unconditionally, should a 304 not fit what is stored.
+        let again = base.as_ref().map(|_| {
+            let mut r = Request::new(Body::empty());
+            *r.method_mut() = parts.method.clone();
+            *r.uri_mut() = parts.uri.clone();
+            *r.version_mut() = parts.version;
+            *r.headers_mut() = parts.headers.clone();
+            r.headers_mut().remove(header::IF_NONE_MATCH);
+            r.headers_mut().remove(header::IF_MODIFIED_SINCE);
+            *r.extensions_mut() = parts.extensions.clone();
+            r
+        });
+        let mut request_ms = self.now();
+        let mut resp = call(inner.clone(), Request::from_parts(parts, body)).await;
+        let mut response_ms = self.now().max(request_ms);
         if let Some(stored) = base {
-            if status == StatusCode::NOT_MODIFIED {
-                let fresh = Arc::new(stored.freshened(resp.headers(), times));
-                let stored_ok = self.write(lookup, &fresh, &req_headers, None).await;
-                return self.answer(fresh, stored_ok, conditions, "REVALIDATED");
-            }
-            if matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                let fresh = Arc::new(stored.freshened(resp.headers(), (request_ms, response_ms)));
+                let headers = fresh.header_map();
+                let said = Directives::of_response(&headers, self.settings.cdn_cache_control);
+                let names = self.vary_of(&headers);
+                let same_variant = names.as_ref().is_some_and(|n| {
+                    n.len() == stored.selecting.len()
+                        && n.iter().zip(&stored.selecting).all(|(a, (b, _))| a == b)
+                });
+                let storable = policy::storable(
+                    &Asked::of(&req_headers),
+                    fresh.status(),
+                    &headers,
+                    &said,
+                    self.settings.default_ttl.is_some(),
+                );
+                if same_variant && storable == Storable::Yes {
+                    let stored_ok = self.write(lookup, &fresh, &req_headers, None).await;
+                    return self.answer(fresh, stored_ok, conditions, "REVALIDATED");
+                }
+                // The confirmation changed what the response is (private now, or
+                // other variants): the stored one goes, and the service is asked in
+                // full.
+                let _ = self.cache.delete(&lookup.key).await;
+                self.budget.forget(&lookup.key);
+                if let Some(again) = again {
+                    request_ms = self.now();
+                    resp = call(inner, again).await;
+                    response_ms = self.now().max(request_ms);
+                }
+            } else if matches!(resp.status().as_u16(), 500 | 502 | 503 | 504) {
                 if let Some(kept) = self.stale_on_error(&stored) {
                     return kept.answer(conditions);
                 }
             }
         }
+        let times = (request_ms, response_ms);
         let (parts, body) = resp.into_parts();
         let buf = match self.buffer(parts, body).await {
             Ok(x) => x,
@@ -279,18 +333,8 @@ impl Shared {
         );
         if let Storable::No(why) = storable {
             tracing::debug!(why, "http response not stored");
-            let mut resp = if conditions.not_modified(parts.status, &parts.headers) {
-                Stored::new(
-                    parts.status,
-                    &parts.headers,
-                    Bytes::new(),
-                    times,
-                    Vec::new(),
-                )
-                .respond(parts.headers, 0, true, false, "PASS")
-            } else {
-                Response::from_parts(parts, Body::from(body))
-            };
+            // Whole, as the service gave it (its own fields, cookies included).
+            let mut resp = Response::from_parts(parts, Body::from(body));
             resp.headers_mut()
                 .insert(CACHE_STATUS, HeaderValue::from_static("PASS"));
             return Fetched {
@@ -302,7 +346,7 @@ impl Shared {
         if self.settings.weak_etags && !Stored::has_validator(&parts.headers) {
             parts.headers.insert(header::ETAG, weak_etag(&body));
         }
-        let names = policy::vary_names(&parts.headers).unwrap_or_default();
+        let names = self.vary_of(&parts.headers).unwrap_or_default();
         let sel = selecting(&names, &req_headers);
         let stored = Arc::new(Stored::new(
             parts.status,
@@ -349,7 +393,7 @@ impl Shared {
         let window = said
             .stale_if_error
             .map(|s| s.saturating_mul(1000))
-            .or(self.settings.stale_if_error.map(|d| d.as_millis() as u64))?;
+            .or(self.settings.stale_if_error.map(ms))?;
         (age.saturating_sub(life) <= window).then(|| KeptOnError {
             stored: stored.clone(),
             headers,
@@ -421,7 +465,7 @@ impl Shared {
             let sie = said
                 .stale_if_error
                 .map(|x| x.saturating_mul(1000))
-                .or(s.stale_if_error.map(|d| d.as_millis() as u64))
+                .or(s.stale_if_error.map(ms))
                 .unwrap_or(0);
             let swr = said
                 .stale_while_revalidate
@@ -429,12 +473,12 @@ impl Shared {
             extra = sie.max(swr);
         }
         if Stored::has_validator(&headers) {
-            extra = extra.max(s.keep_stale.as_millis() as u64);
+            extra = extra.max(ms(s.keep_stale));
         }
         let keep = life
             .saturating_sub(age)
             .saturating_add(extra)
-            .min(s.max_ttl.as_millis() as u64);
+            .min(ms(s.max_ttl));
         if keep == 0 {
             return false;
         }
@@ -444,9 +488,20 @@ impl Shared {
             None => lookup.key.clone(),
             Some(names) if names.is_empty() => lookup.primary.clone(),
             Some(names) => {
-                let generation = match &lookup.index {
-                    Some((n, g)) if *n == names => *g,
-                    _ => {
+                let current = match &lookup.index {
+                    Some((n, g)) if *n == names => Some(*g),
+                    // Another request may have made the index since this one looked.
+                    _ => match self.read(&lookup.primary).await {
+                        Some(Slot::Variants {
+                            names: n,
+                            generation,
+                        }) if n == names => Some(generation),
+                        _ => None,
+                    },
+                };
+                let generation = match current {
+                    Some(g) => g,
+                    None => {
                         let generation = fastrand::u64(..);
                         let index = Slot::Variants {
                             names: names.clone(),
@@ -508,7 +563,7 @@ impl Shared {
             }
         }
         for target in targets {
-            if let Ok(key) = self.primary_key(host, &target, &HeaderMap::new()) {
+            if let Ok(key) = self.primary_key(host, &target) {
                 self.budget.forget(&key);
                 if let Err(e) = self.cache.delete(&key).await {
                     tracing::warn!(error = %e, "http cache invalidation failed");
@@ -532,6 +587,7 @@ impl Shared {
         *copy.uri_mut() = req.uri().clone();
         *copy.version_mut() = req.version();
         *copy.headers_mut() = req.headers().clone();
+        *copy.extensions_mut() = req.extensions().clone();
         let lookup = Lookup {
             primary: lookup.primary.clone(),
             index: lookup.index.clone(),
@@ -583,19 +639,37 @@ fn selecting(names: &[String], req_headers: &HeaderMap) -> Vec<(String, Option<S
         .collect()
 }
 
-/// The request's host: the URI's authority (HTTP/2), else `Host`, lower-case.
-fn host_of(req: &Request) -> String {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default()
-        .to_ascii_lowercase()
+/// The request's host (and port), lower-case: the URI's authority (HTTP/2, or an
+/// absolute-form request line) and `Host` when both are given must agree, as an
+/// application may read either; `None` when there is none, they disagree, or `Host`
+/// is not one (the request is then not cached).
+fn host_of(req: &Request) -> Option<String> {
+    let from_uri = req.uri().authority().map(|a| match a.port() {
+        Some(p) => format!("{}:{p}", a.host()),
+        None => a.host().to_owned(),
+    });
+    let from_header = match req.headers().get(header::HOST) {
+        Some(v) => {
+            let a: http::uri::Authority = v.to_str().ok()?.parse().ok()?;
+            if a.as_str().contains('@') {
+                return None;
+            }
+            Some(a.as_str().to_owned())
+        }
+        None => None,
+    };
+    let host = match (from_uri, from_header) {
+        (Some(u), Some(h)) if !u.eq_ignore_ascii_case(&h) => return None,
+        (Some(u), _) => u,
+        (None, Some(h)) => h,
+        (None, None) => return None,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Milliseconds of a duration, saturating.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn call<S>(mut inner: S, req: Request) -> Response

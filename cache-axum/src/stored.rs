@@ -122,7 +122,7 @@ impl Stored {
     }
 
     pub fn header_map(&self) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(self.headers.len());
+        let mut h = HeaderMap::new();
         for f in &self.headers {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(f.name.as_bytes()),
@@ -183,7 +183,11 @@ impl Stored {
     /// replace the stored ones of the same name (but `Content-Length`), and its times
     /// and `Age` become the stored response's.
     pub fn freshened(&self, not_modified: &HeaderMap, times: (u64, u64)) -> Stored {
-        let new = fields_of(not_modified);
+        // A 304 never adds a cookie to what is shared.
+        let new: Vec<Field> = fields_of(not_modified)
+            .into_iter()
+            .filter(|f| f.name != "set-cookie")
+            .collect();
         let mut headers: Vec<Field> = self
             .headers
             .iter()

@@ -136,6 +136,27 @@ async fn tagged(State(c): State<S>, h: HeaderMap) -> Response {
         .into_response()
 }
 
+/// Like `tagged`, but its 304 also sets a session cookie (as session middleware does).
+async fn tagged_cookie(State(c): State<S>, h: HeaderMap) -> Response {
+    c.bump();
+    if header(&h, "if-none-match") == "\"v1\"" {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                ("cache-control", "max-age=10"),
+                ("etag", "\"v1\""),
+                ("set-cookie", "session=for-whoever-asked"),
+            ],
+        )
+            .into_response();
+    }
+    (
+        [("cache-control", "max-age=10"), ("etag", "\"v1\"")],
+        "tagged body",
+    )
+        .into_response()
+}
+
 /// The item, and a POST that changes it.
 async fn item(State(c): State<S>) -> Response {
     c.bump();
@@ -218,6 +239,7 @@ async fn start_with(cache: Cache, options: impl FnOnce(HttpCacheLayer) -> HttpCa
         .route("/flaky", get(flaky))
         .route("/blob", get(blob))
         .route("/moved", axum::routing::post(moved))
+        .route("/tagged-cookie", get(tagged_cookie))
         .layer(layer)
         .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -367,6 +389,54 @@ async fn revalidation_and_client_no_cache(app: App) {
     assert_eq!(app.calls(), 3);
 }
 
+/// A 304 that sets a cookie does not put it in the stored response.
+async fn a_304_never_stores_a_cookie(app: App) {
+    app.get("/tagged-cookie", &[]).await;
+    app.clock.advance(Duration::from_secs(11));
+    let r = app
+        .client
+        .get(format!("{}/tagged-cookie", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-cache"], "REVALIDATED");
+    let r = app
+        .client
+        .get(format!("{}/tagged-cookie", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "a cookie was shared"
+    );
+}
+
+/// A request whose absolute-form target and `Host` disagree is not cached (an app
+/// reading `Host` would render one host's page under the other's key).
+async fn hosts_that_disagree_are_not_cached(app: App) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let ask = |line: String| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(line.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).await.unwrap();
+            String::from_utf8_lossy(&out).to_lowercase()
+        }
+    };
+    let answer = ask("GET http://victim.example/site HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(answer.contains("x-cache: pass"), "{answer}");
+    let (_, label, body) = app.get("/site", &[("host", "victim.example")]).await;
+    assert_eq!(
+        (label.as_str(), body.as_str()),
+        ("MISS", "site victim.example")
+    );
+}
+
 /// A successful POST invalidates the URL; `purge` does too.
 async fn unsafe_methods_invalidate(app: App) {
     let (_, _, v1) = app.get("/item", &[]).await;
@@ -450,6 +520,8 @@ async fn byte_budget_and_query_allow_list(cache: Cache) {
     }
     let (_, label, _) = app.get("/blob?id=9&utm=other", &[]).await;
     assert_eq!(label, "HIT", "utm is not in the key");
+    let (_, label, _) = app.get("/blob?%69d=9", &[]).await;
+    assert_eq!(label, "HIT", "the name as the application decodes it");
     let (_, label, _) = app.get("/blob?id=0", &[]).await;
     assert_eq!(label, "MISS", "the oldest went past the budget");
     assert_eq!(app.calls(), 11);
@@ -488,7 +560,9 @@ on_both!(
     unsafe_methods_invalidate,
     stale_while_revalidate,
     stale_if_error,
-    location_is_invalidated_on_the_same_host_only
+    location_is_invalidated_on_the_same_host_only,
+    a_304_never_stores_a_cookie,
+    hosts_that_disagree_are_not_cached
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
