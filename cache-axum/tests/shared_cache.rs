@@ -312,14 +312,18 @@ async fn vary_is_honoured(app: App) {
     let (_, label, none) = app.get("/hello", &[]).await;
     assert_eq!((label.as_str(), none.as_str()), ("MISS", "hello"));
     assert_eq!(app.calls(), 3);
-    let (_, _, z) = app.get("/zipped", &[("accept-encoding", "x-squeeze")]).await;
+    let (_, _, z) = app
+        .get("/zipped", &[("accept-encoding", "x-squeeze")])
+        .await;
     assert_eq!(z, "GZIPPED");
     let (_, _, z) = app.get("/zipped", &[]).await;
     assert_eq!(
         z, "plain",
         "a gzip body never goes to a client that did not ask"
     );
-    let (_, label, z) = app.get("/zipped", &[("accept-encoding", "x-squeeze")]).await;
+    let (_, label, z) = app
+        .get("/zipped", &[("accept-encoding", "x-squeeze")])
+        .await;
     assert_eq!((label.as_str(), z.as_str()), ("HIT", "GZIPPED"));
 }
 

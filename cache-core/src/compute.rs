@@ -605,11 +605,12 @@ impl<'a, C: Codec> Cached<'a, C> {
             self.count(&found);
             match found {
                 Found::Fresh(v, _) => return Ok(v),
-                Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
-                Found::Kept(v, _) if self.cache.throttled(&key) => {
+                // After a fail-safe answer, not refreshed again within the throttle.
+                Found::Stale(v, _) | Found::Kept(v, _) if self.cache.throttled(&key) => {
                     self.cache.inner.observe.stale_served();
                     return Ok(v);
                 }
+                Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
                 Found::Kept(v, m) => fallback = Some((v, m)),
                 Found::Miss => {}
             }
