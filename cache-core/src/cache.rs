@@ -548,6 +548,7 @@ impl<C: Codec> Cache<C> {
         let expiry = expiry.into();
         let write = async {
             let bytes = self.encode_plain(value, expiry)?;
+            self.inner.flights.forget(key);
             self.inner.backend.set_if_absent(key, bytes, expiry).await
         };
         self.call(Op::SetIfAbsent, key, write, none).await

@@ -531,7 +531,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                         }
                     }
                     Role::Leader(guard) => {
-                        let led = self.lead(&key, compute, fallback, true).await;
+                        let led = self.lead(&key, compute, fallback, true, &guard).await;
                         return led.land(guard).map_err(Into::into);
                     }
                 }
@@ -682,7 +682,9 @@ impl<'a, C: Codec> Cached<'a, C> {
                     Role::Leader(guard) => break guard,
                 }
             };
-            call.lead(&key, compute, fallback, false).await.land(guard)
+            call.lead(&key, compute, fallback, false, &guard)
+                .await
+                .land(guard)
         })
     }
 
@@ -695,6 +697,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
         soft: bool,
+        flight: &crate::flight::LeaderGuard<'_>,
     ) -> Led<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -703,10 +706,10 @@ impl<'a, C: Codec> Cached<'a, C> {
     {
         // A value read from the store is there: callers that began before it was
         // found may take it for the length of one store call.
-        let read_linger = Instant::now() + self.settings.timeout + LINGER_MARGIN;
+        let read_linger = later(self.settings.timeout + LINGER_MARGIN);
         let mut held = LockHold::default();
         if self.settings.stampede_protection {
-            let deadline = Instant::now() + self.settings.lock_wait;
+            let deadline = later(self.settings.lock_wait);
             let mut pause = Duration::from_millis(5);
             loop {
                 let acquired = self
@@ -755,7 +758,11 @@ impl<'a, C: Codec> Cached<'a, C> {
         let clock = &self.cache.inner.clock;
         let started = clock.now_ms();
         let timer = std::time::Instant::now();
-        let ran = self.run(compute(), soft && fallback.is_some()).await;
+        // The closure is called inside the caught future: a panic before it returns
+        // its future is caught too.
+        let ran = self
+            .run(async move { compute().await }, soft && fallback.is_some())
+            .await;
         let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
         let obs = &self.cache.inner.observe;
         match &ran {
@@ -765,6 +772,13 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let mut panic = None;
         let failure = match ran {
+            Ran::Done(Ok(v)) if flight.overtaken() => {
+                // This process wrote, deleted or cleared the key meanwhile: that
+                // write wins; the value is returned, neither stored nor kept.
+                tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the key was written meanwhile; the computed value is not stored");
+                held.release(self).await;
+                return Led::failed(Ok(v), None);
+            }
             Ran::Done(Ok(v)) => {
                 let mut written = None;
                 match self
@@ -787,12 +801,10 @@ impl<'a, C: Codec> Cached<'a, C> {
                 // compute again. Not stored: also by callers that cannot read the
                 // store either, while the value is fresh.
                 return match written {
-                    Some(()) => {
-                        Led::value(v, Instant::now() + self.settings.timeout + LINGER_MARGIN)
-                    }
+                    Some(()) => Led::value(v, later(self.settings.timeout + LINGER_MARGIN)),
                     None => Led {
                         out: Ok(v),
-                        linger: Instant::now() + unconfirmed_linger(self.settings.expiry),
+                        linger: later(unconfirmed_linger(self.settings.expiry)),
                         open: true,
                         panic: None,
                     },
@@ -909,6 +921,14 @@ impl<T: Clone + Send + Sync + 'static, E: Send + Sync + 'static> Led<T, E> {
         }
         self.out
     }
+}
+
+/// `d` from now, saturating far in the future (a `Duration::MAX` timeout must not
+/// overflow the clock).
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// Added to the call timeout for how long a landed flight stays readable.

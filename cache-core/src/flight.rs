@@ -13,6 +13,7 @@
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -25,7 +26,9 @@ type Slot = watch::Sender<Option<Outcome>>;
 
 /// A key's flight: in the air, or landed and still readable.
 enum Entry {
-    Flying(Arc<Slot>),
+    /// In the air; the flag is set when this process writes, deletes or clears the
+    /// key meanwhile (the leader's write is then skipped: that write wins).
+    Flying(Arc<Slot>, Arc<AtomicBool>),
     Landed {
         at: Instant,
         until: Instant,
@@ -36,8 +39,8 @@ enum Entry {
     },
 }
 
-/// Landed outcomes kept at most; past it the oldest go first (only deduplication is
-/// lost, never a value).
+/// Landed outcomes kept at most; past half of it the expired go, and if many are
+/// still live, all (only deduplication is lost, never a value).
 const MAX_LANDED: usize = 10_000;
 
 /// Flights by the outcome's type, then by key: callers asking one key for two
@@ -76,7 +79,7 @@ impl Flights {
         let Map { by_type, landed } = &mut *map;
         let by_key = by_type.entry(ty).or_default();
         match by_key.get(key) {
-            Some(Entry::Flying(slot)) => return Role::Follower(slot.subscribe()),
+            Some(Entry::Flying(slot, _)) => return Role::Follower(slot.subscribe()),
             Some(Entry::Landed {
                 at,
                 until,
@@ -89,37 +92,50 @@ impl Flights {
             None => {}
         }
         let slot = Arc::new(watch::Sender::new(None));
-        by_key.insert(key.to_owned(), Entry::Flying(slot.clone()));
+        let overtaken = Arc::new(AtomicBool::new(false));
+        by_key.insert(
+            key.to_owned(),
+            Entry::Flying(slot.clone(), overtaken.clone()),
+        );
         Role::Leader(LeaderGuard {
             flights: self,
             ty,
             key: key.to_owned(),
             slot,
+            overtaken,
             finished: false,
         })
     }
 
-    /// Drop the landed outcomes of `key` (of every type): it was written or deleted.
+    /// `key` was written or deleted by this process: drop its landed outcomes and
+    /// mark its flights in the air as overtaken (of every type).
     pub(crate) fn forget(&self, key: &str) {
         let mut map = self.map.lock();
-        if map.landed == 0 {
-            return;
-        }
         let mut dropped = 0;
         for by_key in map.by_type.values_mut() {
-            if matches!(by_key.get(key), Some(Entry::Landed { .. })) {
-                by_key.remove(key);
-                dropped += 1;
+            match by_key.get(key) {
+                Some(Entry::Landed { .. }) => {
+                    by_key.remove(key);
+                    dropped += 1;
+                }
+                Some(Entry::Flying(_, overtaken)) => overtaken.store(true, Ordering::Release),
+                None => {}
             }
         }
         map.landed -= dropped;
     }
 
-    /// Drop every landed outcome (the namespace was cleared).
+    /// The namespace was cleared: drop every landed outcome, overtake every flight.
     pub(crate) fn forget_all(&self) {
         let mut map = self.map.lock();
         for by_key in map.by_type.values_mut() {
-            by_key.retain(|_, e| matches!(e, Entry::Flying(_)));
+            by_key.retain(|_, e| match e {
+                Entry::Flying(_, overtaken) => {
+                    overtaken.store(true, Ordering::Release);
+                    true
+                }
+                Entry::Landed { .. } => false,
+            });
         }
         map.landed = 0;
     }
@@ -131,7 +147,7 @@ impl Flights {
             .by_type
             .values()
             .flat_map(HashMap::values)
-            .filter(|e| matches!(e, Entry::Flying(_)))
+            .filter(|e| matches!(e, Entry::Flying(..)))
             .count()
     }
 }
@@ -144,7 +160,7 @@ impl Map {
         }
         if self.count_landed() > MAX_LANDED {
             for by_key in self.by_type.values_mut() {
-                by_key.retain(|_, e| matches!(e, Entry::Flying(_)));
+                by_key.retain(|_, e| matches!(e, Entry::Flying(..)));
             }
         }
         self.landed = self.count_landed();
@@ -173,10 +189,17 @@ pub(crate) struct LeaderGuard<'a> {
     ty: TypeId,
     key: String,
     slot: Arc<Slot>,
+    overtaken: Arc<AtomicBool>,
     finished: bool,
 }
 
 impl LeaderGuard<'_> {
+    /// Whether this process wrote, deleted or cleared the key since the flight took
+    /// off: its result is then returned but neither stored nor kept.
+    pub(crate) fn overtaken(&self) -> bool {
+        self.overtaken.load(Ordering::Acquire)
+    }
+
     /// Land with `outcome`, readable until `linger` by callers that began before now,
     /// and when `open` by callers whose read failed (see the module docs).
     pub(crate) fn finish(
@@ -195,10 +218,10 @@ impl LeaderGuard<'_> {
             let map = &mut *guard;
             let now = Instant::now();
             if let Some(by_key) = map.by_type.get_mut(&self.ty) {
-                if matches!(by_key.get(&self.key), Some(Entry::Flying(s)) if Arc::ptr_eq(s, &self.slot))
+                if matches!(by_key.get(&self.key), Some(Entry::Flying(s, _)) if Arc::ptr_eq(s, &self.slot))
                 {
                     match &outcome {
-                        Some(o) if linger > now => {
+                        Some(o) if linger > now && !self.overtaken() => {
                             let landed = Entry::Landed {
                                 at: now,
                                 until: linger,
@@ -216,6 +239,13 @@ impl LeaderGuard<'_> {
             }
             if map.landed > MAX_LANDED / 2 {
                 map.sweep(now);
+                if map.landed > MAX_LANDED / 4 {
+                    // Still many live: drop them all, so sweeps stay rare.
+                    for by_key in map.by_type.values_mut() {
+                        by_key.retain(|_, e| matches!(e, Entry::Flying(..)));
+                    }
+                    map.landed = 0;
+                }
             }
         }
         self.slot.send_replace(Some(outcome));

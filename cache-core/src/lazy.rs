@@ -143,7 +143,13 @@ where
             // Every error but a configuration one may pass (a store still loading its
             // data answers with errors of its own): keep trying.
             Err(e) if e.kind() != ErrorKind::Config => {
-                tracing::debug!(backend = name, error = %e, retry_in = ?pause, "lazy start: not reachable yet");
+                let n = state.attempts.load(std::sync::atomic::Ordering::Relaxed);
+                if !e.is_transient() && n % 10 == 0 {
+                    // Retried, but said: it may be a misconfiguration that never passes.
+                    tracing::warn!(backend = name, error = %e, attempts = n, "lazy start: the store answers with an error; still retrying");
+                } else {
+                    tracing::debug!(backend = name, error = %e, retry_in = ?pause, "lazy start: not reachable yet");
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_RETRY);
             }

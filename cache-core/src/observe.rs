@@ -396,15 +396,21 @@ impl Observer {
     /// The span of one call (disabled, and free, without a subscriber that wants it).
     #[inline]
     /// A key as logs may show it: the key with
-    /// [`trace_keys`](crate::CacheBuilder::trace_keys), else a short digest that
-    /// correlates log lines without saying what the key holds.
+    /// [`trace_keys`](crate::CacheBuilder::trace_keys), else a short digest salted
+    /// with a random value of this process, that correlates the process's log lines
+    /// without saying what the key holds (unsalted, a short key could be guessed back
+    /// from its digest).
     pub(crate) fn log_key(&self, key: &str) -> String {
+        static SALT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
         if self.trace_keys {
-            key.to_owned()
-        } else {
-            let digest = crate::raw::sha256_hex(key.as_bytes());
-            format!("#{}", &digest[..12])
+            return key.to_owned();
         }
+        let salt = SALT.get_or_init(|| fastrand::u128(..).to_le_bytes());
+        let mut salted = Vec::with_capacity(16 + key.len());
+        salted.extend_from_slice(salt);
+        salted.extend_from_slice(key.as_bytes());
+        let digest = crate::raw::sha256_hex(&salted);
+        format!("#{}", &digest[..12])
     }
 
     pub(crate) fn span(&self, op: Op, key: &str) -> Span {

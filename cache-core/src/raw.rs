@@ -292,6 +292,22 @@ impl KeyLayout {
         }
     }
 
+    /// The namespace field, for stores that keep one beside the key (MongoDB,
+    /// DynamoDB, Firestore), of the locks of `namespace`: `ns:#lock`, a name no valid
+    /// namespace has (they never hold `:`). Locks kept apart so that `clear`, which
+    /// removes a namespace by that field, leaves held locks alone.
+    pub fn lock_namespace(namespace: &str) -> String {
+        format!("{namespace}:#lock")
+    }
+
+    /// Whether the store key `store_key` of `namespace` is a lock's.
+    pub fn is_lock_key(namespace: &str, store_key: &[u8]) -> bool {
+        store_key
+            .strip_prefix(namespace.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b":"))
+            .is_some_and(|body| body.starts_with(LOCK_MARKER.as_bytes()))
+    }
+
     /// The prefix every store key of `namespace` starts with (`ns:`), values and locks.
     pub fn namespace_prefix(namespace: &str) -> String {
         format!("{namespace}:")

@@ -252,3 +252,64 @@ async fn a_codec_whose_bytes_look_like_the_header_is_read_right() {
         .unwrap();
     assert_eq!(v, "hello", "a hit, not a miss");
 }
+
+/// A write or delete by this process while a compute runs wins: the computed value is
+/// returned to its callers but not stored (the process's own fence; across processes
+/// the store's fenced write is the conformance suite's).
+#[tokio::test]
+async fn this_process_writes_during_a_compute_win() {
+    let cache = Cache::new(memory());
+    for delete in [false, true] {
+        let key = if delete { "deleted" } else { "written" };
+        let got: u32 = cache
+            .get_or_compute(key, || {
+                let cache = cache.clone();
+                async move {
+                    if delete {
+                        cache.delete(key).await.unwrap();
+                    } else {
+                        cache.set(key, &2u32, Duration::from_secs(60)).await.unwrap();
+                    }
+                    Ok::<_, std::io::Error>(1)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(got, 1, "the compute's callers get its value");
+        let stored = cache.get::<u32>(key).await.unwrap();
+        assert_eq!(stored, if delete { None } else { Some(2) }, "{key}");
+    }
+}
+
+/// A compute closure that panics before it returns its future also runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_that_panics_at_once_runs_once() {
+    let cache = Cache::new(memory());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute::<u32, std::io::Error, _>("k", || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        panic!("before the future (expected by the test)");
+                        #[allow(unreachable_code)]
+                        async { Ok(1) }
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut panicked = 0;
+    for t in tasks {
+        match t.await {
+            Err(e) if e.is_panic() => panicked += 1,
+            Ok(Err(ComputeError::Panicked(_))) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(panicked, 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

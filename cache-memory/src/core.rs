@@ -382,8 +382,10 @@ impl Store {
     }
 
     /// Remove every entry of `ns`, values and locks.
+    /// Remove the namespace's values; its locks stay (a clear during a compute must
+    /// not let a second caller compute the same key).
     pub(crate) fn remove_namespace(&self, ns: &Namespace) {
-        self.retain(|e| !ns.is(&e.ns));
+        self.retain(|e| !ns.is(&e.ns) || e.lock);
     }
 
     /// Remove expired entries, one shard at a time; returns how many.

@@ -252,7 +252,8 @@ impl Statements {
                 NS_KEY,
             ),
             clear: sql(
-                format!("DELETE FROM {table} WHERE namespace = $1"),
+                // Held locks stay (their keys start with the lock marker).
+                format!("DELETE FROM {table} WHERE namespace = $1 AND left(key, 6) <> '#lock:'"),
                 &[Type::TEXT],
             ),
             get_many: sql(

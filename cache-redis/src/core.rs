@@ -371,6 +371,12 @@ impl Redis {
                 }
                 _ => self.query(&scan).await?,
             };
+            // Held locks stay: a clear during a compute must not let a second caller
+            // compute the same key.
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| !KeyLayout::is_lock_key(&self.namespace, k))
+                .collect();
             self.delete_keys("UNLINK", &keys).await?;
             if next == 0 {
                 return Ok(());

@@ -23,12 +23,12 @@ pub(crate) fn map(e: RedisError) -> Error {
     } else if e.code().is_some_and(|c| {
         matches!(
             c,
-            "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "BUSY"
+            "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "BUSY" | "READONLY"
         )
     }) {
         (
             ErrorKind::Unavailable,
-            "Redis is not ready (loading its data, failing over, or busy running a script); it passes by itself, calls fail open meanwhile",
+            "Redis is not ready (loading its data, failing over, read-only after a failover, or busy running a script); it passes by itself, calls fail open meanwhile",
         )
     } else if e.is_timeout() {
         (
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn states_that_pass_are_transient() {
-        for code in ["LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY"] {
+        for code in ["LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY"] {
             let reply = format!("-{code} not now\r\n");
             let err = redis::parse_redis_value(reply.as_bytes())
                 .and_then(|v| v.extract_error())
