@@ -268,7 +268,10 @@ async fn this_process_writes_during_a_compute_win() {
                     if delete {
                         cache.delete(key).await.unwrap();
                     } else {
-                        cache.set(key, &2u32, Duration::from_secs(60)).await.unwrap();
+                        cache
+                            .set(key, &2u32, Duration::from_secs(60))
+                            .await
+                            .unwrap();
                     }
                     Ok::<_, std::io::Error>(1)
                 }
@@ -296,7 +299,9 @@ async fn a_closure_that_panics_at_once_runs_once() {
                         std::thread::sleep(Duration::from_millis(50));
                         panic!("before the future (expected by the test)");
                         #[allow(unreachable_code)]
-                        async { Ok(1) }
+                        async {
+                            Ok(1)
+                        }
                     })
                     .await
             })

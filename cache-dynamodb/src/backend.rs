@@ -10,7 +10,7 @@ use crate::error::{config, BACKEND};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use cache_core::raw::{distinct, last_of_each, KeyKind};
+use cache_core::raw::{distinct, last_of_each, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use std::collections::HashMap;
@@ -541,7 +541,9 @@ impl CacheBackend for DynamoBackend {
         let won = self
             .put_if_absent(item(
                 pk(self.ns(), KeyKind::Lock, key),
-                self.ns(),
+                // Under the locks' own namespace attribute: `clear` leaves held locks
+                // alone.
+                &KeyLayout::lock_namespace(self.ns()),
                 token.as_str().as_bytes(),
                 exp,
             ))

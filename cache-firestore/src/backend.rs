@@ -7,7 +7,7 @@ use crate::core::{
     VALUE,
 };
 use crate::error::BACKEND;
-use cache_core::raw::{distinct, last_of_each, validate_namespace, KeyKind};
+use cache_core::raw::{distinct, last_of_each, validate_namespace, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Write};
@@ -136,7 +136,13 @@ impl Sweeper {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                match sweep(&shared, &namespace).await {
+                // The namespace's values, and its expired locks (kept apart).
+                let locks = KeyLayout::lock_namespace(&namespace);
+                let swept = match sweep(&shared, &namespace).await {
+                    Ok(n) => sweep(&shared, &locks).await.map(|m| n + m),
+                    e => e,
+                };
+                match swept {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(
                         namespace,
@@ -248,7 +254,14 @@ impl FirestoreBackend {
 
     fn document(&self, kind: KeyKind, key: &str, bytes: &[u8], exp: Option<u64>) -> Document {
         let (id, stored) = doc_id(self.ns(), kind, key);
-        self.shared.document(&id, self.ns(), stored, bytes, exp)
+        match kind {
+            // Under the locks' own namespace field: `clear` leaves held locks alone.
+            KeyKind::Lock => {
+                let ns = KeyLayout::lock_namespace(self.ns());
+                self.shared.document(&id, &ns, stored, bytes, exp)
+            }
+            _ => self.shared.document(&id, self.ns(), stored, bytes, exp),
+        }
     }
 
     /// The live documents of `names` (any number, duplicates allowed), by name.

@@ -5,7 +5,7 @@ use crate::core::{
     entry, expires_at, id, is_live, value_of, Shared, EXPIRES, MAX_KEY_LEN, NS, VALUE,
 };
 use crate::error::{is_duplicate_key, map, BACKEND};
-use cache_core::raw::{last_of_each, validate_namespace, KeyKind};
+use cache_core::raw::{last_of_each, validate_namespace, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, DateTime, Document};
@@ -389,7 +389,12 @@ impl CacheBackend for MongoBackend {
         let won = self
             .insert_if_absent(
                 id(self.ns(), KeyKind::Lock, key),
-                entry(self.ns(), token.as_str().as_bytes(), exp),
+                // Under the locks' own namespace field: `clear` leaves held locks alone.
+                entry(
+                    &KeyLayout::lock_namespace(self.ns()),
+                    token.as_str().as_bytes(),
+                    exp,
+                ),
             )
             .await?;
         Ok(won.then_some(token))

@@ -61,7 +61,14 @@ mod tests {
 
     #[test]
     fn states_that_pass_are_transient() {
-        for code in ["LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY"] {
+        for code in [
+            "LOADING",
+            "MASTERDOWN",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "BUSY",
+            "READONLY",
+        ] {
             let reply = format!("-{code} not now\r\n");
             let err = redis::parse_redis_value(reply.as_bytes())
                 .and_then(|v| v.extract_error())

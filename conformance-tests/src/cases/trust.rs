@@ -94,3 +94,34 @@ pub async fn trust_a_slow_store_computes_once<H: Harness>(h: &H) {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one compute per flight");
 }
+
+/// `clear` removes the namespace's values and leaves its held locks alone: a clear
+/// during a compute must not let a second caller compute the same key.
+pub async fn trust_clear_leaves_held_locks<H: Harness>(h: &H) {
+    let store = fresh(h).await;
+    let token = store
+        .acquire_lock("k", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a free lock is taken");
+    store.set("v", b("1"), Expiry::After(FRESH)).await.unwrap();
+    store.clear().await.unwrap();
+    assert_eq!(store.get("v").await.unwrap(), None, "values are cleared");
+    assert!(
+        store
+            .acquire_lock("k", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "clear freed a held lock"
+    );
+    assert!(
+        store.release_lock("k", &token).await.unwrap(),
+        "the owner still holds it"
+    );
+    assert!(store
+        .acquire_lock("k", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_some());
+}
