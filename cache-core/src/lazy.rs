@@ -144,7 +144,7 @@ where
             // data answers with errors of its own): keep trying.
             Err(e) if e.kind() != ErrorKind::Config => {
                 let n = state.attempts.load(std::sync::atomic::Ordering::Relaxed);
-                if !e.is_transient() && n % 10 == 0 {
+                if !e.is_transient() && n.is_multiple_of(10) {
                     // Retried, but said: it may be a misconfiguration that never passes.
                     tracing::warn!(backend = name, error = %e, attempts = n, "lazy start: the store answers with an error; still retrying");
                 } else {
