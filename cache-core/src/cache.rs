@@ -203,9 +203,10 @@ impl<C: Codec> CacheBuilder<C> {
         self.compute.resilience.fail_safe_for = keep_for;
         self
     }
-    /// After a fail-safe answer the kept value counts as fresh for this long, so a
-    /// failing origin is asked again once per throttle and key, not on every call.
-    /// Default 1 s.
+    /// After a fail-safe answer this process serves the kept value without computing
+    /// for this long, so a failing origin is asked again once per throttle and key,
+    /// not on every call. The throttle is the process's own: nothing is written back
+    /// to the store. Default 1 s.
     pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
         self.compute.resilience.fail_safe_throttle = d;
         self

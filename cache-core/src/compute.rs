@@ -497,7 +497,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             let ty = TypeId::of::<Outcome<T, E>>();
             let mut first = true;
             loop {
-                let since = Instant::now();
+                let since = flights.mark();
                 let mut fallback = None;
                 if !self.settings.refresh {
                     let found = self.lookup::<T>(&key, true).await;
@@ -599,7 +599,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
         let (mut fallback, mut serve_now) = (None, false);
-        let since = Instant::now();
+        let since = self.cache.inner.flights.mark();
         if !self.settings.refresh {
             let found = self.lookup::<T>(&key, true).await;
             self.count(&found);
@@ -654,7 +654,7 @@ impl<'a, C: Codec> Cached<'a, C> {
         key: String,
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
-        (since, read_failed): (Instant, bool),
+        (since, read_failed): (u64, bool),
     ) -> tokio::task::JoinHandle<Outcome<T, E>>
     where
         T: Cacheable,

@@ -13,7 +13,7 @@
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,7 +30,8 @@ enum Entry {
     /// key meanwhile (the leader's write is then skipped: that write wins).
     Flying(Arc<Slot>, Arc<AtomicBool>),
     Landed {
-        at: Instant,
+        /// The landing's number (see [`Flights::mark`]).
+        at: u64,
         until: Instant,
         /// Also for callers whose read failed, whenever they began (the leader's write
         /// was not confirmed).
@@ -48,6 +49,10 @@ const MAX_LANDED: usize = 10_000;
 #[derive(Default)]
 pub(crate) struct Flights {
     map: Mutex<Map>,
+    /// Landings so far: a caller notes it before its read ([`Flights::mark`]) and
+    /// takes a landed outcome only if it landed later (a number, not a clock: exact,
+    /// and one atomic load on the hit path).
+    landings: AtomicU64,
 }
 
 #[derive(Default)]
@@ -64,16 +69,16 @@ pub(crate) enum Role<'a> {
 }
 
 impl Flights {
+    /// The mark to take before a read: outcomes landed after it are the caller's too.
+    #[inline]
+    pub(crate) fn mark(&self) -> u64 {
+        self.landings.load(Ordering::Acquire)
+    }
+
     /// Become the leader for `key` and outcome type `ty`, follow the current one, or
-    /// take the outcome of one that landed since `since` (or of an open one when the
-    /// caller's read failed).
-    pub(crate) fn join(
-        &self,
-        ty: TypeId,
-        key: &str,
-        since: Instant,
-        read_failed: bool,
-    ) -> Role<'_> {
+    /// take the outcome of one that landed after `since` (a [`mark`](Self::mark)), or
+    /// of an open one when the caller's read failed.
+    pub(crate) fn join(&self, ty: TypeId, key: &str, since: u64, read_failed: bool) -> Role<'_> {
         let mut map = self.map.lock();
         let now = Instant::now();
         let Map { by_type, landed } = &mut *map;
@@ -85,7 +90,7 @@ impl Flights {
                 until,
                 open,
                 outcome,
-            }) if now < *until && (*at >= since || (*open && read_failed)) => {
+            }) if now < *until && (*at > since || (*open && read_failed)) => {
                 return Role::Landed(outcome.clone());
             }
             Some(Entry::Landed { .. }) => *landed -= 1,
@@ -222,8 +227,9 @@ impl LeaderGuard<'_> {
                 {
                     match &outcome {
                         Some(o) if linger > now && !self.overtaken() => {
+                            let at = self.flights.landings.fetch_add(1, Ordering::AcqRel) + 1;
                             let landed = Entry::Landed {
-                                at: now,
+                                at,
                                 until: linger,
                                 open,
                                 outcome: o.clone(),
@@ -268,7 +274,7 @@ mod tests {
     async fn followers_get_the_outcome_and_abandon_wakes_them() {
         let f = Flights::default();
         let t = TypeId::of::<u32>();
-        let now = Instant::now;
+        let now = || f.mark();
         let before = now();
         let Role::Leader(g) = f.join(t, "k", now(), false) else {
             panic!("first caller leads")
@@ -282,7 +288,7 @@ mod tests {
         drop(other);
         g.finish(
             Arc::new(5u32),
-            now() + std::time::Duration::from_secs(60),
+            Instant::now() + std::time::Duration::from_secs(60),
             false,
         );
         let out = follow(rx).await.unwrap();
@@ -293,7 +299,6 @@ mod tests {
             panic!("began before it landed")
         };
         assert_eq!(out.downcast_ref::<u32>(), Some(&5));
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let Role::Leader(g) = f.join(t, "k", now(), false) else {
             panic!()
         };

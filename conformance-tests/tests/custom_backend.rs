@@ -68,11 +68,11 @@ impl CacheBackend for TinyBackend {
         Ok(Self::live(removed.as_ref()).is_some())
     }
     async fn clear(&self) -> Result<()> {
+        // The namespace's values go; its held locks stay.
         let prefix = KeyLayout::namespace_prefix(&self.namespace);
-        self.store
-            .lock()
-            .unwrap()
-            .retain(|k, _| !k.starts_with(&prefix));
+        self.store.lock().unwrap().retain(|k, _| {
+            !k.starts_with(&prefix) || KeyLayout::is_lock_key(&self.namespace, k.as_bytes())
+        });
         Ok(())
     }
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
