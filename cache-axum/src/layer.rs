@@ -260,11 +260,8 @@ impl Shared {
             (_, None) => None,
             (None, Some(q)) => Some(q.to_owned()),
             (Some(names), Some(q)) => {
-                let pairs: Vec<(String, &str)> = q
-                    .split('&')
-                    .map(|p| p.split_once('=').unwrap_or((p, "")))
-                    .map(|(k, v)| (percent_decoded(k), v))
-                    .collect();
+                // Decoded as the application decodes them (`%69d` is `id`).
+                let pairs: Vec<_> = form_urlencoded::parse(q.as_bytes()).collect();
                 let kept: Vec<String> = names
                     .iter()
                     .flat_map(|n| {
@@ -302,32 +299,6 @@ impl Shared {
             .build()?;
         Ok(format!("{}:{key}", self.settings.namespace))
     }
-}
-
-/// A query parameter's name as the application reads it: `%XX` decoded, `+` a space.
-fn percent_decoded(name: &str) -> String {
-    let b = name.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl<S> Layer<S> for HttpCacheLayer {

@@ -390,15 +390,20 @@ impl Shared {
             return None;
         }
         let (age, life) = stored.age_and_lifetime(&headers, self.freshness(), self.now());
-        let window = said
-            .stale_if_error
-            .map(|s| s.saturating_mul(1000))
-            .or(self.settings.stale_if_error.map(ms))?;
+        let window = self.stale_if_error_ms(&said)?;
         (age.saturating_sub(life) <= window).then(|| KeptOnError {
             stored: stored.clone(),
             headers,
             age,
         })
+    }
+
+    /// How long past its freshness a response may stand in for a failing service, in
+    /// ms: its own `stale-if-error`, else the layer's.
+    fn stale_if_error_ms(&self, said: &Directives) -> Option<u64> {
+        said.stale_if_error
+            .map(|s| s.saturating_mul(1000))
+            .or(self.settings.stale_if_error.map(ms))
     }
 
     /// Read the body up to the size limit: `Err` with the response streamed through
@@ -462,11 +467,7 @@ impl Shared {
         let s = &self.settings;
         let mut extra = 0u64;
         if !said.forbids_stale() {
-            let sie = said
-                .stale_if_error
-                .map(|x| x.saturating_mul(1000))
-                .or(s.stale_if_error.map(ms))
-                .unwrap_or(0);
+            let sie = self.stale_if_error_ms(&said).unwrap_or(0);
             let swr = said
                 .stale_while_revalidate
                 .map_or(0, |x| x.saturating_mul(1000));
