@@ -361,4 +361,13 @@ mod tests {
         let v = s.variant_key(&k, 7, &selecting).unwrap();
         assert!(!v.contains("SECRET"), "{v}");
     }
+
+    #[tokio::test]
+    async fn purge_refuses_what_is_not_a_path() {
+        let cache = Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+        let layer = HttpCacheLayer::new(cache);
+        let err = layer.purge("a.example", "not a path").await.unwrap_err();
+        assert_eq!(err.kind(), cache_core::ErrorKind::InvalidInput, "{err}");
+        assert!(!layer.purge("a.example", "/items/7").await.unwrap());
+    }
 }
