@@ -845,7 +845,19 @@ impl<'a, C: Codec> Cached<'a, C> {
             }
             _ => Err(failure),
         };
-        Led::failed(out, panic)
+        // The fail-safe answer, or the error, also reaches the callers whose reads were
+        // under way when this landed: they are of this flight, and must not ask the
+        // failing origin again (a panic is not kept).
+        let linger = match panic {
+            None => later(self.settings.timeout + LINGER_MARGIN),
+            Some(_) => Instant::now(),
+        };
+        Led {
+            out,
+            linger,
+            open: false,
+            panic,
+        }
     }
 
     /// Run the compute within the hard timeout, and the soft one when `soft`; a
