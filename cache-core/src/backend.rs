@@ -28,6 +28,12 @@ pub struct Capabilities {
     /// Whether `acquire_lock`/`release_lock` give a lock shared by every process
     /// using the same store (false for a process-local store).
     pub distributed_locks: bool,
+    /// Whether writes of get-or-compute are fenced against every handle (see
+    /// [`CacheBackend::set_locked`]): `set_locked` checks and writes in one atomic step,
+    /// and `set`, `set_many`, `set_if_absent` (when it stores), `delete`, `delete_many`
+    /// and `clear` mark a held lock of the keys they touch as overtaken. False for the
+    /// default `set_locked`, which is fenced against lock expiry only.
+    pub fenced_writes: bool,
 }
 
 impl Capabilities {
@@ -40,6 +46,7 @@ impl Capabilities {
             max_value_size: None,
             native_batch: false,
             distributed_locks: false,
+            fenced_writes: false,
         }
     }
     /// Set [`Capabilities::ttl_precision`].
@@ -65,6 +72,11 @@ impl Capabilities {
     /// Set [`Capabilities::distributed_locks`].
     pub const fn distributed_locks(mut self, yes: bool) -> Self {
         self.distributed_locks = yes;
+        self
+    }
+    /// Set [`Capabilities::fenced_writes`].
+    pub const fn fenced_writes(mut self, yes: bool) -> Self {
+        self.fenced_writes = yes;
         self
     }
 }
@@ -190,8 +202,41 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// The lock frees itself after `ttl` even if never released.
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>>;
 
-    /// Release the lock if `token` still owns it; true if released.
+    /// Release the lock if `token` still owns it (overtaken or not); true if released.
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool>;
+
+    /// The lock holder's write: store `value` under `key` only while `token` owns the
+    /// key's lock and the lock is not overtaken, and release the lock if `token` owns
+    /// it, stored or not. `Ok(true)` if stored. Get-or-compute writes its value with it
+    /// when it holds the lock, so that a compute that outlived its lock, or whose key
+    /// the application wrote, deleted or cleared meanwhile, stores nothing.
+    ///
+    /// A lock is *overtaken* when a `set`, `set_many`, `set_if_absent` that stores,
+    /// `delete`, `delete_many` or `clear` of any handle touched its key while it was
+    /// held: those calls leave the lock held (other processes keep waiting on it, not
+    /// computing) but mark it, for instance by storing
+    /// [`raw::overtaken`](crate::raw::overtaken) of the token in place of the token
+    /// (and [`raw::lock_state`](crate::raw::lock_state) reads it back). Backends that
+    /// do this and check and write in one atomic step declare
+    /// [`Capabilities::fenced_writes`].
+    ///
+    /// The default releases, then writes if the release proved ownership: fenced
+    /// against a lock that expired and was taken by another caller, not against the
+    /// writes of other handles, and not atomic.
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        if self.release_lock(key, token).await? {
+            self.set(key, value, expiry).await?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
 
     /// Release connections and background work; called once.
     async fn close(&self) -> Result<()>;

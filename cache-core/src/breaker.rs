@@ -345,6 +345,16 @@ impl CacheBackend for CircuitBreaker {
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         self.call(self.inner.set(key, value, expiry)).await
     }
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.call(self.inner.set_locked(key, value, expiry, token))
+            .await
+    }
     async fn delete(&self, key: &str) -> Result<bool> {
         self.call(self.inner.delete(key)).await
     }

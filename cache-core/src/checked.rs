@@ -304,6 +304,26 @@ impl CacheBackend for Checked {
             .map_err(|e| e.in_operation("release_lock"))
     }
 
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.check_key("set_locked", key)?;
+        self.check_value("set_locked", value.len())?;
+        let done = if expired(expiry) {
+            // Nothing to store: the lock is released all the same.
+            self.inner.release_lock(key, token).await.map(|_| false)
+        } else {
+            self.inner
+                .set_locked(key, value, clamp_expiry(expiry), token)
+                .await
+        };
+        done.map_err(|e| e.in_operation("set_locked"))
+    }
+
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());

@@ -787,9 +787,34 @@ impl<'a, C: Codec> Cached<'a, C> {
                 {
                     Ok((bytes, expiry)) => {
                         // Through the checks: the value's size, and an expiry already past.
-                        written = self
-                            .guarded(Op::Set, key, self.backend().set(key, bytes, expiry))
-                            .await;
+                        let backend = self.backend();
+                        written = match held.token() {
+                            // Fenced: stored only while the lock is this leader's and
+                            // nobody wrote, deleted or cleared the key meanwhile; the
+                            // write releases the lock.
+                            Some(token) => match self
+                                .guarded(
+                                    Op::Set,
+                                    key,
+                                    backend.set_locked(key, bytes, expiry, token),
+                                )
+                                .await
+                            {
+                                Some(stored) => {
+                                    held.disarm();
+                                    if !stored {
+                                        tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the lock expired or the key was written meanwhile; the computed value is not stored");
+                                        return Led::failed(Ok(v), None);
+                                    }
+                                    Some(())
+                                }
+                                None => None,
+                            },
+                            None => {
+                                self.guarded(Op::Set, key, backend.set(key, bytes, expiry))
+                                    .await
+                            }
+                        };
                     }
                     Err(e) => {
                         tracing::warn!(key = %self.cache.inner.observe.log_key(key), error = %e, "computed value cannot be encoded; not cached")
@@ -998,6 +1023,13 @@ impl LockHold {
     }
     fn is_held(&self) -> bool {
         self.inner.is_some()
+    }
+    fn token(&self) -> Option<&LockToken> {
+        self.inner.as_ref().map(|(_, _, t)| t)
+    }
+    /// The lock was released by the fenced write: nothing left to do.
+    fn disarm(&mut self) {
+        self.inner = None;
     }
     async fn release<C: Codec>(&mut self, call: &Cached<'_, C>) {
         // Always attempted, even after a failed call: others wait on this lock.

@@ -198,6 +198,15 @@ impl CacheBackend for LazyBackend {
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         self.backend()?.set(key, value, expiry).await
     }
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.backend()?.set_locked(key, value, expiry, token).await
+    }
     async fn delete(&self, key: &str) -> Result<bool> {
         self.backend()?.delete(key).await
     }

@@ -96,7 +96,8 @@ impl MemoryBackend {
         MemoryBackend {
             caps: Capabilities::new(BACKEND)
                 .max_value_size(Some(store.max_value_size))
-                .native_batch(true),
+                .native_batch(true)
+                .fenced_writes(true),
             namespace: store.namespace(namespace),
             store,
             closed: AtomicBool::new(false),
@@ -225,8 +226,18 @@ impl CacheBackend for MemoryBackend {
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        Ok(self.with_key(KeyKind::Lock, key, |s, k| {
-            s.remove_if(k, token.as_str().as_bytes())
+        Ok(self.with_key(KeyKind::Lock, key, |s, k| s.release(k, token)))
+    }
+
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        Ok(self.with_key(KeyKind::Value, key, |s, k| {
+            s.put_locked(k, value, expiry, token)
         }))
     }
 

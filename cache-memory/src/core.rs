@@ -14,7 +14,8 @@
 
 use crate::config::MemoryConfig;
 use crate::error::config;
-use cache_core::raw::{StoreKey, Ttl};
+use cache_core::raw::{lock_state, overtaken, LockState, StoreKey, Ttl};
+use cache_core::LockToken;
 use cache_core::{Bytes, Expiry, Result};
 use compact_str::CompactString;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -55,6 +56,17 @@ impl Key<'_> {
     fn is(&self, e: &Entry) -> bool {
         // The body is held inline for keys up to 24 bytes: this touches the entry only.
         e.body.as_str() == self.body && e.lock == self.lock && self.ns.is(&e.ns)
+    }
+
+    /// The key's lock (same hash, so in the same shard: a value and its lock change
+    /// under one shard lock).
+    fn lock(&self) -> Key<'_> {
+        Key {
+            ns: self.ns,
+            lock: true,
+            body: self.body,
+            hash: self.hash,
+        }
     }
 }
 
@@ -138,6 +150,18 @@ impl Table {
     #[inline]
     fn find(&self, key: &Key) -> Option<&Entry> {
         self.entries.find(key.hash, |e| key.is(e))
+    }
+
+    /// Mark the held lock of `key`'s value overtaken: its holder's fenced write
+    /// stores nothing (see `CacheBackend::set_locked`).
+    fn overtake(&mut self, key: &Key) {
+        let lock = key.lock();
+        if let Some(e) = self.entries.find_mut(lock.hash, |e| lock.is(e)) {
+            if e.is_live() && !e.value.starts_with(b"!") {
+                let token = std::str::from_utf8(&e.value).unwrap_or_default();
+                e.value = Bytes::from(overtaken(token));
+            }
+        }
     }
 
     /// Remove the entry for `key`; the entry if there was one.
@@ -270,8 +294,8 @@ impl Store {
     pub(crate) fn key<'a>(ns: &'a Namespace, key: &'a StoreKey<'a>) -> Key<'a> {
         let [_, _, marker, body] = key.parts();
         let lock = !marker.is_empty();
+        // A value and its lock hash alike (they differ in `lock` only).
         let mut h = ns.hasher.clone();
-        h.write_u8(u8::from(lock));
         h.write(body.as_bytes());
         Key {
             ns,
@@ -338,12 +362,45 @@ impl Store {
     pub(crate) fn put(&self, key: &Key, value: Bytes, expiry: Expiry) {
         let shard = self.shard(key);
         let mut t = shard.table.write();
+        t.overtake(key);
         match deadline(expiry) {
             Some(expires_at) => t.put(key, value, expires_at, shard.tick()),
             None => {
                 t.remove(key);
             }
         }
+    }
+
+    /// The lock holder's write: store `value` (or remove the key when the expiry has
+    /// passed) if `token` holds the key's lock, not overtaken; release the lock if
+    /// `token` owns it. True if stored. One shard lock covers the check and the write.
+    pub(crate) fn put_locked(
+        &self,
+        key: &Key,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> bool {
+        let shard = self.shard(key);
+        let mut t = shard.table.write();
+        let lock = key.lock();
+        let state = t
+            .find(&lock)
+            .filter(|e| e.is_live())
+            .map_or(LockState::Other, |e| lock_state(&e.value, token));
+        if state != LockState::Other {
+            t.remove(&lock);
+        }
+        if state != LockState::Held {
+            return false;
+        }
+        match deadline(expiry) {
+            Some(expires_at) => t.put(key, value, expires_at, shard.tick()),
+            None => {
+                t.remove(key);
+            }
+        }
+        true
     }
 
     /// Insert unless a live entry is there; true if stored.
@@ -355,6 +412,9 @@ impl Store {
         }
         match deadline(expiry) {
             Some(expires_at) => {
+                if !key.lock {
+                    t.overtake(key);
+                }
                 t.put(key, value, expires_at, shard.tick());
                 true
             }
@@ -364,28 +424,37 @@ impl Store {
 
     /// Remove `key`; true if a live entry was there.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        self.shard(key)
-            .table
-            .write()
-            .remove(key)
-            .is_some_and(|e| e.is_live())
+        let mut t = self.shard(key).table.write();
+        t.overtake(key);
+        t.remove(key).is_some_and(|e| e.is_live())
     }
 
-    /// Remove `key` if it holds exactly `value` (a lock's token); true if removed.
-    pub(crate) fn remove_if(&self, key: &Key, value: &[u8]) -> bool {
+    /// Remove the lock `key` if `token` owns it (overtaken or not); true if removed.
+    pub(crate) fn release(&self, key: &Key, token: &LockToken) -> bool {
         let mut t = self.shard(key).table.write();
-        let owned = t.find(key).is_some_and(|e| e.is_live() && e.value == value);
+        let owned = t
+            .find(key)
+            .is_some_and(|e| e.is_live() && lock_state(&e.value, token) != LockState::Other);
         if owned {
             t.remove(key);
         }
         owned
     }
 
-    /// Remove every entry of `ns`, values and locks.
     /// Remove the namespace's values; its locks stay (a clear during a compute must
-    /// not let a second caller compute the same key).
+    /// not let a second caller compute the same key), overtaken: what their holders
+    /// computed before the clear is not stored.
     pub(crate) fn remove_namespace(&self, ns: &Namespace) {
-        self.retain(|e| !ns.is(&e.ns) || e.lock);
+        for shard in &*self.shards {
+            let mut t = shard.table.write();
+            t.retain(&|e: &Entry| !ns.is(&e.ns) || e.lock);
+            for e in t.entries.iter_mut() {
+                if e.lock && ns.is(&e.ns) && !e.value.starts_with(b"!") {
+                    let token = std::str::from_utf8(&e.value).unwrap_or_default();
+                    e.value = Bytes::from(overtaken(token));
+                }
+            }
+        }
     }
 
     /// Remove expired entries, one shard at a time; returns how many.

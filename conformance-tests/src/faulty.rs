@@ -80,6 +80,16 @@ impl CacheBackend for FaultyBackend {
         self.fault().await?;
         self.inner.set(key, value, expiry).await
     }
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.fault().await?;
+        self.inner.set_locked(key, value, expiry, token).await
+    }
     async fn delete(&self, key: &str) -> Result<bool> {
         self.fault().await?;
         self.inner.delete(key).await
