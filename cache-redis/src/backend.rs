@@ -1,7 +1,7 @@
 //! `RedisBuilder` and `RedisBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::RedisConfig;
-use crate::core::{connect, set_cmd, set_ttl, Redis, SetTtl};
+use crate::core::{connect, set_ttl, Redis, SetTtl};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, Ttl};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
@@ -124,6 +124,7 @@ fn capabilities(cfg: &RedisConfig) -> Capabilities {
         .max_value_size(Some(cfg.max_value_size))
         .native_batch(true)
         .distributed_locks(true)
+        .fenced_writes(true)
 }
 
 /// A cache backend on Redis or Redis Cluster.
@@ -178,16 +179,21 @@ impl CacheBackend for RedisBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        let k = self.redis.key(KeyKind::Value, key);
+        let ks = self.redis.value_keys(std::iter::once(key));
         match set_ttl(expiry) {
-            SetTtl::Delete => self.redis.query(redis::cmd("DEL").arg(&k)).await,
-            ttl => self.redis.query(&set_cmd(k, &value, &ttl)).await,
+            SetTtl::Delete => self.redis.app_write("del", &ks, &[], &SetTtl::Delete).await,
+            ttl => self.redis.app_write("set", &ks, &[&value], &ttl).await,
         }
+        .map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let k = self.redis.key(KeyKind::Value, key);
-        Ok(self.redis.query::<i64>(redis::cmd("DEL").arg(&k)).await? > 0)
+        let ks = self.redis.value_keys(std::iter::once(key));
+        Ok(self
+            .redis
+            .app_write("del", &ks, &[], &SetTtl::Delete)
+            .await?
+            > 0)
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
@@ -220,27 +226,22 @@ impl CacheBackend for RedisBackend {
 
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
         let ks = self.redis.value_keys(items.iter().map(|(k, _)| k));
-        let ttl = set_ttl(expiry);
-        if let SetTtl::Delete = ttl {
-            return self.redis.delete_keys("UNLINK", &ks).await.map(drop);
-        }
-        // One pipeline per slot group, in request order: a repeated key keeps its last value.
-        let pipelines = self.redis.slot_groups(&ks).into_iter().map(|group| {
-            let mut pipe = redis::pipe();
-            for &i in &group {
-                pipe.add_command(set_cmd(&ks[i][..], &items[i].1, &ttl))
-                    .ignore();
+        // One script per slot group, in request order: a repeated key keeps its last value.
+        match set_ttl(expiry) {
+            SetTtl::Delete => self.redis.app_write("del", &ks, &[], &SetTtl::Delete).await,
+            ttl => {
+                let values: Vec<&[u8]> = items.iter().map(|(_, v)| &v[..]).collect();
+                self.redis.app_write("set", &ks, &values, &ttl).await
             }
-            async move { self.redis.pipeline(&pipe).await }
-        });
-        futures::future::try_join_all(pipelines).await.map(drop)
+        }
+        .map(drop)
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        // DEL counts a key named twice in one command once (a key always lands in one
-        // command: its hash slot's).
+        // A key named twice is counted once: the second DEL finds nothing (a key always
+        // lands in one script: its hash slot's).
         let ks = self.redis.value_keys(keys.iter());
-        self.redis.delete_keys("DEL", &ks).await
+        self.redis.app_write("del", &ks, &[], &SetTtl::Delete).await
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
@@ -248,10 +249,8 @@ impl CacheBackend for RedisBackend {
         if let SetTtl::Delete = ttl {
             return Ok(false);
         }
-        let mut cmd = set_cmd(self.redis.key(KeyKind::Value, key), &value, &ttl);
-        cmd.arg("NX");
-        let reply: Option<String> = self.redis.query(&cmd).await?;
-        Ok(reply.is_some())
+        let ks = self.redis.value_keys(std::iter::once(key));
+        Ok(self.redis.app_write("nx", &ks, &[&value], &ttl).await? > 0)
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
@@ -261,7 +260,7 @@ impl CacheBackend for RedisBackend {
             .redis
             .query(
                 redis::cmd("SET")
-                    .arg(self.redis.key(KeyKind::Lock, key))
+                    .arg(self.redis.lock_key(key))
                     .arg(token.as_str())
                     .arg("NX")
                     .arg("PX")
@@ -273,7 +272,19 @@ impl CacheBackend for RedisBackend {
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         self.redis
-            .release(self.redis.key(KeyKind::Lock, key), token.as_str())
+            .release(&self.redis.lock_key(key), token.as_str())
+            .await
+    }
+
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.redis
+            .set_locked(key, &value, &set_ttl(expiry), token.as_str())
             .await
     }
 

@@ -12,10 +12,76 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Deletes the lock only if it still holds the caller's token.
+/// Deletes the lock only if it holds the caller's token, overtaken or not.
 const RELEASE_LOCK: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local t = redis.call('GET', KEYS[1])
+if t == ARGV[1] or t == '!' .. ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// The writes of the application: KEYS are pairs (value, its lock); ARGV[1] is the
+/// operation (`set`, `nx` or `del`), ARGV[2] and ARGV[3] the expiry (`PX`/`PXAT` and
+/// ms, or empty), the rest the values in order. A held lock of a key written, deleted
+/// or added to is marked overtaken (`!` + token, its TTL kept): the lock stays held,
+/// its holder's fenced write stores nothing. Returns how many keys were deleted or
+/// added.
+const APP_WRITE: &str = r"
+local op, mode, ms = ARGV[1], ARGV[2], ARGV[3]
+local n = 0
+for i = 1, #KEYS, 2 do
+  local done = true
+  if op == 'del' then
+    done = redis.call('DEL', KEYS[i]) == 1
+    if done then n = n + 1 end
+  else
+    local v = ARGV[3 + (i + 1) / 2]
+    local r
+    if mode == '' then
+      if op == 'nx' then r = redis.call('SET', KEYS[i], v, 'NX') else r = redis.call('SET', KEYS[i], v) end
+    else
+      if op == 'nx' then r = redis.call('SET', KEYS[i], v, 'NX', mode, ms) else r = redis.call('SET', KEYS[i], v, mode, ms) end
+    end
+    done = r ~= false
+    if op == 'nx' and done then n = n + 1 end
+  end
+  if done or op ~= 'nx' then
+    local t = redis.call('GET', KEYS[i + 1])
+    if t and string.sub(t, 1, 1) ~= '!' then
+      redis.call('SET', KEYS[i + 1], '!' .. t, 'KEEPTTL')
+    end
+  end
+end
+return n";
+
+/// Marks the held lock KEYS[1] overtaken (for `clear`).
+const OVERTAKE: &str = r"
+local t = redis.call('GET', KEYS[1])
+if t and string.sub(t, 1, 1) ~= '!' then
+  redis.call('SET', KEYS[1], '!' .. t, 'KEEPTTL')
+  return 1
+end
+return 0";
+
+/// The lock holder's write: KEYS[1] the value, KEYS[2] its lock; ARGV[1] the token,
+/// ARGV[2] the value, ARGV[3] and ARGV[4] the expiry (`PX`/`PXAT` and ms, empty, or
+/// `DEL` to remove the value). Writes only while the lock holds the token, not
+/// overtaken; releases the lock if it is the caller's. 1 if written.
+const SET_LOCKED: &str = r"
+local t = redis.call('GET', KEYS[2])
+if t == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  if ARGV[3] == 'DEL' then
+    redis.call('DEL', KEYS[1])
+  elseif ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+  end
+  return 1
+end
+if t == '!' .. ARGV[1] then
+  redis.call('DEL', KEYS[2])
 end
 return 0";
 
@@ -211,39 +277,35 @@ pub(crate) fn set_ttl(expiry: Expiry) -> SetTtl {
     }
 }
 
-/// `SET key value [PX ms | PXAT ms]`.
-pub(crate) fn set_cmd(key: impl redis::ToRedisArgs, value: &[u8], ttl: &SetTtl) -> Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(value);
-    match ttl {
-        SetTtl::Px(ms) => {
-            cmd.arg("PX").arg(*ms);
-        }
-        SetTtl::PxAt(ms) => {
-            cmd.arg("PXAT").arg(*ms);
-        }
-        SetTtl::Keep | SetTtl::Delete => {}
-    }
-    cmd
-}
-
 /// The connection of one backend, with its namespace's keys and scripts.
 pub(crate) struct Redis {
     conn: parking_lot::Mutex<Option<Conn>>,
     namespace: String,
     cluster: bool,
+    /// On a cluster, a namespace with a `{` but no whole hash tag (`a{`, `{}`) puts a
+    /// value and its lock in different slots: one script cannot cover both, and the
+    /// writes are fenced in two steps instead (the lock first, then the value).
+    split: bool,
     clear_pattern: String,
     release_script: redis::Script,
+    app_write_script: redis::Script,
+    overtake_script: redis::Script,
+    set_locked_script: redis::Script,
 }
 
 impl Redis {
     pub(crate) fn new(conn: Conn, namespace: &str) -> Self {
+        let cluster = matches!(conn, Conn::Cluster(_));
         Redis {
-            cluster: matches!(conn, Conn::Cluster(_)),
+            cluster,
+            split: cluster && namespace.contains('{') && !has_hash_tag(namespace),
             conn: parking_lot::Mutex::new(Some(conn)),
             namespace: namespace.to_owned(),
             clear_pattern: format!("{}*", glob_escape(&KeyLayout::namespace_prefix(namespace))),
             release_script: redis::Script::new(RELEASE_LOCK),
+            app_write_script: redis::Script::new(APP_WRITE),
+            overtake_script: redis::Script::new(OVERTAKE),
+            set_locked_script: redis::Script::new(SET_LOCKED),
         }
     }
 
@@ -254,6 +316,17 @@ impl Redis {
     /// The store key of `key`: Redis keys are binary-safe, so any key stays readable.
     pub(crate) fn key<'a>(&'a self, kind: KeyKind, key: &'a str) -> RedisKey<'a> {
         RedisKey(KeyLayout::ANY.key(&self.namespace, kind, key))
+    }
+
+    /// The store key of `key`'s lock: `ns:#lock:{tag}` + the key (or its digest), where
+    /// `tag` is a short hash tag of the value key's cluster slot, so that a value and
+    /// its lock always share a slot and one script can fence them together.
+    pub(crate) fn lock_key(&self, key: &str) -> Vec<u8> {
+        let mut value = String::new();
+        KeyLayout::ANY
+            .key(&self.namespace, KeyKind::Value, key)
+            .write_into(&mut value);
+        lock_key_of(&self.namespace, value.as_bytes())
     }
 
     /// Store keys as owned bytes, for batches split by hash slot.
@@ -288,17 +361,164 @@ impl Redis {
         cmd.query_async(&mut conn).await.map_err(map)
     }
 
-    pub(crate) async fn pipeline(&self, pipe: &Pipeline) -> Result<()> {
+    pub(crate) async fn release(&self, lock: &[u8], token: &str) -> Result<bool> {
         let mut conn = self.conn()?;
-        pipe.query_async::<()>(&mut conn).await.map_err(map)
-    }
-
-    pub(crate) async fn release(&self, key: RedisKey<'_>, token: &str) -> Result<bool> {
-        let mut conn = self.conn()?;
-        let mut invocation = self.release_script.key(key);
+        let mut invocation = self.release_script.key(lock);
         invocation.arg(token);
         let removed: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
         Ok(removed > 0)
+    }
+
+    /// The lock holder's write (see [`SET_LOCKED`]); true if stored.
+    pub(crate) async fn set_locked(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: &SetTtl,
+        token: &str,
+    ) -> Result<bool> {
+        if self.split {
+            return self.set_locked_split(key, value, ttl, token).await;
+        }
+        let mut conn = self.conn()?;
+        let mut invocation = self.set_locked_script.key(self.key(KeyKind::Value, key));
+        invocation.key(self.lock_key(key)).arg(token).arg(value);
+        match ttl {
+            SetTtl::Px(ms) => invocation.arg("PX").arg(*ms),
+            SetTtl::PxAt(ms) => invocation.arg("PXAT").arg(*ms),
+            SetTtl::Keep => invocation.arg("").arg(0),
+            SetTtl::Delete => invocation.arg("DEL").arg(0),
+        };
+        let stored: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
+        Ok(stored > 0)
+    }
+
+    /// [`Redis::set_locked`] when the value and its lock are in different slots: the
+    /// lock is checked and released, then the value written (an application write
+    /// landing between the two is overwritten: a window of one round trip).
+    async fn set_locked_split(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: &SetTtl,
+        token: &str,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut invocation = self.set_locked_script.key(self.lock_key(key));
+        invocation
+            .key(self.lock_key(key))
+            .arg(token)
+            .arg("")
+            .arg("DEL")
+            .arg(0);
+        // KEYS[1] = KEYS[2] = the lock: the script deletes it and reports whose it was;
+        // the value is written below.
+        let held: i64 = invocation.invoke_async(&mut conn).await.map_err(map)?;
+        if held == 0 {
+            return Ok(false);
+        }
+        let k = self.key(KeyKind::Value, key);
+        let mut cmd = redis::cmd("SET");
+        match ttl {
+            SetTtl::Delete => {
+                self.query::<()>(redis::cmd("DEL").arg(&k)).await?;
+                return Ok(true);
+            }
+            SetTtl::Px(ms) => cmd.arg(&k).arg(value).arg("PX").arg(*ms),
+            SetTtl::PxAt(ms) => cmd.arg(&k).arg(value).arg("PXAT").arg(*ms),
+            SetTtl::Keep => cmd.arg(&k).arg(value),
+        };
+        self.query::<()>(&cmd).await?;
+        Ok(true)
+    }
+
+    /// The application's writes of `keys` (store keys of values) with `values` (empty
+    /// for a delete), one script per slot group, overtaking held locks (see
+    /// [`APP_WRITE`]). `op` is `set`, `nx` or `del`; returns how many keys were
+    /// deleted or added.
+    pub(crate) async fn app_write(
+        &self,
+        op: &str,
+        keys: &[Vec<u8>],
+        values: &[&[u8]],
+        ttl: &SetTtl,
+    ) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        if self.split {
+            return self.app_write_split(op, keys, values, ttl).await;
+        }
+        let calls = self.slot_groups(keys).into_iter().map(|group| {
+            let mut invocation = self.app_write_script.prepare_invoke();
+            for &i in &group {
+                invocation
+                    .key(&keys[i][..])
+                    .key(lock_key_of(&self.namespace, &keys[i]));
+            }
+            invocation.arg(op);
+            match ttl {
+                SetTtl::Px(ms) => invocation.arg("PX").arg(*ms),
+                SetTtl::PxAt(ms) => invocation.arg("PXAT").arg(*ms),
+                SetTtl::Keep | SetTtl::Delete => invocation.arg("").arg(0),
+            };
+            if op != "del" {
+                for &i in &group {
+                    invocation.arg(values[i]);
+                }
+            }
+            async move {
+                let mut conn = self.conn()?;
+                invocation
+                    .invoke_async::<usize>(&mut conn)
+                    .await
+                    .map_err(map)
+            }
+        });
+        Ok(futures::future::try_join_all(calls)
+            .await?
+            .into_iter()
+            .sum())
+    }
+
+    /// [`Redis::app_write`] when values and locks are in different slots: each key's
+    /// lock is overtaken first, then the key written.
+    async fn app_write_split(
+        &self,
+        op: &str,
+        keys: &[Vec<u8>],
+        values: &[&[u8]],
+        ttl: &SetTtl,
+    ) -> Result<usize> {
+        let mut n = 0;
+        for (i, k) in keys.iter().enumerate() {
+            let mut conn = self.conn()?;
+            self.overtake_script
+                .key(lock_key_of(&self.namespace, k))
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(map)?;
+            let mut cmd = redis::cmd(if op == "del" { "DEL" } else { "SET" });
+            cmd.arg(&k[..]);
+            if op != "del" {
+                cmd.arg(values[i]);
+                if op == "nx" {
+                    cmd.arg("NX");
+                }
+                match ttl {
+                    SetTtl::Px(ms) => cmd.arg("PX").arg(*ms),
+                    SetTtl::PxAt(ms) => cmd.arg("PXAT").arg(*ms),
+                    SetTtl::Keep | SetTtl::Delete => &mut cmd,
+                };
+            }
+            let reply: Value = self.query(&cmd).await?;
+            n += usize::from(match reply {
+                Value::Int(d) => d > 0,
+                Value::Nil => false,
+                _ => op == "nx",
+            });
+        }
+        Ok(n)
     }
 
     /// Indices of `keys` grouped so that each group can go in one multi-key command:
@@ -372,11 +592,19 @@ impl Redis {
                 _ => self.query(&scan).await?,
             };
             // Held locks stay: a clear during a compute must not let a second caller
-            // compute the same key.
-            let keys: Vec<Vec<u8>> = keys
+            // compute the same key. They are overtaken: what their holders computed
+            // before the clear is not stored.
+            let (locks, keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys
                 .into_iter()
-                .filter(|k| !KeyLayout::is_lock_key(&self.namespace, k))
-                .collect();
+                .partition(|k| KeyLayout::is_lock_key(&self.namespace, k));
+            for lock in &locks {
+                let mut conn = self.conn()?;
+                self.overtake_script
+                    .key(&lock[..])
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(map)?;
+            }
             self.delete_keys("UNLINK", &keys).await?;
             if next == 0 {
                 return Ok(());
@@ -415,9 +643,88 @@ impl Redis {
     }
 }
 
+/// The lock key of the value store key `value` of `namespace` (see [`Redis::lock_key`]).
+///
+/// A namespace with a `{` of its own decides the hash tag of every key in it: the
+/// lock is then `ns:#lock:` + the key, in the value's slot when the namespace holds a
+/// whole non-empty tag (`{tenant}`), in another one otherwise (see [`Redis::split`]).
+fn lock_key_of(namespace: &str, value: &[u8]) -> Vec<u8> {
+    let body = value
+        .strip_prefix(namespace.as_bytes())
+        .and_then(|r| r.strip_prefix(b":"))
+        .unwrap_or(value);
+    let mut out = Vec::with_capacity(namespace.len() + 16 + body.len());
+    out.extend_from_slice(namespace.as_bytes());
+    out.extend_from_slice(b":#lock:");
+    if !namespace.contains('{') {
+        out.push(b'{');
+        out.extend_from_slice(slot_tag(Slot::for_key(value)).as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// Whether `namespace` holds a whole non-empty hash tag (`a{b}c`), which then puts
+/// every key of the namespace in one slot.
+fn has_hash_tag(namespace: &str) -> bool {
+    namespace
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
+}
+
+/// The shortest tag (base 62, first found in a fixed order, so every process and
+/// version agrees) whose hash slot is `slot`.
+fn slot_tag(slot: Slot) -> &'static str {
+    static TAGS: std::sync::OnceLock<HashMap<Slot, String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut tags = HashMap::with_capacity(16_384);
+        let mut len = 1;
+        while tags.len() < 16_384 {
+            let count = DIGITS.len().pow(len);
+            for mut n in 0..count {
+                let mut tag = String::with_capacity(len as usize);
+                for _ in 0..len {
+                    tag.push(char::from(DIGITS[n % DIGITS.len()]));
+                    n /= DIGITS.len();
+                }
+                tags.entry(Slot::for_key(tag.as_bytes())).or_insert(tag);
+            }
+            len += 1;
+        }
+        tags
+    });
+    // Every slot has a tag: the search above stops only when all are found.
+    tags.get(&slot).map_or("", String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_shares_its_values_slot() {
+        for key in [
+            "user:1", "a{b}c", "{x}", "a}b{", "{}", "a{}b", "}{", "#", "",
+        ] {
+            let value = format!("ns:{key}");
+            let lock = lock_key_of("ns", value.as_bytes());
+            assert_eq!(
+                Slot::for_key(&lock),
+                Slot::for_key(value.as_bytes()),
+                "{key}"
+            );
+            assert!(KeyLayout::is_lock_key("ns", &lock), "{key}");
+            assert!(lock.ends_with(key.as_bytes()));
+        }
+        assert_ne!(lock_key_of("ns", b"ns:a"), lock_key_of("ns", b"ns:b"));
+        // A namespace's own whole tag puts everything in its slot.
+        let (value, lock) = (b"t{x}:k".as_slice(), lock_key_of("t{x}", b"t{x}:k"));
+        assert_eq!(Slot::for_key(&lock), Slot::for_key(value));
+        assert!(has_hash_tag("t{x}") && !has_hash_tag("t{}") && !has_hash_tag("t{"));
+    }
     use std::time::SystemTime;
 
     #[test]

@@ -94,3 +94,49 @@ async fn busy_redis_is_transient_and_lazy_start_waits_it_out() {
     }
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
 }
+
+/// On a cluster, a namespace with a `{` but no whole hash tag puts a value and its
+/// lock in different slots: writes are still fenced (in two steps), and a namespace
+/// with a whole tag keeps them in one slot (one script).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_writes_hold_on_a_cluster_whatever_the_namespace() {
+    use cache_core::{Bytes, CacheBackend, Expiry};
+    let base = conformance_tests::random_namespace();
+    for ns in [
+        format!("{base}{{"),
+        format!("{base}{{}}"),
+        format!("{{{base}}}"),
+    ] {
+        let holder = common::backend(&common::Target::Cluster, &ns).await;
+        let app = common::backend(&common::Target::Cluster, &ns).await;
+        let e = Expiry::After(Duration::from_secs(60));
+        let v = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        for (i, delete) in [(0, false), (1, true)] {
+            let key = format!("k{i}");
+            let token = holder
+                .acquire_lock(&key, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .expect("free");
+            if delete {
+                app.delete(&key).await.unwrap();
+            } else {
+                app.set(&key, v("app"), e).await.unwrap();
+            }
+            assert!(
+                !holder.set_locked(&key, v("late"), e, &token).await.unwrap(),
+                "{ns}: overtaken"
+            );
+            let want = (!delete).then(|| v("app"));
+            assert_eq!(app.get(&key).await.unwrap(), want, "{ns}");
+            let again = app
+                .acquire_lock(&key, Duration::from_secs(30))
+                .await
+                .unwrap();
+            let again = again.expect("the holder's write released the lock");
+            assert!(app.set_locked(&key, v("new"), e, &again).await.unwrap());
+            assert_eq!(holder.get(&key).await.unwrap(), Some(v("new")), "{ns}");
+        }
+        holder.clear().await.unwrap();
+    }
+}
