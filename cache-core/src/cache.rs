@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::codec::{Codec, MessagePack};
 use crate::envelope::{self, Meta, Opened};
 use crate::error::Result;
-use crate::expiry::{Expiry, Ttl};
+use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{in_span, CacheStats, Observer, Op};
 use bytes::Bytes;
@@ -401,29 +401,28 @@ impl<C: Codec> Cache<C> {
         policy: &Resilience,
         compute: Duration,
     ) -> Result<(Bytes, Expiry)> {
-        let now = match expiry.ttl() {
-            Ttl::Forever => 0,
-            _ => self.inner.clock.now_ms(),
-        };
+        let now = self.inner.clock.now_ms();
         let keep_for = policy.stale_for.max(policy.fail_safe_for);
         let Some(meta) = Meta::new(now, expiry, policy.stale_for, keep_for, compute) else {
             // Already expired: the write becomes a delete.
-            return Ok((Bytes::new(), expiry));
+            return Ok((Bytes::new(), Expiry::After(Duration::ZERO)));
         };
-        self.encode_with(value, &meta, now)
+        self.encode_with(value, &meta, now, expiry)
     }
 
-    /// `value` behind the header `meta`, and the store's expiry at `now`.
+    /// `value` behind the header `meta`, and the store's expiry at `now` for a value
+    /// written with `expiry`.
     pub(crate) fn encode_with<T: Serialize + ?Sized>(
         &self,
         value: &T,
         meta: &Meta,
         now: u64,
+        expiry: Expiry,
     ) -> Result<(Bytes, Expiry)> {
         let mut out = Vec::with_capacity(envelope::HEADER + 64);
         meta.write_header(&mut out);
         self.inner.codec.encode_into(value, &mut out)?;
-        Ok((Bytes::from(out), meta.store_expiry(now)))
+        Ok((Bytes::from(out), meta.store_expiry(now, expiry)))
     }
 
     /// Store `value` under `key` with `expiry` (a `Duration`, whole seconds as `u64`,
@@ -454,12 +453,9 @@ impl<C: Codec> Cache<C> {
         if self.inner.codec.never_starts_with_header_mark() {
             return Ok(Bytes::from(self.inner.codec.encode(value)?));
         }
-        let now = match expiry.ttl() {
-            Ttl::Forever => 0,
-            _ => self.inner.clock.now_ms(),
-        };
+        let now = self.inner.clock.now_ms();
         match Meta::new(now, expiry, Duration::ZERO, Duration::ZERO, Duration::ZERO) {
-            Some(meta) => Ok(self.encode_with(value, &meta, now)?.0),
+            Some(meta) => Ok(self.encode_with(value, &meta, now, expiry)?.0),
             // Already expired: the checks make the write a delete.
             None => Ok(Bytes::from(self.inner.codec.encode(value)?)),
         }

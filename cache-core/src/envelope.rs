@@ -9,7 +9,7 @@
 //! older versions, or through the raw backend) are told apart: plain reads decode
 //! them as before, get-or-compute treats them as misses.
 
-use crate::expiry::{Expiry, Ttl};
+use crate::expiry::Expiry;
 use std::time::Duration;
 
 const MAGIC: u8 = 0xC1;
@@ -69,6 +69,10 @@ pub(crate) fn open(bytes: &[u8]) -> Opened<'_> {
 impl Meta {
     /// A value written at `now` with `expiry`, served stale for `stale_for` more and
     /// kept `keep_for` past its freshness (fail-safe); `None` if the expiry has passed.
+    ///
+    /// The one place an expiry is resolved for get-or-compute: on `now` (the cache's
+    /// clock, milliseconds since the epoch), rounded up to whole milliseconds, so a
+    /// value is never fresh for less than asked. An `Expiry::At` is its own deadline.
     pub(crate) fn new(
         now: u64,
         expiry: Expiry,
@@ -76,18 +80,26 @@ impl Meta {
         keep_for: Duration,
         compute: Duration,
     ) -> Option<Meta> {
-        let fresh_until = match expiry.ttl() {
-            Ttl::Forever => NEVER,
-            Ttl::For(d) => now.saturating_add(d.as_millis() as u64).min(NEVER - 1),
-            Ttl::Expired => return None,
+        let fresh_until = match expiry {
+            Expiry::Never => NEVER,
+            Expiry::After(d) if d.is_zero() => return None,
+            Expiry::After(d) => now.saturating_add(ceil_ms(d)).min(NEVER - 1),
+            Expiry::At(t) => {
+                let at = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, ceil_ms)
+                    .min(NEVER - 1);
+                if at <= now {
+                    return None;
+                }
+                at
+            }
         };
         let past = |d: Duration| {
             if fresh_until == NEVER {
                 NEVER
             } else {
-                fresh_until
-                    .saturating_add(d.as_millis() as u64)
-                    .min(NEVER - 1)
+                fresh_until.saturating_add(ceil_ms(d)).min(NEVER - 1)
             }
         };
         let stale_until = past(stale_for);
@@ -100,12 +112,19 @@ impl Meta {
         })
     }
 
-    /// The store's expiry for this value: until `keep_until`.
-    pub(crate) fn store_expiry(&self, now: u64) -> Expiry {
+    /// The store's expiry for this value, written at `now` with `expiry`: until
+    /// `keep_until`. An absolute expiry stays absolute (stores that take a deadline,
+    /// like Redis's `PXAT`, get one), moved by what the value is kept past it; a
+    /// relative one stays relative, since the store's TTLs run on real time, not on the
+    /// cache's (possibly manual) clock.
+    pub(crate) fn store_expiry(&self, now: u64, expiry: Expiry) -> Expiry {
         if self.keep_until == NEVER {
-            Expiry::Never
-        } else {
-            Expiry::After(Duration::from_millis(self.keep_until.saturating_sub(now)))
+            return Expiry::Never;
+        }
+        let kept = Duration::from_millis(self.keep_until - self.fresh_until);
+        match expiry {
+            Expiry::At(t) => t.checked_add(kept).map_or(Expiry::Never, Expiry::At),
+            _ => Expiry::After(Duration::from_millis(self.keep_until.saturating_sub(now))),
         }
     }
 
@@ -129,6 +148,11 @@ impl Meta {
         }
         out.extend_from_slice(&self.compute_ms.to_le_bytes());
     }
+}
+
+/// `d` in whole milliseconds, rounded up.
+fn ceil_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -184,6 +208,6 @@ mod tests {
         .unwrap();
         assert_eq!((never.fresh_until, never.keep_until), (NEVER, NEVER));
         assert!(!never.outlives_freshness());
-        assert_eq!(never.store_expiry(5), Expiry::Never);
+        assert_eq!(never.store_expiry(5, Expiry::Never), Expiry::Never);
     }
 }

@@ -318,3 +318,146 @@ async fn a_closure_that_panics_at_once_runs_once() {
     assert_eq!(panicked, 1);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// The memory store, recording the expiry of every write.
+struct Recording {
+    inner: MemoryBackend,
+    seen: Mutex<Vec<cache_core::Expiry>>,
+}
+
+#[cache_core::async_trait]
+impl cache_core::CacheBackend for Recording {
+    fn capabilities(&self) -> cache_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, k: &str) -> Result<Option<cache_core::Bytes>> {
+        self.inner.get(k).await
+    }
+    async fn set(&self, k: &str, v: cache_core::Bytes, e: cache_core::Expiry) -> Result<()> {
+        self.seen.lock().unwrap().push(e);
+        self.inner.set(k, v, e).await
+    }
+    async fn set_locked(
+        &self,
+        k: &str,
+        v: cache_core::Bytes,
+        e: cache_core::Expiry,
+        t: &cache_core::LockToken,
+    ) -> Result<bool> {
+        self.seen.lock().unwrap().push(e);
+        self.inner.set_locked(k, v, e, t).await
+    }
+    async fn delete(&self, k: &str) -> Result<bool> {
+        self.inner.delete(k).await
+    }
+    async fn clear(&self) -> Result<()> {
+        self.inner.clear().await
+    }
+    async fn set_if_absent(
+        &self,
+        k: &str,
+        v: cache_core::Bytes,
+        e: cache_core::Expiry,
+    ) -> Result<bool> {
+        self.inner.set_if_absent(k, v, e).await
+    }
+    async fn acquire_lock(&self, k: &str, d: Duration) -> Result<Option<cache_core::LockToken>> {
+        self.inner.acquire_lock(k, d).await
+    }
+    async fn release_lock(&self, k: &str, t: &cache_core::LockToken) -> Result<bool> {
+        self.inner.release_lock(k, t).await
+    }
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}
+
+/// An absolute expiry reaches the store as a deadline (Redis's `PXAT`), moved by what
+/// fail-safe keeps past it; a relative one as a duration.
+#[tokio::test]
+async fn an_absolute_expiry_stays_absolute() {
+    use cache_core::{CacheBackend, Expiry};
+    use std::time::SystemTime;
+    let rec = Arc::new(Recording {
+        inner: memory(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let at = SystemTime::now() + Duration::from_secs(600);
+    let keep = Duration::from_secs(3600);
+    let plain = Cache::from_arc(rec.clone() as Arc<dyn CacheBackend>);
+    let kept = cache_core::CacheBuilder::from_arc(rec.clone() as Arc<dyn CacheBackend>)
+        .fail_safe(keep)
+        .build();
+    let one = || async { Ok::<_, std::io::Error>(1u32) };
+    let _: u32 = plain
+        .cached("a")
+        .expiry(Expiry::At(at))
+        .get_or_compute(one)
+        .await
+        .unwrap();
+    let _: u32 = kept
+        .cached("b")
+        .expiry(Expiry::At(at))
+        .get_or_compute(one)
+        .await
+        .unwrap();
+    plain.set("c", &1u32, Expiry::At(at)).await.unwrap();
+    let _: u32 = plain
+        .cached("d")
+        .expiry(Duration::from_secs(5))
+        .get_or_compute(one)
+        .await
+        .unwrap();
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            Expiry::At(at),
+            Expiry::At(at + keep),
+            Expiry::At(at),
+            Expiry::After(Duration::from_secs(5)),
+        ]
+    );
+}
+
+/// Freshness is resolved once, on the cache's clock, rounded up: 1.5 ms is fresh for
+/// 2 ms, never 1; and an absolute deadline already past on the cache's clock is not
+/// fresh, whatever the system's clock says.
+#[tokio::test]
+async fn expiry_is_resolved_once_on_the_cache_clock_rounded_up() {
+    use cache_core::Expiry;
+    use std::time::SystemTime;
+    let clock = Arc::new(ManualClock::new());
+    let cache = Cache::builder(memory()).clock(clock.clone()).build();
+    let computes = Arc::new(AtomicUsize::new(0));
+    let counted = |key: &'static str, expiry: Expiry| {
+        let (cache, computes) = (cache.clone(), computes.clone());
+        async move {
+            let v: u32 = cache
+                .cached(key)
+                .expiry(expiry)
+                .get_or_compute(move || async move {
+                    computes.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(1u32)
+                })
+                .await
+                .unwrap();
+            v
+        }
+    };
+    counted("short", Expiry::After(Duration::from_micros(1500))).await;
+    clock.advance(Duration::from_millis(1));
+    counted("short", Expiry::After(Duration::from_micros(1500))).await;
+    assert_eq!(computes.load(Ordering::SeqCst), 1, "fresh 1 ms later");
+    // The cache's clock runs an hour ahead of the system's: a deadline ten minutes
+    // from the system's now has passed for the cache.
+    clock.advance(Duration::from_secs(3600));
+    let at = Expiry::At(SystemTime::now() + Duration::from_secs(600));
+    counted("ahead", at).await;
+    counted("ahead", at).await;
+    assert_eq!(
+        computes.load(Ordering::SeqCst),
+        3,
+        "never fresh on the cache's clock"
+    );
+}
