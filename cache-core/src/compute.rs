@@ -196,8 +196,14 @@ impl IntoKey for KeyBuilder {
 /// 2. On a miss, callers of one [`Cache`] asking for the same key (and type) wait for
 ///    one leader.
 /// 3. With stampede protection, the leader takes the backend's lock (it frees itself
-///    after the lock timeout), re-reads, computes, writes and releases. While another
-///    process holds the lock it polls the value, and after the lock wait computes itself.
+///    after the lock timeout), re-reads, computes, and writes with
+///    [`CacheBackend::set_locked`](crate::CacheBackend::set_locked), which releases
+///    the lock: the value is stored only while the lock is still the leader's and no
+///    `set`, `delete` or `clear` of the key (by any process, on backends with
+///    [`fenced_writes`](crate::Capabilities::fenced_writes)) came meanwhile; otherwise
+///    it is returned, not stored. While another process holds the lock it polls the
+///    value, and after the lock wait computes itself and returns its value unstored
+///    (only a lock holder writes; so does a caller whose lock call failed).
 /// 4. A compute error reaches every waiter; nothing is cached.
 /// 5. Backend errors and timeouts fail open: the value is computed and returned and a
 ///    warning is logged through `tracing`.
@@ -734,7 +740,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                         }
                         let now = Instant::now();
                         if now >= deadline {
-                            tracing::warn!(key = %self.cache.inner.observe.log_key(key), wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock");
+                            tracing::warn!(key = %self.cache.inner.observe.log_key(key), wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock (the value is returned, not stored)");
                             break;
                         }
                         tokio::time::sleep(pause.min(deadline - now)).await;
@@ -810,6 +816,14 @@ impl<'a, C: Codec> Cached<'a, C> {
                                 }
                                 None => None,
                             },
+                            // With stampede protection, only the lock holder writes:
+                            // a caller that computed without the lock (the wait
+                            // elapsed, or the store did not answer) returns its value
+                            // unstored, so it can never land over a newer write.
+                            None if self.settings.stampede_protection => {
+                                tracing::debug!(key = %self.cache.inner.observe.log_key(key), "computed without the lock; the value is not stored");
+                                None
+                            }
                             None => {
                                 self.guarded(Op::Set, key, backend.set(key, bytes, expiry))
                                     .await

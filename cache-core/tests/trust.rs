@@ -461,3 +461,40 @@ async fn expiry_is_resolved_once_on_the_cache_clock_rounded_up() {
         "never fresh on the cache's clock"
     );
 }
+
+/// A caller whose lock wait elapsed (another process holds the lock) computes for
+/// itself but stores nothing: its value could be older than a write made meanwhile.
+#[tokio::test]
+async fn a_caller_without_the_lock_never_stores() {
+    use cache_core::CacheBackend;
+    let store: Arc<dyn CacheBackend> = Arc::new(memory());
+    let other = store
+        .acquire_lock("k", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("free");
+    let cache = cache_core::CacheBuilder::from_arc(store.clone())
+        .lock_wait(Duration::from_millis(30))
+        .build();
+    let app = Cache::from_arc(store.clone());
+    let got: u32 = cache
+        .get_or_compute("k", || {
+            let app = app.clone();
+            async move {
+                app.set("k", &2u32, Duration::from_secs(60)).await.unwrap();
+                Ok::<_, std::io::Error>(1)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, 1, "the caller gets its value");
+    assert_eq!(
+        app.get::<u32>("k").await.unwrap(),
+        Some(2),
+        "the app's write stays"
+    );
+    assert!(
+        store.release_lock("k", &other).await.unwrap(),
+        "the lock is still the other's"
+    );
+}
