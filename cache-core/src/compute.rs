@@ -714,6 +714,8 @@ impl<'a, C: Codec> Cached<'a, C> {
         // found may take it for the length of one store call.
         let read_linger = later(self.settings.timeout + LINGER_MARGIN);
         let mut held = LockHold::default();
+        // Another process held the lock for the whole wait.
+        let mut waited_out = false;
         if self.settings.stampede_protection {
             let deadline = later(self.settings.lock_wait);
             let mut pause = Duration::from_millis(5);
@@ -740,6 +742,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                         }
                         let now = Instant::now();
                         if now >= deadline {
+                            waited_out = true;
                             tracing::warn!(key = %self.cache.inner.observe.log_key(key), wait = ?self.settings.lock_wait, "lock wait elapsed; computing without the lock (the value is returned, not stored)");
                             break;
                         }
@@ -783,7 +786,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                 // write wins; the value is returned, neither stored nor kept.
                 tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the key was written meanwhile; the computed value is not stored");
                 held.release(self).await;
-                return Led::failed(Ok(v), None);
+                return Led::superseded(v);
             }
             Ran::Done(Ok(v)) => {
                 let mut written = None;
@@ -810,7 +813,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                                     held.disarm();
                                     if !stored {
                                         tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the lock expired or the key was written meanwhile; the computed value is not stored");
-                                        return Led::failed(Ok(v), None);
+                                        return Led::superseded(v);
                                     }
                                     Some(())
                                 }
@@ -841,11 +844,15 @@ impl<'a, C: Codec> Cached<'a, C> {
                 // store either, while the value is fresh.
                 return match written {
                     Some(()) => Led::value(v, later(self.settings.timeout + LINGER_MARGIN)),
+                    // Computed beside another process's compute: a write made
+                    // meanwhile is not seen here, so followers look again.
+                    None if waited_out => Led::superseded(v),
                     None => Led {
                         out: Ok(v),
                         linger: later(unconfirmed_linger(self.settings.expiry)),
                         open: true,
                         panic: None,
+                        superseded: false,
                     },
                 };
             }
@@ -896,6 +903,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             linger,
             open: false,
             panic,
+            superseded: false,
         }
     }
 
@@ -941,6 +949,10 @@ struct Led<T, E> {
     linger: Instant,
     open: bool,
     panic: Option<Box<dyn std::any::Any + Send>>,
+    /// The value may be older than a write made while it was computed: the leader's
+    /// own caller (who asked before that write) gets it; followers, who may have
+    /// asked after it, look again.
+    superseded: bool,
 }
 
 impl<T, E> Led<T, E> {
@@ -950,6 +962,7 @@ impl<T, E> Led<T, E> {
             linger,
             open: false,
             panic: None,
+            superseded: false,
         }
     }
     fn failed(out: Outcome<T, E>, panic: Option<Box<dyn std::any::Any + Send>>) -> Self {
@@ -958,6 +971,13 @@ impl<T, E> Led<T, E> {
             linger: Instant::now(),
             open: false,
             panic,
+            superseded: false,
+        }
+    }
+    fn superseded(v: T) -> Self {
+        Led {
+            superseded: true,
+            ..Led::failed(Ok(v), None)
         }
     }
 }
@@ -966,7 +986,12 @@ impl<T: Clone + Send + Sync + 'static, E: Send + Sync + 'static> Led<T, E> {
     /// Hand the outcome to the flight's followers; the leader's own caller gets it
     /// too, or the compute's panic.
     fn land(self, guard: crate::flight::LeaderGuard<'_>) -> Outcome<T, E> {
-        guard.finish(Arc::new(self.out.clone()), self.linger, self.open);
+        if self.superseded {
+            // Dropped unfinished: followers take over and read again.
+            drop(guard);
+        } else {
+            guard.finish(Arc::new(self.out.clone()), self.linger, self.open);
+        }
         if let Some(payload) = self.panic {
             std::panic::resume_unwind(payload);
         }

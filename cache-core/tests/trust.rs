@@ -498,3 +498,56 @@ async fn a_caller_without_the_lock_never_stores() {
         "the lock is still the other's"
     );
 }
+
+/// A caller that joins a compute after another process deleted the key gets a value
+/// computed after the delete, not the flight's older one (whose write the delete
+/// refused); the flight's own caller, who asked before the delete, gets its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_a_superseded_compute_look_again() {
+    use cache_core::CacheBackend;
+    let store: Arc<dyn CacheBackend> = Arc::new(memory());
+    let cache = Cache::from_arc(store.clone());
+    let app = Cache::from_arc(store.clone());
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("k", || async move {
+                    wait.await.unwrap();
+                    Ok::<u32, std::io::Error>(1)
+                })
+                .await
+                .unwrap()
+        })
+    };
+    // The leader holds the lock and computes; another process deletes the key.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        store
+            .acquire_lock("k", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "the leader holds the lock"
+    );
+    app.delete("k").await.unwrap();
+    let follower = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("k", || async { Ok::<u32, std::io::Error>(2) })
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    go.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), 1, "the leader's caller asked first");
+    assert_eq!(
+        follower.await.unwrap(),
+        2,
+        "the follower asked after the delete"
+    );
+    assert_eq!(app.get::<u32>("k").await.unwrap(), Some(2));
+}
