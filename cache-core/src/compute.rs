@@ -527,13 +527,13 @@ impl<'a, C: Codec> Cached<'a, C> {
                 match flights.join(ty, &key, since, read_failed) {
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
-                            return out.map_err(Into::into);
+                            return self.or_own(out, fallback).map_err(Into::into);
                         }
                     }
                     Role::Follower(rx) => {
                         // `None`: the leader went away (dropped); take over.
                         if let Some(out) = downcast::<T, E>(follow(rx).await) {
-                            return out.map_err(Into::into);
+                            return self.or_own(out, fallback).map_err(Into::into);
                         }
                     }
                     Role::Leader(guard) => {
@@ -544,6 +544,24 @@ impl<'a, C: Codec> Cached<'a, C> {
             }
         };
         in_span(span, body).await
+    }
+
+    /// A follower's answer from its flight: a failed compute is served from this
+    /// caller's own fail-safe value when it has one. The leader's fail-safe value was
+    /// read before this caller asked, and may be older than a write made since; this
+    /// caller's own read is not.
+    fn or_own<T, E>(
+        &self,
+        out: Outcome<T, E>,
+        fallback: Option<(T, envelope::Meta)>,
+    ) -> Outcome<T, E> {
+        match (out, fallback) {
+            (Err(Failure::Compute(_) | Failure::TimedOut(_)), Some((v, _))) => {
+                self.cache.inner.observe.stale_served();
+                Ok(v)
+            }
+            (out, _) => out,
+        }
     }
 
     /// Count a lookup for the stats and on the current span: a fresh value is a hit,
@@ -677,12 +695,12 @@ impl<'a, C: Codec> Cached<'a, C> {
                 match cache.inner.flights.join(ty, &key, since, read_failed) {
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
-                            return out;
+                            return call.or_own(out, fallback);
                         }
                     }
                     Role::Follower(rx) => {
                         if let Some(out) = downcast::<T, E>(follow(rx).await) {
-                            return out;
+                            return call.or_own(out, fallback);
                         }
                     }
                     Role::Leader(guard) => break guard,
@@ -853,6 +871,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                         open: true,
                         panic: None,
                         superseded: false,
+                        shared: None,
                     },
                 };
             }
@@ -875,6 +894,9 @@ impl<'a, C: Codec> Cached<'a, C> {
             }
         };
         held.release(self).await;
+        // Followers get the failure, and serve their own fail-safe values (see
+        // `or_own`): this one was read before they asked.
+        let shared = Some(Err(failure.clone()));
         let out = match fallback {
             Some((v, _)) if panic.is_none() => {
                 let why = match &failure {
@@ -899,6 +921,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             Some(_) => Instant::now(),
         };
         Led {
+            shared: out.is_ok().then_some(shared).flatten(),
             out,
             linger,
             open: false,
@@ -953,6 +976,8 @@ struct Led<T, E> {
     /// own caller (who asked before that write) gets it; followers, who may have
     /// asked after it, look again.
     superseded: bool,
+    /// What followers get when it differs from `out`.
+    shared: Option<Outcome<T, E>>,
 }
 
 impl<T, E> Led<T, E> {
@@ -963,6 +988,7 @@ impl<T, E> Led<T, E> {
             open: false,
             panic: None,
             superseded: false,
+            shared: None,
         }
     }
     fn failed(out: Outcome<T, E>, panic: Option<Box<dyn std::any::Any + Send>>) -> Self {
@@ -972,6 +998,7 @@ impl<T, E> Led<T, E> {
             open: false,
             panic,
             superseded: false,
+            shared: None,
         }
     }
     fn superseded(v: T) -> Self {
@@ -990,7 +1017,8 @@ impl<T: Clone + Send + Sync + 'static, E: Send + Sync + 'static> Led<T, E> {
             // Dropped unfinished: followers take over and read again.
             drop(guard);
         } else {
-            guard.finish(Arc::new(self.out.clone()), self.linger, self.open);
+            let shared = self.shared.unwrap_or_else(|| self.out.clone());
+            guard.finish(Arc::new(shared), self.linger, self.open);
         }
         if let Some(payload) = self.panic {
             std::panic::resume_unwind(payload);

@@ -551,3 +551,57 @@ async fn followers_of_a_superseded_compute_look_again() {
     );
     assert_eq!(app.get::<u32>("k").await.unwrap(), Some(2));
 }
+
+/// A caller that joins a failing compute after another process deleted the key does
+/// not get the leader's fail-safe value (read before the delete): it has none of its
+/// own, so it gets the error. The leader's caller gets its fail-safe value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_a_failed_compute_use_their_own_fail_safe_value() {
+    use cache_core::CacheBackend;
+    let store: Arc<dyn CacheBackend> = Arc::new(memory());
+    let clock = Arc::new(ManualClock::new());
+    let cache = cache_core::CacheBuilder::from_arc(store.clone())
+        .clock(clock.clone())
+        .default_expiry(Duration::from_secs(60))
+        .fail_safe(Duration::from_secs(600))
+        .build();
+    let app = Cache::from_arc(store.clone());
+    let _: u32 = cache
+        .get_or_compute("k", || async { Ok::<u32, std::io::Error>(1) })
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(61));
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("k", || async move {
+                    wait.await.unwrap();
+                    Err::<u32, _>(std::io::Error::other("origin down"))
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.delete("k").await.unwrap();
+    let follower = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("k", || async { Ok::<u32, std::io::Error>(2) })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    go.send(()).unwrap();
+    assert_eq!(
+        leader.await.unwrap().unwrap(),
+        1,
+        "the leader's own fail-safe value"
+    );
+    assert!(
+        follower.await.unwrap().is_err(),
+        "the follower read nothing after the delete: the flight's error, not its old value"
+    );
+}
