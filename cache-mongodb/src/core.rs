@@ -5,7 +5,7 @@ use crate::config::MongoConfig;
 use crate::error::{config, map, BACKEND};
 use cache_core::raw::{within, KeyKind, KeyLayout, Ttl};
 use cache_core::{Error, Expiry, Result};
-use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub(crate) const MAX_KEY_LEN: usize = 1024;
 pub(crate) const NS: &str = "ns";
 pub(crate) const VALUE: &str = "v";
 pub(crate) const EXPIRES: &str = "exp";
+/// A value document's write stamp: a fresh `ObjectId` on every write (tombstones
+/// included), so that `set_locked` can write only over the document it read.
+pub(crate) const WRITE: &str = "w";
 
 /// Index names; an existing index of the same name with other options is a
 /// `Config` error (the server answers code 85/86).
@@ -32,31 +35,101 @@ pub(crate) fn id(namespace: &str, kind: KeyKind, key: &str) -> String {
     LAYOUT.key(namespace, kind, key).to_string()
 }
 
-/// When a value written now with `expiry` expires (`None`: never), or `Err(())` if it
-/// already has. BSON dates are milliseconds; far expiries are clamped to year 9999.
-pub(crate) fn expires_at(expiry: Expiry) -> std::result::Result<Option<DateTime>, ()> {
+/// The client's clock: the system's, shifted by an offset that only tests set (to
+/// play a client whose clock runs ahead or behind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Clock {
+    pub(crate) offset_ms: i64,
+}
+
+impl Clock {
+    pub(crate) fn now(self) -> DateTime {
+        DateTime::from_millis(
+            DateTime::now()
+                .timestamp_millis()
+                .saturating_add(self.offset_ms),
+        )
+    }
+}
+
+/// When a value written at `now` with `expiry` expires (`None`: never), or `Err(())`
+/// if it already has. BSON dates are milliseconds; far expiries are clamped to year 9999.
+pub(crate) fn expires_at(
+    expiry: Expiry,
+    now: DateTime,
+) -> std::result::Result<Option<DateTime>, ()> {
     const MAX_MS: i64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
     match expiry.ttl() {
         Ttl::Forever => Ok(None),
         Ttl::Expired => Err(()),
         Ttl::For(d) => {
             let ms = i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
-            let at = DateTime::now()
-                .timestamp_millis()
-                .saturating_add(ms)
-                .min(MAX_MS);
+            let at = now.timestamp_millis().saturating_add(ms).min(MAX_MS);
             Ok(Some(DateTime::from_millis(at)))
         }
     }
 }
 
-/// A whole entry document (every field written, so a replace leaves nothing behind).
+/// A whole entry document (every field written, so a replace leaves nothing behind),
+/// with a fresh write stamp.
 pub(crate) fn entry(namespace: &str, value: &[u8], expires: Option<DateTime>) -> Document {
     doc! {
         NS: namespace,
         VALUE: Binary { subtype: BinarySubtype::Generic, bytes: value.to_vec() },
         EXPIRES: expires.map_or(Bson::Null, Bson::DateTime),
+        WRITE: ObjectId::new(),
     }
+}
+
+/// What a delete leaves: no value, expired since 1970 (reads skip it, the TTL monitor
+/// removes it), and a fresh write stamp, so that a `set_locked` that read the key
+/// before the delete writes nothing, even when the key held nothing.
+pub(crate) fn tombstone(namespace: &str) -> Document {
+    doc! {
+        NS: namespace,
+        EXPIRES: DateTime::from_millis(0),
+        WRITE: ObjectId::new(),
+    }
+}
+
+/// Documents live at `now` by the client's clock: no expiry, or one after `now`.
+pub(crate) fn live_at(now: DateTime) -> Document {
+    doc! { "$or": [ { EXPIRES: Bson::Null }, { EXPIRES: { "$gt": now } } ] }
+}
+
+/// In an update pipeline: whether the document's `exp` is after the server's `$$NOW`.
+/// Compared as milliseconds (`$toLong`): SecantusDB compares a stored date with
+/// `$$NOW` wrongly, numbers rightly; a missing `exp` is `null`, never live.
+fn live_on_server() -> Document {
+    doc! { "$gt": [ { "$toLong": format!("${EXPIRES}") }, { "$toLong": "$$NOW" } ] }
+}
+
+/// The update pipeline of `acquire_lock`: a live lock stays as it is; an expired or
+/// missing one becomes `token`'s, until the server's `$$NOW` + `ttl_ms`. Every
+/// deadline of a lock is the server's clock, never a client's.
+pub(crate) fn acquire_pipeline(token: &str, lock_namespace: &str, ttl_ms: i64) -> Vec<Document> {
+    let live = live_on_server();
+    vec![doc! { "$set": {
+        VALUE: { "$cond": [ live.clone(), format!("${VALUE}"), { "$literal": token } ] },
+        NS: { "$literal": lock_namespace },
+        EXPIRES: { "$cond": [ live, format!("${EXPIRES}"), { "$add": [ "$$NOW", ttl_ms ] } ] },
+    } }]
+}
+
+/// The update pipeline that marks a lock overtaken: its token `t` becomes `!t`
+/// (`cache_core::raw::overtaken`), once; its expiry stays. A lock of another format
+/// (the binary token of an older version) is left alone.
+pub(crate) fn overtake_pipeline() -> Vec<Document> {
+    let v = format!("${VALUE}");
+    vec![doc! { "$set": { VALUE: { "$cond": [
+        { "$eq": [ { "$type": &v }, "string" ] },
+        { "$cond": [
+            { "$eq": [ { "$substrCP": [ &v, 0, 1 ] }, "!" ] },
+            &v,
+            { "$concat": [ "!", &v ] },
+        ] },
+        &v,
+    ] } } }]
 }
 
 /// Whether a document (read with its `exp`) is live now: no expiry, or one in the
@@ -177,12 +250,90 @@ impl Shared {
         self.call_raw(op).await?.map_err(map)
     }
 
+    /// One `update` command (one round trip) of `statements`. Ordered: the server
+    /// applies them in order and stops at the first that fails, which is what makes
+    /// "mark the lock, then write the value" hold.
+    pub(crate) async fn update(&self, statements: Vec<Document>) -> Result<Updated> {
+        let command = doc! {
+            "update": self.coll.name(),
+            "updates": statements,
+            "ordered": true,
+        };
+        let reply = self.call(self.db.run_command(command)).await?;
+        if let Ok(e) = reply.get_document("writeConcernError") {
+            return Err(Error::new(
+                cache_core::ErrorKind::Unavailable,
+                BACKEND,
+                format!("MongoDB could not meet the write concern: {e}"),
+            ));
+        }
+        let index = |d: &Document| match d.get("index") {
+            Some(Bson::Int32(i)) => usize::try_from(*i).ok(),
+            Some(Bson::Int64(i)) => usize::try_from(*i).ok(),
+            _ => None,
+        };
+        let docs = |field: &str| -> Vec<Document> {
+            reply
+                .get_array(field)
+                .map(|a| a.iter().filter_map(|d| d.as_document().cloned()).collect())
+                .unwrap_or_default()
+        };
+        Ok(Updated {
+            upserted: docs("upserted").iter().filter_map(index).collect(),
+            errors: docs("writeErrors")
+                .iter()
+                .map(|d| WriteError {
+                    index: index(d).unwrap_or(usize::MAX),
+                    code: d.get_i32("code").unwrap_or_default(),
+                    message: d.get_str("errmsg").unwrap_or_default().to_owned(),
+                })
+                .collect(),
+        })
+    }
+
     /// Bound a call by the timeout, leaving the driver's error for the caller to read.
     pub(crate) async fn call_raw<T>(
         &self,
         op: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<mongodb::error::Result<T>> {
         within(BACKEND, self.timeout, async { Ok(op.await) }).await
+    }
+}
+
+/// What an `update` command did, beyond counts: which statements inserted (upserts)
+/// and which failed.
+pub(crate) struct Updated {
+    pub(crate) upserted: Vec<usize>,
+    pub(crate) errors: Vec<WriteError>,
+}
+
+/// A statement of an `update` command that the server refused.
+pub(crate) struct WriteError {
+    pub(crate) index: usize,
+    pub(crate) code: i32,
+    pub(crate) message: String,
+}
+
+impl WriteError {
+    pub(crate) fn into_error(self) -> Error {
+        Error::new(
+            cache_core::ErrorKind::Backend,
+            BACKEND,
+            format!(
+                "MongoDB refused a write (statement {}, code {}): {}",
+                self.index, self.code, self.message
+            ),
+        )
+    }
+}
+
+impl Updated {
+    /// Ok if every statement was applied.
+    pub(crate) fn all_done(self) -> Result<()> {
+        match self.errors.into_iter().next() {
+            Some(e) => Err(e.into_error()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -201,11 +352,16 @@ mod tests {
 
     #[test]
     fn expiries_round_up_and_clamp() {
-        assert_eq!(expires_at(Expiry::Never), Ok(None));
-        assert_eq!(expires_at(Expiry::After(Duration::ZERO)), Err(()));
-        let far = expires_at(Expiry::After(Duration::MAX)).unwrap().unwrap();
+        assert_eq!(expires_at(Expiry::Never, DateTime::now()), Ok(None));
+        assert_eq!(
+            expires_at(Expiry::After(Duration::ZERO), DateTime::now()),
+            Err(())
+        );
+        let far = expires_at(Expiry::After(Duration::MAX), DateTime::now())
+            .unwrap()
+            .unwrap();
         assert_eq!(far.timestamp_millis(), 253_402_300_799_000);
-        let soon = expires_at(Expiry::After(Duration::from_micros(10)))
+        let soon = expires_at(Expiry::After(Duration::from_micros(10)), DateTime::now())
             .unwrap()
             .unwrap();
         assert!(soon.timestamp_millis() > DateTime::now().timestamp_millis() - 5);

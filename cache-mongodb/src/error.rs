@@ -6,7 +6,7 @@ use mongodb::error::{Error as MongoError, ErrorKind as MongoKind, WriteFailure};
 pub(crate) const BACKEND: &str = "mongodb";
 
 /// Duplicate key.
-const DUPLICATE_KEY: i32 = 11000;
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
 /// An index of that name exists with other options / other keys.
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 const INDEX_KEY_SPECS_CONFLICT: i32 = 86;

@@ -1,10 +1,13 @@
 //! MongoDB backend for the cache library.
 //!
-//! One collection shared by every namespace: documents `{_id: "ns:key", ns, v, exp}`
+//! One collection shared by every namespace: documents `{_id: "ns:key", ns, v, exp, w}`
 //! with an index on `ns` (so `clear` is `delete_many({ns})`, never a regex) and a TTL
 //! index on `exp`; reads filter expired documents (MongoDB's TTL monitor runs only
-//! every 60 s). Locks and `set_if_absent` are one upsert each that a live document
-//! turns into a duplicate-key error: one winner.
+//! every 60 s). `set_if_absent` is one upsert that a live document turns into a
+//! duplicate-key error: one winner. Locks are taken and timed on the server's clock
+//! (`$$NOW`). Writes are fenced without multi-document transactions: app writes mark a
+//! held lock before they write, and `set_locked` writes only over the document whose
+//! write stamp `w` it read before it took its lock (see the README).
 //!
 //! ```no_run
 //! use cache_core::Cache;
