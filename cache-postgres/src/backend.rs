@@ -184,25 +184,21 @@ impl PostgresBackend {
         self.shared.query(sql, &[&self.ns(), &k]).await
     }
 
-    /// Rows of `sql` with `$1` = this namespace and `$2` = the store keys of `keys`.
+    /// Rows of `sql` with `$1` = this namespace, `$2` = the store keys of `keys` and
+    /// `$3` = the store keys of their locks.
     async fn by_keys(&self, sql: &Sql, keys: &[&str]) -> Result<Vec<Row>> {
         let ks: Vec<String> = keys
             .iter()
             .map(|k| body(self.ns(), KeyKind::Value, k))
             .collect();
-        self.shared.query(sql, &[&self.ns(), &ks]).await
+        let locks = self.lock_keys(keys.iter().copied());
+        self.shared.query(sql, &[&self.ns(), &ks, &locks]).await
     }
 
-    async fn insert_if_absent(&self, key: String, value: &[u8], expiry: Expiry) -> Result<bool> {
-        let ttl = ttl_ms(expiry);
-        let rows = self
-            .shared
-            .query(
-                &self.shared.sql.insert_if_absent,
-                &[&self.ns(), &key, &value, &ttl],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+    /// The store keys of the locks of `keys` (a lock's key is hashed on its own terms,
+    /// so it is computed, never derived from the value's key in SQL).
+    fn lock_keys<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+        keys.map(|k| body(self.ns(), KeyKind::Lock, k)).collect()
     }
 
     fn release(&self) {
@@ -241,6 +237,7 @@ fn capabilities(config: &PostgresConfig) -> Capabilities {
         .max_value_size(Some(config.max_value_size))
         .native_batch(true)
         .distributed_locks(true)
+        .fenced_writes(true)
 }
 
 #[async_trait]
@@ -262,16 +259,23 @@ impl CacheBackend for PostgresBackend {
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
         let k = body(self.ns(), KeyKind::Value, key);
+        let lock = body(self.ns(), KeyKind::Lock, key);
         let ttl = ttl_ms(expiry);
         self.shared
-            .query(&self.shared.sql.set, &[&self.ns(), &k, &&value[..], &ttl])
+            .query(
+                &self.shared.sql.set,
+                &[&self.ns(), &k, &&value[..], &ttl, &lock],
+            )
             .await
             .map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let lock = body(self.ns(), KeyKind::Lock, key);
         let rows = self
-            .by_key(&self.shared.sql.delete, KeyKind::Value, key)
+            .shared
+            .query(&self.shared.sql.delete, &[&self.ns(), &k, &lock])
             .await?;
         Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
@@ -291,7 +295,14 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let rows = self.by_keys(&self.shared.sql.get_many, keys).await?;
+        let ks: Vec<String> = keys
+            .iter()
+            .map(|k| body(self.ns(), KeyKind::Value, k))
+            .collect();
+        let rows = self
+            .shared
+            .query(&self.shared.sql.get_many, &[&self.ns(), &ks])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| r.get::<_, Option<Vec<u8>>>(0).map(Bytes::from))
@@ -307,11 +318,12 @@ impl CacheBackend for PostgresBackend {
             .map(|&i| body(self.ns(), KeyKind::Value, items[i].0))
             .collect();
         let values: Vec<&[u8]> = order.iter().map(|&i| &items[i].1[..]).collect();
+        let locks = self.lock_keys(order.iter().map(|&i| items[i].0));
         let ttl = ttl_ms(expiry);
         self.shared
             .query(
                 &self.shared.sql.set_many,
-                &[&self.ns(), &keys, &values, &ttl],
+                &[&self.ns(), &keys, &values, &ttl, &locks],
             )
             .await
             .map(drop)
@@ -323,20 +335,34 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        self.insert_if_absent(body(self.ns(), KeyKind::Value, key), &value, expiry)
-            .await
+        let k = body(self.ns(), KeyKind::Value, key);
+        let lock = body(self.ns(), KeyKind::Lock, key);
+        let ttl = ttl_ms(expiry);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.set_if_absent,
+                &[&self.ns(), &k, &&value[..], &ttl, &lock],
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
         let token = LockToken::random();
-        let won = self
-            .insert_if_absent(
-                body(self.ns(), KeyKind::Lock, key),
-                &token_bytes(token.as_str()),
-                Expiry::After(ttl),
+        let k = body(self.ns(), KeyKind::Lock, key);
+        let t = token_bytes(token.as_str());
+        // The deadline is the server's `now()` plus the TTL, and a takeover compares
+        // it with the server's `now()`: one clock for every process.
+        let ttl = ttl_ms(Expiry::After(ttl));
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.insert_if_absent,
+                &[&self.ns(), &k, &&t[..], &ttl],
             )
             .await?;
-        Ok(won.then_some(token))
+        Ok((!rows.is_empty()).then_some(token))
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
@@ -345,6 +371,30 @@ impl CacheBackend for PostgresBackend {
         let rows = self
             .shared
             .query(&self.shared.sql.release, &[&self.ns(), &k, &&t[..]])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// One statement: deletes the lock row if `token` owns it (overtaken or not) and
+    /// writes the value only if the deleted row held exactly the token (see the
+    /// statements in `core.rs` for why this is safe against concurrent writes).
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        let k = body(self.ns(), KeyKind::Value, key);
+        let lock = body(self.ns(), KeyKind::Lock, key);
+        let t = token_bytes(token.as_str());
+        let ttl = ttl_ms(expiry);
+        let rows = self
+            .shared
+            .query(
+                &self.shared.sql.set_locked,
+                &[&self.ns(), &k, &&value[..], &ttl, &lock, &&t[..]],
+            )
             .await?;
         Ok(!rows.is_empty())
     }

@@ -124,8 +124,10 @@ pub(crate) struct Statements {
     pub(crate) get_many: Sql,
     pub(crate) set_many: Sql,
     pub(crate) delete_many: Sql,
+    pub(crate) set_if_absent: Sql,
     pub(crate) insert_if_absent: Sql,
     pub(crate) release: Sql,
+    pub(crate) set_locked: Sql,
     sweep: Sql,
 }
 
@@ -134,7 +136,7 @@ const EXPIRES: &str = "now() + $4::int8 * interval '1 millisecond'";
 
 impl Statements {
     /// Every statement, in slot order.
-    fn all(&self) -> [&Sql; 11] {
+    fn all(&self) -> [&Sql; 13] {
         [
             &self.get,
             &self.has,
@@ -144,8 +146,10 @@ impl Statements {
             &self.get_many,
             &self.set_many,
             &self.delete_many,
+            &self.set_if_absent,
             &self.insert_if_absent,
             &self.release,
+            &self.set_locked,
             &self.sweep,
         ]
     }
@@ -167,7 +171,10 @@ pub(crate) struct Manager {
 
 impl Manager {
     async fn open(&self) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = self.pg.connect(self.tls.clone()).await?;
+        // `NoTls` is Copy, the rustls connector (feature `tls`) is not.
+        #[allow(clippy::clone_on_copy)]
+        let tls = self.tls.clone();
+        let (client, connection) = self.pg.connect(tls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "postgres connection ended");
@@ -213,7 +220,49 @@ const NS_KEY: &[Type] = &[Type::TEXT, Type::TEXT];
 const NS_KEYS: &[Type] = &[Type::TEXT, Type::TEXT_ARRAY];
 const NS_KEY_VALUE: &[Type] = &[Type::TEXT, Type::TEXT, Type::BYTEA];
 const NS_KEY_VALUE_TTL: &[Type] = &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::INT8];
+/// A value's key, its value and TTL, and (`$5`) its lock's key.
+const NS_KEY_VALUE_TTL_LOCK: &[Type] =
+    &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::INT8, Type::TEXT];
 
+// Fenced writes (see `CacheBackend::set_locked`), each ONE statement.
+//
+// A lock is a row `(namespace, '#lock:<key>', token)`; an application write of the
+// key (set, set_many, set_if_absent that stores, delete, delete_many, clear) marks it
+// *overtaken* by putting `!` before the token, in the same statement as the write, and
+// only while the lock is live and not yet marked (its `expires_at` is kept, so it
+// still ends by its TTL). The holder's `set_locked` deletes its lock row if the row
+// holds its token or the overtaken token, and writes the value only when the deleted
+// row held exactly the token.
+//
+// Why one statement is safe under READ COMMITTED (the default, and what a pooled
+// autocommit statement runs in): a statement commits as a whole, so another
+// statement's snapshot sees the mark and the application's value together or neither.
+// The statements that could race change the same two rows, the lock row and the value
+// row, and every one of them locks the lock row FIRST: `set_locked` reads its lock
+// through the DELETE in its CTE, which its INSERT reads from; the application writes
+// make their main statement read the overtaking CTE (`SELECT count(*) FROM o`, an
+// InitPlan run before the scan), so the lock row is updated (and row-locked) before
+// the value row is touched (PostgreSQL would otherwise run an unread data-modifying
+// CTE after the main query, and two statements taking the two rows in opposite orders
+// could deadlock). Statements of many keys (`set_many`, `delete_many`, `clear`) take
+// their lock rows in key order (`SELECT … ORDER BY key FOR UPDATE`, read the same
+// way), then their value rows in key order (the INSERT's `ORDER BY`, or another such
+// CTE before the DELETE, which then finds every row it deletes already locked):
+// every statement takes rows in one order (lock rows by key, then value rows by key),
+// so none waits for another in a cycle; the sweep skips locked rows. So:
+//   - the application's UPDATE got the lock row first: `set_locked`'s DELETE waits
+//     for it to commit, then re-evaluates its WHERE on the new version of the row
+//     (READ COMMITTED's re-check): `!token` still matches, the row is deleted (the
+//     lock released) and RETURNING gives `!token`, which is not the token: nothing is
+//     inserted. The application's value stays.
+//   - `set_locked`'s DELETE got the lock row first: the application's UPDATE waits,
+//     then finds the row deleted and marks nothing; its value write, after
+//     `set_locked` committed, replaces the computed value (ON CONFLICT sees the
+//     committed row). The later write wins.
+//   - a lock row that another caller took over (expired, then replaced by a new
+//     token) fails `set_locked`'s token test, before or after waiting for it.
+// `now()` is the statement's (transaction's) start on the server: every expiry test
+// is on the server's clock, never a client's.
 impl Statements {
     fn new(table: &str) -> Self {
         let mut slot = 0;
@@ -227,6 +276,38 @@ impl Statements {
         };
         let upsert = "ON CONFLICT (namespace, key) DO UPDATE \
                       SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
+        // The CTE `o` marking the held, live, not yet overtaken lock of one key.
+        let overtake = |which: &str| {
+            format!(
+                "WITH o AS (UPDATE {table} SET value = '!'::bytea || value \
+                 WHERE namespace = $1 AND {which} AND {LIVE} \
+                 AND substr(value, 1, 1) <> '!'::bytea RETURNING 1)"
+            )
+        };
+        // The same for the locks of many keys, row-locked first in key order (`lk`),
+        // so that two statements on overlapping keys take them in the same order.
+        let overtake_many = |which: &str| {
+            let held = format!(
+                "namespace = $1 AND {which} AND {LIVE} AND substr(value, 1, 1) <> '!'::bytea"
+            );
+            format!(
+                "WITH lk AS (SELECT 1 FROM {table} WHERE {held} ORDER BY key FOR UPDATE), \
+                 o AS (UPDATE {table} SET value = '!'::bytea || value \
+                 WHERE {held} AND (SELECT count(*) FROM lk) >= 0 RETURNING 1)"
+            )
+        };
+        // Makes the main statement read `o` first: the lock rows before the values.
+        let after_o = "(SELECT count(*) FROM o) >= 0";
+        // Deletes the value rows `which` names, row-locked first in key order, after
+        // `o`: every statement takes lock rows (by key) before value rows (by key).
+        let delete_values = |which: &str, returning: &str| {
+            let rows = format!("namespace = $1 AND {which}");
+            format!(
+                ", vk AS (SELECT 1 FROM {table} WHERE {rows} AND {after_o} \
+                 ORDER BY key FOR UPDATE) \
+                 DELETE FROM {table} WHERE {rows} AND (SELECT count(*) FROM vk) >= 0 {returning}"
+            )
+        };
         Statements {
             get: sql(
                 format!("SELECT value FROM {table} WHERE namespace = $1 AND key = $2 AND {LIVE}"),
@@ -240,66 +321,124 @@ impl Statements {
             ),
             set: sql(
                 format!(
-                "INSERT INTO {table} (namespace, key, value, expires_at) \
-                 VALUES ($1, $2, $3, {EXPIRES}) {upsert}"
-            ),
-                NS_KEY_VALUE_TTL,
+                    "{} INSERT INTO {table} (namespace, key, value, expires_at) \
+                     SELECT $1, $2, $3, {EXPIRES} WHERE {after_o} {upsert}",
+                    overtake("key = $5")
+                ),
+                NS_KEY_VALUE_TTL_LOCK,
             ),
             delete: sql(
                 format!(
-                "DELETE FROM {table} WHERE namespace = $1 AND key = $2 RETURNING {LIVE}"
-            ),
-                NS_KEY,
+                    "{} DELETE FROM {table} WHERE namespace = $1 AND key = $2 AND {after_o} \
+                     RETURNING {LIVE}",
+                    overtake("key = $3")
+                ),
+                &[Type::TEXT, Type::TEXT, Type::TEXT],
             ),
             clear: sql(
-                // Held locks stay (their keys start with the lock marker).
-                format!("DELETE FROM {table} WHERE namespace = $1 AND left(key, 6) <> '#lock:'"),
+                // Held locks stay (their keys start with the lock marker), overtaken.
+                format!(
+                    "{}{}",
+                    overtake_many("left(key, 6) = '#lock:'"),
+                    delete_values("left(key, 6) <> '#lock:'", "")
+                ),
                 &[Type::TEXT],
             ),
             get_many: sql(
                 format!(
-                "SELECT t.value FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
+                    "SELECT t.value FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
                  LEFT JOIN {table} t ON t.namespace = $1 AND t.key = k.key \
                  AND (t.expires_at IS NULL OR t.expires_at > now()) ORDER BY k.ord"
-            ),
+                ),
                 NS_KEYS,
             ),
             set_many: sql(
                 format!(
-                "INSERT INTO {table} (namespace, key, value, expires_at) \
-                 SELECT $1, u.key, u.value, {EXPIRES} FROM unnest($2::text[], $3::bytea[]) AS u(key, value) \
-                 {upsert}"
-            ),
-                &[Type::TEXT, Type::TEXT_ARRAY, Type::BYTEA_ARRAY, Type::INT8],
+                    "{} INSERT INTO {table} (namespace, key, value, expires_at) \
+                     SELECT $1, u.key, u.value, {EXPIRES} \
+                     FROM unnest($2::text[], $3::bytea[]) AS u(key, value) WHERE {after_o} \
+                     ORDER BY u.key {upsert}",
+                    overtake_many("key = ANY($5::text[])")
+                ),
+                &[
+                    Type::TEXT,
+                    Type::TEXT_ARRAY,
+                    Type::BYTEA_ARRAY,
+                    Type::INT8,
+                    Type::TEXT_ARRAY,
+                ],
             ),
             delete_many: sql(
                 format!(
-                "DELETE FROM {table} WHERE namespace = $1 AND key = ANY($2::text[]) RETURNING {LIVE}"
+                    "{}{}",
+                    overtake_many("key = ANY($3::text[])"),
+                    delete_values("key = ANY($2::text[])", &format!("RETURNING {LIVE}"))
+                ),
+                &[Type::TEXT, Type::TEXT_ARRAY, Type::TEXT_ARRAY],
             ),
-                NS_KEYS,
+            // The value's insert-if-absent, marking the lock only when it will store:
+            // when the statement's snapshot holds no live value. A value written by
+            // a concurrent statement makes the insert store nothing after the mark;
+            // that writer was an application write (which marks the lock anyway) or
+            // the holder's `set_locked` (which deleted the lock row first, so the
+            // mark found nothing).
+            set_if_absent: sql(
+                format!(
+                    "{} INSERT INTO {table} AS t (namespace, key, value, expires_at) \
+                     SELECT $1, $2, $3, {EXPIRES} WHERE {after_o} {upsert} \
+                     WHERE t.expires_at IS NOT NULL AND t.expires_at <= now() RETURNING 1",
+                    overtake(&format!(
+                        "key = $5 AND NOT EXISTS (SELECT 1 FROM {table} v \
+                         WHERE v.namespace = $1 AND v.key = $2 \
+                         AND (v.expires_at IS NULL OR v.expires_at > now()))"
+                    ))
+                ),
+                NS_KEY_VALUE_TTL_LOCK,
             ),
             // Takes a free or expired row atomically: a live row makes the update's
-            // WHERE false, so nothing is returned.
+            // WHERE false, so nothing is returned. For locks (no overtaking).
             insert_if_absent: sql(
                 format!(
-                "INSERT INTO {table} AS t (namespace, key, value, expires_at) \
+                    "INSERT INTO {table} AS t (namespace, key, value, expires_at) \
                  VALUES ($1, $2, $3, {EXPIRES}) {upsert} \
                  WHERE t.expires_at IS NOT NULL AND t.expires_at <= now() RETURNING 1"
-            ),
+                ),
                 NS_KEY_VALUE_TTL,
             ),
+            // The owner's token, overtaken or not.
             release: sql(
                 format!(
-                "DELETE FROM {table} WHERE namespace = $1 AND key = $2 AND value = $3 \
-                 AND {LIVE} RETURNING 1"
-            ),
+                    "DELETE FROM {table} WHERE namespace = $1 AND key = $2 \
+                 AND (value = $3 OR value = '!'::bytea || $3) AND {LIVE} RETURNING 1"
+                ),
                 NS_KEY_VALUE,
             ),
+            // Release the lock `$5` if `$6` owns it, and write the value only if the
+            // released lock was not overtaken: one row if stored.
+            set_locked: sql(
+                format!(
+                    "WITH l AS (DELETE FROM {table} WHERE namespace = $1 AND key = $5 \
+                     AND (value = $6 OR value = '!'::bytea || $6) AND {LIVE} RETURNING value) \
+                     INSERT INTO {table} (namespace, key, value, expires_at) \
+                     SELECT $1, $2, $3, {EXPIRES} FROM l WHERE l.value = $6 {upsert} RETURNING 1"
+                ),
+                &[
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::BYTEA,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::BYTEA,
+                ],
+            ),
+            // Rows another statement has row-locked are skipped (swept next time):
+            // the sweep never waits, so it never takes part in a deadlock.
             sweep: sql(
                 format!(
-                "DELETE FROM {table} WHERE ctid = ANY(ARRAY( \
-                 SELECT ctid FROM {table} WHERE expires_at <= now() LIMIT $1)) RETURNING 1"
-            ),
+                    "DELETE FROM {table} WHERE ctid = ANY(ARRAY( \
+                     SELECT ctid FROM {table} WHERE expires_at <= now() LIMIT $1 \
+                     FOR UPDATE SKIP LOCKED)) RETURNING 1"
+                ),
                 &[Type::INT8],
             ),
         }

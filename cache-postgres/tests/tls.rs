@@ -1,6 +1,9 @@
 //! TLS: the test server offers TLS with a throwaway CA, and its role `cache_tls` may
 //! log in over TLS only, so a working backend as `cache_tls` is a TLS connection.
 
+// Most of this file needs the `tls` feature; without it the imports are unused.
+#![cfg_attr(not(feature = "tls"), allow(unused_imports))]
+
 mod common;
 use cache_core::{CacheBackend, ErrorKind, Expiry};
 use cache_postgres::PostgresBuilder;
