@@ -220,6 +220,9 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// do this and check and write in one atomic step declare
     /// [`Capabilities::fenced_writes`].
     ///
+    /// An expiry that has passed (zero, or an `Expiry::At` in the past) removes the
+    /// value instead, under the same fence, as `set` does.
+    ///
     /// The default releases, then writes if the release proved ownership: fenced
     /// against a lock that expired and was taken by another caller, not against the
     /// writes of other handles, and not atomic.
@@ -231,7 +234,11 @@ pub trait CacheBackend: Send + Sync + 'static {
         token: &LockToken,
     ) -> Result<bool> {
         if self.release_lock(key, token).await? {
-            self.set(key, value, expiry).await?;
+            if matches!(expiry.ttl(), crate::raw::Ttl::Expired) {
+                self.delete(key).await?;
+            } else {
+                self.set(key, value, expiry).await?;
+            }
             Ok(true)
         } else {
             Ok(false)

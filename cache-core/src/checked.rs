@@ -313,14 +313,12 @@ impl CacheBackend for Checked {
     ) -> Result<bool> {
         self.check_key("set_locked", key)?;
         self.check_value("set_locked", value.len())?;
-        let done = if expired(expiry) {
-            // Nothing to store: the lock is released all the same.
-            self.inner.release_lock(key, token).await.map(|_| false)
-        } else {
-            self.inner
-                .set_locked(key, value, clamp_expiry(expiry), token)
-                .await
-        };
+        // A past expiry goes through too: the backend removes the value under the
+        // same fence (see `CacheBackend::set_locked`).
+        let done = self
+            .inner
+            .set_locked(key, value, clamp_expiry(expiry), token)
+            .await;
         done.map_err(|e| e.in_operation("set_locked"))
     }
 

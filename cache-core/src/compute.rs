@@ -502,8 +502,10 @@ impl<'a, C: Codec> Cached<'a, C> {
             // Flights are keyed by the outcome's type too, so a follower's downcast holds.
             let ty = TypeId::of::<Outcome<T, E>>();
             let mut first = true;
+            // Taken once: a caller that looks again after a superseded flight still
+            // asked at this point.
+            let since = flights.mark();
             loop {
-                let since = flights.mark();
                 let mut fallback = None;
                 if !self.settings.refresh {
                     let found = self.lookup::<T>(&key, true).await;
@@ -531,8 +533,9 @@ impl<'a, C: Codec> Cached<'a, C> {
                         }
                     }
                     Role::Follower(rx) => {
-                        // `None`: the leader went away (dropped); take over.
-                        if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                        // `None`: the leader went away (dropped), or its value may be
+                        // older than this caller; take over.
+                        if let Some(out) = received::<T, E>(follow(rx).await, since) {
                             return self.or_own(out, fallback).map_err(Into::into);
                         }
                     }
@@ -699,7 +702,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                         }
                     }
                     Role::Follower(rx) => {
-                        if let Some(out) = downcast::<T, E>(follow(rx).await) {
+                        if let Some(out) = received::<T, E>(follow(rx).await, since) {
                             return call.or_own(out, fallback);
                         }
                     }
@@ -784,6 +787,9 @@ impl<'a, C: Codec> Cached<'a, C> {
         }
         let clock = &self.cache.inner.clock;
         let started = clock.now_ms();
+        // Callers that asked before this are not sure to be served by this compute's
+        // value if it is superseded (see `received`).
+        let began = self.cache.inner.flights.mark();
         let timer = std::time::Instant::now();
         // The closure is called inside the caught future: a panic before it returns
         // its future is caught too.
@@ -804,7 +810,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                 // write wins; the value is returned, neither stored nor kept.
                 tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the key was written meanwhile; the computed value is not stored");
                 held.release(self).await;
-                return Led::superseded(v);
+                return Led::superseded(v, began);
             }
             Ran::Done(Ok(v)) => {
                 let mut written = None;
@@ -831,7 +837,7 @@ impl<'a, C: Codec> Cached<'a, C> {
                                     held.disarm();
                                     if !stored {
                                         tracing::debug!(key = %self.cache.inner.observe.log_key(key), "the lock expired or the key was written meanwhile; the computed value is not stored");
-                                        return Led::superseded(v);
+                                        return Led::superseded(v, began);
                                     }
                                     Some(())
                                 }
@@ -864,13 +870,13 @@ impl<'a, C: Codec> Cached<'a, C> {
                     Some(()) => Led::value(v, later(self.settings.timeout + LINGER_MARGIN)),
                     // Computed beside another process's compute: a write made
                     // meanwhile is not seen here, so followers look again.
-                    None if waited_out => Led::superseded(v),
+                    None if waited_out => Led::superseded(v, began),
                     None => Led {
                         out: Ok(v),
                         linger: later(unconfirmed_linger(self.settings.expiry)),
                         open: true,
                         panic: None,
-                        superseded: false,
+                        superseded: None,
                         shared: None,
                     },
                 };
@@ -887,10 +893,14 @@ impl<'a, C: Codec> Cached<'a, C> {
                 if fallback.is_some() {
                     obs.stale_served();
                 }
-                let out = fallback.map(|(v, _)| v).ok_or(Failure::TimedOut(
-                    self.settings.policy.soft_timeout.unwrap_or_default(),
-                ));
-                return Led::failed(out, None);
+                let timed_out =
+                    Failure::TimedOut(self.settings.policy.soft_timeout.unwrap_or_default());
+                let out = fallback.map(|(v, _)| v).ok_or(timed_out.clone());
+                // Followers serve their own stale values (see `or_own`).
+                return Led {
+                    shared: Some(Err(timed_out)),
+                    ..Led::failed(out, None)
+                };
             }
         };
         held.release(self).await;
@@ -926,7 +936,7 @@ impl<'a, C: Codec> Cached<'a, C> {
             linger,
             open: false,
             panic,
-            superseded: false,
+            superseded: None,
         }
     }
 
@@ -973,9 +983,10 @@ struct Led<T, E> {
     open: bool,
     panic: Option<Box<dyn std::any::Any + Send>>,
     /// The value may be older than a write made while it was computed: the leader's
-    /// own caller (who asked before that write) gets it; followers, who may have
-    /// asked after it, look again.
-    superseded: bool,
+    /// own caller (who asked before that write) gets it; followers who asked after
+    /// the compute began ([`Flights::mark`](crate::flight::Flights::mark) taken then)
+    /// get it too, the others look again.
+    superseded: Option<u64>,
     /// What followers get when it differs from `out`.
     shared: Option<Outcome<T, E>>,
 }
@@ -987,7 +998,7 @@ impl<T, E> Led<T, E> {
             linger,
             open: false,
             panic: None,
-            superseded: false,
+            superseded: None,
             shared: None,
         }
     }
@@ -997,13 +1008,13 @@ impl<T, E> Led<T, E> {
             linger: Instant::now(),
             open: false,
             panic,
-            superseded: false,
+            superseded: None,
             shared: None,
         }
     }
-    fn superseded(v: T) -> Self {
+    fn superseded(v: T, began: u64) -> Self {
         Led {
-            superseded: true,
+            superseded: Some(began),
             ..Led::failed(Ok(v), None)
         }
     }
@@ -1013,9 +1024,11 @@ impl<T: Clone + Send + Sync + 'static, E: Send + Sync + 'static> Led<T, E> {
     /// Hand the outcome to the flight's followers; the leader's own caller gets it
     /// too, or the compute's panic.
     fn land(self, guard: crate::flight::LeaderGuard<'_>) -> Outcome<T, E> {
-        if self.superseded {
-            // Dropped unfinished: followers take over and read again.
-            drop(guard);
+        if let Some(began) = self.superseded {
+            guard.supersede(Arc::new(Later {
+                began,
+                out: self.out.clone(),
+            }));
         } else {
             let shared = self.shared.unwrap_or_else(|| self.out.clone());
             guard.finish(Arc::new(shared), self.linger, self.open);
@@ -1057,6 +1070,29 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// A superseded flight's outcome (see [`Led::superseded`]): followers take it only if
+/// its compute began after they asked.
+struct Later<T, E> {
+    began: u64,
+    out: Outcome<T, E>,
+}
+
+/// A leader's outcome as a follower that asked at `since` (a [`Flights::mark`])
+/// receives it; `None` if the leader went away, or if its value was superseded and
+/// its compute began before this follower asked.
+///
+/// [`Flights::mark`]: crate::flight::Flights::mark
+fn received<T: Clone + 'static, E: 'static>(
+    outcome: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    since: u64,
+) -> Option<Outcome<T, E>> {
+    let outcome = outcome?;
+    if let Some(later) = outcome.downcast_ref::<Later<T, E>>() {
+        return (later.began > since).then(|| later.out.clone());
+    }
+    outcome.downcast_ref::<Outcome<T, E>>().cloned()
 }
 
 /// A leader's outcome as a follower receives it; `None` if the leader went away.

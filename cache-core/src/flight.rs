@@ -216,6 +216,14 @@ impl LeaderGuard<'_> {
         self.publish(Some(outcome), linger, open);
     }
 
+    /// Land with an outcome that followers take only if it began after them (see
+    /// `compute.rs`), kept for nobody else; counts as a landing, so that a flight
+    /// that takes off after this one began after every caller waiting on it.
+    pub(crate) fn supersede(mut self, outcome: Arc<dyn Any + Send + Sync>) {
+        self.flights.landings.fetch_add(1, Ordering::AcqRel);
+        self.publish(Some(outcome), Instant::now(), false);
+    }
+
     fn publish(&mut self, outcome: Outcome, linger: Instant, open: bool) {
         self.finished = true;
         {

@@ -605,3 +605,38 @@ async fn followers_of_a_failed_compute_use_their_own_fail_safe_value() {
         "the follower read nothing after the delete: the flight's error, not its old value"
     );
 }
+
+/// A compute whose write is refused (here: it outlives its lock) does not make each
+/// waiting caller compute in turn: callers that asked before it began look again once,
+/// and the next compute's value serves them all, stored or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_costs_at_most_one_more_compute() {
+    let cache = Cache::builder(memory())
+        .lock_timeout(Duration::from_millis(30))
+        .build();
+    let computes = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, computes) = (cache.clone(), computes.clone());
+            tokio::spawn(async move {
+                let v: u32 = cache
+                    .get_or_compute("k", move || async move {
+                        computes.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, std::io::Error>(1)
+                    })
+                    .await
+                    .unwrap();
+                v
+            })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 1);
+    }
+    assert!(
+        computes.load(Ordering::SeqCst) <= 2,
+        "{} computes for 8 callers",
+        computes.load(Ordering::SeqCst)
+    );
+}

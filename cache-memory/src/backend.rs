@@ -368,6 +368,39 @@ mod tests {
         }
     }
 
+    /// A held lock is never evicted to make room (its holder's write would then store
+    /// nothing), and a lock never evicts a value.
+    #[tokio::test]
+    async fn eviction_leaves_held_locks_alone() {
+        let b = MemoryBackend::builder()
+            .max_entries(16)
+            .shards(1)
+            .build()
+            .unwrap();
+        let e = Expiry::After(Duration::from_secs(60));
+        let t = b
+            .acquire_lock("k", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        for i in 0..40 {
+            b.set(&format!("v{i}"), Bytes::from_static(b"x"), e)
+                .await
+                .unwrap();
+        }
+        assert!(b
+            .set_locked("k", Bytes::from_static(b"v"), e, &t)
+            .await
+            .unwrap());
+        assert_eq!(b.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
+        let held = b.acquire_lock("l", Duration::from_secs(5)).await.unwrap();
+        assert!(held.is_some());
+        assert!(
+            b.get("v39").await.unwrap().is_some(),
+            "the lock evicted nothing new"
+        );
+    }
+
     #[tokio::test]
     async fn values_and_locks_do_not_share_keys() {
         let b = backend(100);

@@ -171,7 +171,9 @@ impl Table {
             .find_entry(key.hash, |e| key.is(e))
             .ok()?
             .remove();
-        self.order.remove(&e.pos);
+        if !e.lock {
+            self.order.remove(&e.pos);
+        }
         Some(e)
     }
 
@@ -188,7 +190,13 @@ impl Table {
         if self.entries.len() >= self.capacity {
             self.evict_one();
         }
-        self.order.insert(now, key.hash);
+        // Locks stay out of the LRU order: eviction never frees a held lock (its
+        // holder's fenced write would then store nothing); they go when they expire
+        // or are released, and a store full of values may hold its locks beyond its
+        // bound (one per compute in progress).
+        if !key.lock {
+            self.order.insert(now, key.hash);
+        }
         self.entries.insert_unique(
             key.hash,
             Entry {
@@ -207,7 +215,7 @@ impl Table {
 
     fn evict_one(&mut self) {
         while let Some((pos, hash)) = self.order.pop_first() {
-            let Ok(mut found) = self.entries.find_entry(hash, |e| e.pos == pos) else {
+            let Ok(mut found) = self.entries.find_entry(hash, |e| e.pos == pos && !e.lock) else {
                 continue; // cannot happen: every position names its entry
             };
             let e = found.get_mut();
@@ -228,7 +236,7 @@ impl Table {
         let order = &mut self.order;
         self.entries.retain(|e| {
             let kept = keep(e);
-            if !kept {
+            if !kept && !e.lock {
                 order.remove(&e.pos);
             }
             kept

@@ -29,7 +29,15 @@ return 0";
 const APP_WRITE: &str = r"
 local op, mode, ms = ARGV[1], ARGV[2], ARGV[3]
 local n = 0
+local function overtake(lock)
+  local t = redis.call('GET', lock)
+  if t and string.sub(t, 1, 1) ~= '!' then
+    redis.call('SET', lock, '!' .. t, 'KEEPTTL')
+  end
+end
 for i = 1, #KEYS, 2 do
+  -- First the lock, then the value: a failing mark changes nothing.
+  if op ~= 'nx' then overtake(KEYS[i + 1]) end
   local done = true
   if op == 'del' then
     done = redis.call('DEL', KEYS[i]) == 1
@@ -45,12 +53,7 @@ for i = 1, #KEYS, 2 do
     done = r ~= false
     if op == 'nx' and done then n = n + 1 end
   end
-  if done or op ~= 'nx' then
-    local t = redis.call('GET', KEYS[i + 1])
-    if t and string.sub(t, 1, 1) ~= '!' then
-      redis.call('SET', KEYS[i + 1], '!' .. t, 'KEEPTTL')
-    end
-  end
+  if op == 'nx' and done then overtake(KEYS[i + 1]) end
 end
 return n";
 
@@ -571,16 +574,60 @@ impl Redis {
         Ok(())
     }
 
+    /// Two passes: first every held lock of the namespace is overtaken, then the
+    /// values are unlinked. A holder that wrote during the first pass wrote a value
+    /// that exists for the whole second scan, which therefore finds and removes it;
+    /// one that writes later finds its lock overtaken. (One pass, page by page, could
+    /// miss a value written behind the scan by a holder whose lock was on a later page.)
     async fn clear_node(&self, node: Option<(String, u16)>) -> Result<()> {
+        let locks = format!("{}*", glob_escape(&format!("{}:#lock:", self.namespace)));
+        self.scan_node(&node, &locks, |keys| async move {
+            for lock in keys
+                .iter()
+                .filter(|k| KeyLayout::is_lock_key(&self.namespace, k))
+            {
+                let mut conn = self.conn()?;
+                self.overtake_script
+                    .key(&lock[..])
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(map)?;
+            }
+            Ok(())
+        })
+        .await?;
+        // Held locks stay: a clear during a compute must not let a second caller
+        // compute the same key.
+        self.scan_node(&node, &self.clear_pattern, |keys| async move {
+            let values: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| !KeyLayout::is_lock_key(&self.namespace, k))
+                .collect();
+            self.delete_keys("UNLINK", &values).await.map(drop)
+        })
+        .await
+    }
+
+    /// SCAN `pattern` on `node` (or the single server), handing each page to `page`.
+    async fn scan_node<F, Fut>(
+        &self,
+        node: &Option<(String, u16)>,
+        pattern: &str,
+        page: F,
+    ) -> Result<()>
+    where
+        F: Fn(Vec<Vec<u8>>) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
         let mut cursor: u64 = 0;
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
-                .arg(&self.clear_pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(CLEAR_BATCH);
-            let (next, keys): (u64, Vec<Vec<u8>>) = match (&node, self.conn()?) {
+            let (next, keys): (u64, Vec<Vec<u8>>) = match (node, self.conn()?) {
                 (Some((host, port)), Conn::Cluster(mut c)) => {
                     let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                         host: host.clone(),
@@ -591,21 +638,7 @@ impl Redis {
                 }
                 _ => self.query(&scan).await?,
             };
-            // Held locks stay: a clear during a compute must not let a second caller
-            // compute the same key. They are overtaken: what their holders computed
-            // before the clear is not stored.
-            let (locks, keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys
-                .into_iter()
-                .partition(|k| KeyLayout::is_lock_key(&self.namespace, k));
-            for lock in &locks {
-                let mut conn = self.conn()?;
-                self.overtake_script
-                    .key(&lock[..])
-                    .invoke_async::<i64>(&mut conn)
-                    .await
-                    .map_err(map)?;
-            }
-            self.delete_keys("UNLINK", &keys).await?;
+            page(keys).await?;
             if next == 0 {
                 return Ok(());
             }

@@ -356,3 +356,27 @@ pub async fn trust_a_late_lock_holder_never_overwrites<H: Harness>(h: &H) {
         "the newer value stays"
     );
 }
+
+/// The holder's write with an expiry already past removes the value (as `set` does),
+/// under the same fence: after another handle's write it removes nothing.
+pub async fn trust_set_locked_with_a_past_expiry_removes_under_the_fence<H: Harness>(h: &H) {
+    let (store, app) = two_handles(h).await;
+    let past = Expiry::After(Duration::ZERO);
+    app.set("k", b("old"), Expiry::After(FRESH)).await.unwrap();
+    let token = lock(&store).await;
+    store.set_locked("k", b("x"), past, &token).await.unwrap();
+    assert_eq!(app.get("k").await.unwrap(), None, "the old value went");
+    assert!(lock_is_free(&app).await);
+    if !store.capabilities().fenced_writes {
+        return;
+    }
+    let token = lock(&store).await;
+    app.set("k", b("app"), Expiry::After(FRESH)).await.unwrap();
+    assert!(!store.set_locked("k", b("x"), past, &token).await.unwrap());
+    assert_eq!(
+        app.get("k").await.unwrap(),
+        Some(b("app")),
+        "the app's write stays"
+    );
+    assert!(lock_is_free(&app).await);
+}
