@@ -2,15 +2,17 @@
 
 use crate::config::DynamoConfig;
 use crate::core::{
-    self, delete_request, expires_at, is_live, item, key_of, n, now_ms, pk, pk_of, put_request,
-    value_of, Item, Shared, ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS,
-    NS_INDEX, PK, VALUE,
+    self, delete_request, is_live, item, key_of, n, now_ms, pk, pk_of, value_of, Item, Shared,
+    ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
 };
 use crate::error::{config, BACKEND};
+use crate::fence::{self, Fenced, Guard, Op};
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use cache_core::raw::{distinct, last_of_each, KeyKind, KeyLayout};
+use cache_core::raw::{
+    distinct, last_of_each, lock_state, overtaken, within, KeyKind, KeyLayout, Ttl, MAX_EPOCH_MS,
+};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub struct DynamoBuilder {
     sdk: Option<aws_config::SdkConfig>,
     client_config: Option<aws_sdk_dynamodb::Config>,
     credentials: Option<Credentials>,
+    clock_offset_ms: i64,
+    alone: bool,
 }
 
 impl std::fmt::Debug for DynamoBuilder {
@@ -153,6 +157,27 @@ impl DynamoBuilder {
         self.config.max_value_size = bytes;
         self
     }
+    /// See [`DynamoConfig::max_clock_skew`].
+    pub fn max_clock_skew(mut self, skew: Duration) -> Self {
+        self.config.max_clock_skew = skew;
+        self
+    }
+    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
+    /// behind) of the system's, to play a client whose clock is off.
+    #[doc(hidden)]
+    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
+        self
+    }
+    /// Tests only: run this backend's transactions alone, never beside its other
+    /// requests. moto rolls a cancelled transaction back by restoring a copy of the
+    /// whole table taken when it began, which erases what other requests wrote
+    /// meanwhile; DynamoDB's transactions are serializable and need no such thing.
+    #[doc(hidden)]
+    pub fn test_transactions_alone(mut self) -> Self {
+        self.alone = true;
+        self
+    }
 
     /// The SDK client these settings describe.
     async fn client(&self) -> Result<Client> {
@@ -218,15 +243,16 @@ impl DynamoBuilder {
         core::validate(&self.config)?;
         let client = self.client().await?;
         core::check_table(&client, &self.config.table, self.config.connect_timeout).await?;
-        let cfg = self.config;
+        let (cfg, clock_offset_ms) = (self.config, self.clock_offset_ms);
         let shared = Arc::new(Shared {
             client,
             table: cfg.table.clone(),
             timeout: cfg.timeout,
             consistent: cfg.consistent_reads,
+            gate: self.alone.then(|| tokio::sync::RwLock::new(())),
         });
         tracing::debug!(namespace = %cfg.namespace, table = %cfg.table, "dynamodb backend ready");
-        Ok(DynamoBackend::on_shared(shared, cfg))
+        Ok(DynamoBackend::on_shared(shared, cfg, clock_offset_ms))
     }
 }
 
@@ -238,6 +264,7 @@ pub struct DynamoBackend {
     shared: Arc<Shared>,
     caps: Capabilities,
     config: DynamoConfig,
+    clock_offset_ms: i64,
 }
 
 impl std::fmt::Debug for DynamoBackend {
@@ -246,6 +273,10 @@ impl std::fmt::Debug for DynamoBackend {
             .field("config", &self.config)
             .finish()
     }
+}
+
+fn blob(bytes: &[u8]) -> AttributeValue {
+    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))
 }
 
 fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -261,11 +292,12 @@ impl DynamoBackend {
         DynamoBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: DynamoConfig) -> Self {
+    fn on_shared(shared: Arc<Shared>, config: DynamoConfig, clock_offset_ms: i64) -> Self {
         DynamoBackend {
             shared,
             caps: capabilities(&config),
             config,
+            clock_offset_ms,
         }
     }
 
@@ -274,7 +306,11 @@ impl DynamoBackend {
         cache_core::raw::validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(DynamoBackend::on_shared(self.shared.clone(), config))
+        Ok(DynamoBackend::on_shared(
+            self.shared.clone(),
+            config,
+            self.clock_offset_ms,
+        ))
     }
 
     /// This backend's namespace.
@@ -289,6 +325,25 @@ impl DynamoBackend {
 
     fn ns(&self) -> &str {
         &self.config.namespace
+    }
+
+    /// This client's clock, in epoch milliseconds (shifted only by tests).
+    fn now(&self) -> u64 {
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        u64::try_from(now.saturating_add(self.clock_offset_ms)).unwrap_or(0)
+    }
+
+    /// When an entry written now with `expiry` expires, on this client's clock, in
+    /// epoch milliseconds rounded up (`None`: never), or `Err(())` if it already has.
+    fn expires(&self, expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
+        match expiry.ttl() {
+            Ttl::Forever => Ok(None),
+            Ttl::Expired => Err(()),
+            Ttl::For(d) => {
+                let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+                Ok(Some(self.now().saturating_add(ms).min(MAX_EPOCH_MS)))
+            }
+        }
     }
 
     fn value_pk(&self, key: &str) -> String {
@@ -312,7 +367,7 @@ impl DynamoBackend {
                     .send(),
             )
             .await?;
-        Ok(out.item.filter(|i| is_live(i, now_ms())))
+        Ok(out.item.filter(|i| is_live(i, self.now())))
     }
 
     /// The live items of `pks` (any number, duplicates allowed), by partition key.
@@ -328,7 +383,7 @@ impl DynamoBackend {
                 .map(|chunk| self.shared.batch_get(chunk.to_vec(), projection)),
         )
         .await?;
-        let now = now_ms();
+        let now = self.now();
         Ok(pages
             .into_iter()
             .flatten()
@@ -337,24 +392,41 @@ impl DynamoBackend {
             .collect())
     }
 
-    /// Put `item` only if nothing live is under its key: a conditional put, so one
-    /// racer wins even when the old entry has expired.
-    async fn put_if_absent(&self, item: Item) -> Result<bool> {
-        let s = &self.shared;
-        s.conditional(
-            s.client
-                .put_item()
-                .table_name(&s.table)
-                .set_item(Some(item))
-                .condition_expression(ABSENT_OR_EXPIRED)
-                .set_expression_attribute_names(Some(names(&[
-                    ("#pk", PK),
-                    ("#exp_ms", EXPIRES_MS),
-                ])))
-                .expression_attribute_values(":now", n(now_ms()))
-                .send(),
-        )
-        .await
+    fn lock_pk(&self, key: &str) -> String {
+        pk(self.ns(), KeyKind::Lock, key)
+    }
+
+    fn skew_ms(&self) -> u64 {
+        u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Run fenced writes (see `fence.rs`): in transactions within DynamoDB's limits,
+    /// at once, all of them bounded by the timeout.
+    async fn fenced(&self, writes: Vec<Fenced>) -> Result<Vec<Fenced>> {
+        let skew = self.skew_ms();
+        let done = within(BACKEND, self.shared.timeout, async {
+            try_join_all(
+                fence::chunks(writes)
+                    .into_iter()
+                    .map(|mut chunk| async move {
+                        fence::run(&self.shared, &mut chunk, || self.now(), skew).await?;
+                        Ok::<_, cache_core::Error>(chunk)
+                    }),
+            )
+            .await
+        })
+        .await?;
+        Ok(done.into_iter().flatten().collect())
+    }
+
+    /// One key's fenced write.
+    async fn fenced_one(&self, key: &str, op: Op) -> Result<Fenced> {
+        let mut done = self
+            .fenced(vec![Fenced::new(self.lock_pk(key), op)])
+            .await?;
+        done.pop().ok_or_else(|| {
+            cache_core::Error::new(cache_core::ErrorKind::Backend, BACKEND, "no write done")
+        })
     }
 
     /// Delete every key of `pks` (distinct) with batch writes of 25.
@@ -373,6 +445,98 @@ impl DynamoBackend {
                 .chunks(BATCH_WRITE)
                 .map(|chunk| self.shared.batch_write(chunk.to_vec())),
         )
+        .await
+        .map(drop)
+    }
+
+    /// Every key of the index query `ns = namespace`, page by page.
+    async fn keys_of(&self, namespace: &str) -> Result<Vec<String>> {
+        let s = &self.shared;
+        let mut start: Option<Item> = None;
+        let mut out = Vec::new();
+        loop {
+            let page = s
+                .call(
+                    s.client
+                        .query()
+                        .table_name(&s.table)
+                        .index_name(NS_INDEX)
+                        .key_condition_expression("#ns = :ns")
+                        .expression_attribute_names("#ns", NS)
+                        .expression_attribute_values(":ns", AttributeValue::S(namespace.to_owned()))
+                        .set_exclusive_start_key(start.take())
+                        .send(),
+                )
+                .await?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| pk_of(i).map(str::to_owned)),
+            );
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(distinct(out)),
+            }
+        }
+    }
+
+    /// `clear`, first step: mark the namespace's held locks overtaken (they stay
+    /// held), each on condition that its token did not change meanwhile; delete the
+    /// ones whose deadline passed more than `max_clock_skew` ago.
+    async fn overtake_all(&self) -> Result<()> {
+        let pks = self.keys_of(&KeyLayout::lock_namespace(self.ns())).await?;
+        if pks.is_empty() {
+            return Ok(());
+        }
+        let pages = try_join_all(
+            pks.chunks(BATCH_GET)
+                .map(|chunk| self.shared.batch_get(chunk.to_vec(), None)),
+        )
+        .await?;
+        let (now, skew) = (self.now(), self.skew_ms());
+        let s = &self.shared;
+        let blob = |b: &[u8]| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b));
+        try_join_all(pages.into_iter().flatten().filter_map(|lock| {
+            let pk = pk_of(&lock)?.to_owned();
+            let guard = Guard::of(Some(&lock), now, skew);
+            Some(async move {
+                // A lock that changed since it was read was taken after the clear
+                // began: left as it is.
+                match guard {
+                    Guard::Mark(token) => {
+                        let mut marked = b"!".to_vec();
+                        marked.extend_from_slice(&token);
+                        s.conditional(
+                            s.client
+                                .update_item()
+                                .table_name(&s.table)
+                                .set_key(Some(key_of(pk)))
+                                .update_expression("SET #v = :marked")
+                                .condition_expression("#v = :token")
+                                .expression_attribute_names("#v", VALUE)
+                                .expression_attribute_values(":marked", blob(&marked))
+                                .expression_attribute_values(":token", blob(&token))
+                                .send(),
+                        )
+                        .await
+                    }
+                    Guard::Stale(Some(v)) => {
+                        s.conditional(
+                            s.client
+                                .delete_item()
+                                .table_name(&s.table)
+                                .set_key(Some(key_of(pk)))
+                                .condition_expression("#v = :v")
+                                .expression_attribute_names("#v", VALUE)
+                                .expression_attribute_values(":v", blob(&v))
+                                .send(),
+                        )
+                        .await
+                    }
+                    _ => Ok(true),
+                }
+            })
+        }))
         .await
         .map(drop)
     }
@@ -399,6 +563,7 @@ fn capabilities(config: &DynamoConfig) -> Capabilities {
         .max_value_size(Some(config.max_value_size))
         .native_batch(true)
         .distributed_locks(true)
+        .fenced_writes(true)
 }
 
 #[async_trait]
@@ -417,34 +582,19 @@ impl CacheBackend for DynamoBackend {
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.expires(expiry) else {
             return self.delete(key).await.map(drop);
         };
-        let s = &self.shared;
-        s.call(
-            s.client
-                .put_item()
-                .table_name(&s.table)
-                .set_item(Some(item(self.value_pk(key), self.ns(), &value, exp)))
-                .send(),
-        )
-        .await
-        .map(drop)
+        let item = item(self.value_pk(key), self.ns(), &value, exp);
+        self.fenced_one(key, Op::Put(item)).await.map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let s = &self.shared;
-        let out = s
-            .call(
-                s.client
-                    .delete_item()
-                    .table_name(&s.table)
-                    .set_key(Some(key_of(self.value_pk(key))))
-                    .return_values(ReturnValue::AllOld)
-                    .send(),
-            )
-            .await?;
-        Ok(out.attributes.is_some_and(|old| is_live(&old, now_ms())))
+        let op = Op::Delete {
+            pk: self.value_pk(key),
+            if_live: true,
+        };
+        Ok(self.fenced_one(key, op).await?.was_live)
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
@@ -456,35 +606,12 @@ impl CacheBackend for DynamoBackend {
     }
 
     async fn clear(&self) -> Result<()> {
-        // The keys of this namespace from its index (never a scan, never a pattern),
-        // one page at a time, each deleted with batch writes.
-        let s = &self.shared;
-        let mut start: Option<Item> = None;
-        loop {
-            let page = s
-                .call(
-                    s.client
-                        .query()
-                        .table_name(&s.table)
-                        .index_name(NS_INDEX)
-                        .key_condition_expression("#ns = :ns")
-                        .expression_attribute_names("#ns", NS)
-                        .expression_attribute_values(":ns", AttributeValue::S(self.ns().to_owned()))
-                        .set_exclusive_start_key(start.take())
-                        .send(),
-                )
-                .await?;
-            let pks = distinct(
-                page.items()
-                    .iter()
-                    .filter_map(|i| pk_of(i).map(str::to_owned)),
-            );
-            self.delete_pks(pks).await?;
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(()),
-            }
-        }
+        // The held locks first (marked, never removed), then the values: the keys of
+        // this namespace from its index (never a scan, never a pattern), deleted with
+        // batch writes.
+        self.overtake_all().await?;
+        let pks = self.keys_of(self.ns()).await?;
+        self.delete_pks(pks).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -504,72 +631,181 @@ impl CacheBackend for DynamoBackend {
     }
 
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.expires(expiry) else {
             let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
             return self.delete_many(&keys).await.map(drop);
         };
-        // DynamoDB refuses a batch with the same key twice: the last value given wins.
-        let order = last_of_each(items);
-        let requests = order
-            .iter()
-            .map(|&i| {
+        // One write per key (a transaction refuses the same item twice): the last
+        // value given wins.
+        let writes = last_of_each(items)
+            .into_iter()
+            .map(|i| {
                 let (k, v) = &items[i];
-                put_request(item(self.value_pk(k), self.ns(), v, exp))
+                Fenced::new(
+                    self.lock_pk(k),
+                    Op::Put(item(self.value_pk(k), self.ns(), v, exp)),
+                )
             })
-            .collect::<Result<Vec<_>>>()?;
-        self.write_all(requests).await
+            .collect();
+        self.fenced(writes).await.map(drop)
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        let pks = distinct(keys.iter().map(|k| self.value_pk(k)));
+        let keys = distinct(keys.iter().copied());
+        let pks: Vec<String> = keys.iter().map(|k| self.value_pk(k)).collect();
         let live = self.live_items(&pks, Some("#pk, #exp_ms")).await?.len();
-        self.delete_pks(pks).await?;
+        let writes = keys
+            .iter()
+            .zip(pks)
+            .map(|(k, pk)| Fenced::new(self.lock_pk(k), Op::Delete { pk, if_live: false }))
+            .collect();
+        self.fenced(writes).await?;
         Ok(live)
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.expires(expiry) else {
             return Ok(false);
         };
-        self.put_if_absent(item(self.value_pk(key), self.ns(), &value, exp))
-            .await
+        let item = item(self.value_pk(key), self.ns(), &value, exp);
+        Ok(self.fenced_one(key, Op::PutIfAbsent(item)).await?.stored)
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
         let token = LockToken::random();
-        let exp = expires_at(Expiry::After(ttl)).ok().flatten();
-        let won = self
-            .put_if_absent(item(
-                pk(self.ns(), KeyKind::Lock, key),
-                // Under the locks' own namespace attribute: `clear` leaves held locks
-                // alone.
-                &KeyLayout::lock_namespace(self.ns()),
-                token.as_str().as_bytes(),
-                exp,
-            ))
+        let exp = self.expires(Expiry::After(ttl)).ok().flatten();
+        // Under the locks' own namespace attribute: `clear` leaves held locks alone.
+        let lock = item(
+            self.lock_pk(key),
+            &KeyLayout::lock_namespace(self.ns()),
+            token.as_str().as_bytes(),
+            exp,
+        );
+        // Free, or its deadline passed more than `max_clock_skew` ago on this clock:
+        // the deadline was written with the holder's clock, which may run behind.
+        let stale = self.now().saturating_sub(self.skew_ms());
+        let s = &self.shared;
+        let won = s
+            .conditional(
+                s.client
+                    .put_item()
+                    .table_name(&s.table)
+                    .set_item(Some(lock))
+                    .condition_expression(ABSENT_OR_EXPIRED)
+                    .set_expression_attribute_names(Some(names(&[
+                        ("#pk", PK),
+                        ("#exp_ms", EXPIRES_MS),
+                    ])))
+                    .expression_attribute_values(":now", n(stale))
+                    .send(),
+            )
             .await?;
         Ok(won.then_some(token))
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
+        // Held or overtaken, as long as it is this token's. An expired lock that
+        // nobody took since is still the token's and goes too.
         let s = &self.shared;
         s.conditional(
             s.client
                 .delete_item()
                 .table_name(&s.table)
-                .set_key(Some(key_of(pk(self.ns(), KeyKind::Lock, key))))
-                .condition_expression("#v = :token AND #exp_ms > :now")
-                .set_expression_attribute_names(Some(names(&[
-                    ("#v", VALUE),
-                    ("#exp_ms", EXPIRES_MS),
-                ])))
+                .set_key(Some(key_of(self.lock_pk(key))))
+                .condition_expression("#v = :token OR #v = :overtaken")
+                .expression_attribute_names("#v", VALUE)
+                .expression_attribute_values(":token", blob(token.as_str().as_bytes()))
                 .expression_attribute_values(
-                    ":token",
-                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(token.as_str())),
+                    ":overtaken",
+                    blob(overtaken(token.as_str()).as_bytes()),
                 )
-                .expression_attribute_values(":now", n(now_ms()))
                 .send(),
         )
+        .await
+    }
+
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        // One transaction: delete the lock on condition that it holds the token (not
+        // overtaken), and write the value (or delete it, for an expiry already past).
+        // The lock's deadline is not looked at: a takeover replaces the token, and an
+        // app write marks or deletes any lock it finds.
+        let op = match self.expires(expiry) {
+            Ok(exp) => Op::Put(item(self.value_pk(key), self.ns(), &value, exp)),
+            Err(()) => Op::Delete {
+                pk: self.value_pk(key),
+                if_live: false,
+            },
+        };
+        let s = &self.shared;
+        let lock_pk = self.lock_pk(key);
+        within(BACKEND, s.timeout, async {
+            for attempt in 0..8u64 {
+                let take = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&s.table)
+                    .set_key(Some(key_of(lock_pk.clone())))
+                    .condition_expression("#v = :token")
+                    .expression_attribute_names("#v", VALUE)
+                    .expression_attribute_values(":token", blob(token.as_str().as_bytes()))
+                    .return_values_on_condition_check_failure(
+                        aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| {
+                        cache_core::Error::new(
+                            cache_core::ErrorKind::Backend,
+                            BACKEND,
+                            "cannot build a TransactWriteItems",
+                        )
+                        .with_source(e)
+                    })?;
+                let items = vec![
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .delete(take)
+                        .build(),
+                    fence::value_item(&op, &s.table, self.now())?,
+                ];
+                let Some(reasons) = s.transact(items).await? else {
+                    return Ok(true);
+                };
+                let code = |i: usize| reasons.get(i).map_or("None", |r| r.code.as_str());
+                match (code(0), code(1)) {
+                    ("ConditionalCheckFailed", _) => {
+                        // Not this token's lock, or overtaken: if overtaken, release it.
+                        let was = reasons[0].item.as_ref().and_then(|i| match i.get(VALUE) {
+                            Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
+                            _ => None,
+                        });
+                        if was.is_some_and(|v| {
+                            lock_state(&v, token) == cache_core::raw::LockState::Overtaken
+                        }) {
+                            self.release_lock(key, token).await?;
+                        }
+                        return Ok(false);
+                    }
+                    ("TransactionConflict", _) | (_, "TransactionConflict") => {
+                        tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
+                    }
+                    (a, b) => {
+                        return Err(cache_core::Error::new(
+                            cache_core::ErrorKind::Backend,
+                            BACKEND,
+                            format!("DynamoDB cancelled the fenced write: {a}, {b}"),
+                        ))
+                    }
+                }
+            }
+            Err(cache_core::Error::new(
+                cache_core::ErrorKind::Unavailable,
+                BACKEND,
+                "DynamoDB kept cancelling the fenced write (transaction conflicts); retry",
+            ))
+        })
         .await
     }
 

@@ -43,6 +43,14 @@ pub struct DynamoConfig {
     /// 390 KiB, DynamoDB's 400 KB item limit less room for a 2 KiB key and the other
     /// attributes.
     pub max_value_size: usize,
+    /// The most that the clocks of two clients using the table may disagree by.
+    /// DynamoDB has no clock a condition can read, so a lock's deadline is written
+    /// with its holder's clock and judged with a contender's: a lock is taken over
+    /// only once its deadline has passed by more than this on the contender's clock,
+    /// so a contender whose clock runs ahead by less never takes a live lock. An
+    /// abandoned lock is free this much later than its TTL. Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for DynamoConfig {
@@ -56,6 +64,7 @@ impl Default for DynamoConfig {
             connect_timeout: Duration::from_secs(5),
             consistent_reads: true,
             max_value_size: MAX_VALUE,
+            max_clock_skew: Duration::from_secs(1),
         }
     }
 }
@@ -74,6 +83,7 @@ impl fmt::Debug for DynamoConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("consistent_reads", &self.consistent_reads)
             .field("max_value_size", &self.max_value_size)
+            .field("max_clock_skew", &self.max_clock_skew)
             .finish()
     }
 }
@@ -99,5 +109,8 @@ mod tests {
         assert_eq!(cfg.table, "t");
         assert_eq!(cfg.timeout, Duration::from_millis(250));
         assert!(cfg.consistent_reads);
+        assert_eq!(cfg.max_clock_skew, Duration::from_secs(1));
+        let cfg: DynamoConfig = serde_json::from_str(r#"{"max_clock_skew": 2500}"#).unwrap();
+        assert_eq!(cfg.max_clock_skew, Duration::from_millis(2500));
     }
 }

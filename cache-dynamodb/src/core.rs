@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, WriteRequest,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, ScalarAttributeType,
+    TableStatus, TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -48,7 +48,9 @@ pub(crate) fn pk(namespace: &str, kind: KeyKind, key: &str) -> String {
     LAYOUT.key(namespace, kind, key).to_string()
 }
 
-pub(crate) use cache_core::raw::{expires_at_ms as expires_at, now_ms};
+#[cfg(test)]
+use cache_core::raw::expires_at_ms as expires_at;
+pub(crate) use cache_core::raw::now_ms;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -109,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) table: String,
     pub(crate) timeout: Duration,
     pub(crate) consistent: bool,
+    /// Tests only (moto): transactions run alone, other requests among themselves.
+    pub(crate) gate: Option<tokio::sync::RwLock<()>>,
 }
 
 /// The errors of the calls that take a condition.
@@ -123,6 +127,12 @@ impl ConditionFailed for aws_sdk_dynamodb::operation::put_item::PutItemError {
 }
 
 impl ConditionFailed for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
     }
@@ -148,6 +158,14 @@ fn gave_up(what: &str, left: usize) -> Error {
 }
 
 impl Shared {
+    /// With the test gate: a shared pass for an ordinary request.
+    async fn pass(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        match &self.gate {
+            Some(g) => Some(g.read().await),
+            None => None,
+        }
+    }
+
     /// Bound a call by the timeout.
     pub(crate) async fn call<T, E>(
         &self,
@@ -156,7 +174,11 @@ impl Shared {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        within(BACKEND, self.timeout, async { op.await.map_err(map) }).await
+        within(BACKEND, self.timeout, async {
+            let _pass = self.pass().await;
+            op.await.map_err(map)
+        })
+        .await
     }
 
     /// Bound a conditional write by the timeout: true if it was made, false if its
@@ -168,10 +190,50 @@ impl Shared {
     where
         E: ConditionFailed + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        match within(BACKEND, self.timeout, async { Ok(op.await) }).await? {
+        let made = within(BACKEND, self.timeout, async {
+            let _pass = self.pass().await;
+            Ok(op.await)
+        })
+        .await?;
+        match made {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(E::condition_failed) => Ok(false),
             Err(e) => Err(map(e)),
+        }
+    }
+
+    /// Send one `TransactWriteItems` (not bounded here: the caller bounds its attempts
+    /// together): `None` if it went through, the cancellation reasons (one per item,
+    /// in order) if DynamoDB cancelled it.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<Option<Vec<crate::fence::Reason>>> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let _alone = match &self.gate {
+            Some(g) => Some(g.write().await),
+            None => None,
+        };
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => Ok(Some(
+                    c.cancellation_reasons()
+                        .iter()
+                        .map(|r| crate::fence::Reason {
+                            code: r.code().unwrap_or("None").to_owned(),
+                            item: r.item().cloned(),
+                        })
+                        .collect(),
+                )),
+                _ => Err(map(e)),
+            },
         }
     }
 
@@ -201,6 +263,7 @@ impl Shared {
                 })?;
             let mut delays = unprocessed_backoff();
             loop {
+                let pass = self.pass().await;
                 let out = self
                     .client
                     .batch_get_item()
@@ -208,6 +271,7 @@ impl Shared {
                     .send()
                     .await
                     .map_err(map)?;
+                drop(pass);
                 if let Some(mut r) = out.responses {
                     found.extend(r.remove(&self.table).unwrap_or_default());
                 }
@@ -237,6 +301,7 @@ impl Shared {
         within(BACKEND, self.timeout, async {
             let mut delays = unprocessed_backoff();
             loop {
+                let pass = self.pass().await;
                 let out = self
                     .client
                     .batch_write_item()
@@ -244,6 +309,7 @@ impl Shared {
                     .send()
                     .await
                     .map_err(map)?;
+                drop(pass);
                 match out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
@@ -264,16 +330,6 @@ impl Shared {
         })
         .await
     }
-}
-
-pub(crate) fn put_request(item: Item) -> Result<WriteRequest> {
-    let put = PutRequest::builder()
-        .set_item(Some(item))
-        .build()
-        .map_err(|e| {
-            Error::new(ErrorKind::Backend, BACKEND, "cannot build a PutRequest").with_source(e)
-        })?;
-    Ok(WriteRequest::builder().put_request(put).build())
 }
 
 pub(crate) fn delete_request(pk: String) -> Result<WriteRequest> {

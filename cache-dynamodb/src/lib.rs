@@ -27,6 +27,7 @@ mod backend;
 mod config;
 mod core;
 mod error;
+mod fence;
 
 pub use aws_sdk_dynamodb;
 pub use backend::{DynamoBackend, DynamoBuilder};

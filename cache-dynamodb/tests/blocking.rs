@@ -10,7 +10,7 @@ fn blocking_cache_over_dynamodb_from_several_threads() {
     let namespace = conformance_tests::random_namespace();
     let cache = blocking::Cache::connect(|| async move {
         let builder = common::builder_at(&url)
-            .table(common::TABLE)
+            .table(common::table_for(&namespace))
             .namespace(namespace);
         builder.create_table().await?;
         Ok(Cache::new(builder.build().await?))

@@ -193,7 +193,7 @@ async fn expired_items_left_in_the_table_are_never_read() {
     let raw = common::raw_client()
         .await
         .get_item()
-        .table_name(common::TABLE)
+        .table_name(common::table_for("expired"))
         .key("pk", AttributeValue::S("expired:k".into()))
         .send()
         .await
