@@ -5,8 +5,8 @@
 //!
 //! The raw reference sends plain `get`/`set`; the backend reads its namespace's
 //! generation in the same round trip as the value (`mg` pipeline) and writes with its
-//! trusted copy, so the ratios are the cost of namespaces, clear in O(1) and exact
-//! TTLs. An unranked subject shows the alternative: a generation read per write
+//! trusted copy, a held mark's `delete … noreply` in front (fenced writes), so the
+//! ratios are the cost of namespaces, clear in O(1), exact TTLs and fencing. An unranked subject shows the alternative: a generation read per write
 //! (`generation_check(0)`).
 
 use async_memcached::{AsciiProtocol, Client, Error};

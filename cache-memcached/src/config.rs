@@ -34,6 +34,14 @@ pub struct MemcachedConfig {
     /// process's writes within this bound). Default 1 s.
     #[serde(with = "cache_core::raw::millis")]
     pub generation_check: Duration,
+    /// How far apart the clocks of the processes sharing the servers may be. A lock's
+    /// deadline is written on its holder's clock (memcached's own TTLs count whole
+    /// seconds), and a contender takes over an expired lock only once its own clock
+    /// is past the deadline by this much: a contender whose clock runs ahead by less
+    /// never takes a live lock. It delays the takeover of a lock whose holder died by
+    /// as much. Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for MemcachedConfig {
@@ -46,6 +54,7 @@ impl Default for MemcachedConfig {
             connect_timeout: Duration::from_secs(5),
             max_value_size: 1024 * 1024 - 512,
             generation_check: Duration::from_secs(1),
+            max_clock_skew: Duration::from_secs(1),
         }
     }
 }

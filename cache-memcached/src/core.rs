@@ -118,6 +118,35 @@ pub(crate) fn lock_key(namespace: &str, key: &str) -> String {
     LAYOUT.key(namespace, KeyKind::Lock, key).to_string()
 }
 
+/// The key of a lock's *held mark*: `ns@gen:#held:key`, under the namespace's
+/// generation like a value (so a `clear` orphans every mark of the namespace at
+/// once). `acquire_lock` writes it with the token; every application write of the key
+/// deletes it (the lock is then *overtaken*); `set_locked` writes only while it is
+/// still there. Its marker is as long as the lock marker, so it fits wherever the
+/// lock key's layout fits; no value, lock or generation key has this form.
+pub(crate) fn held_key(namespace: &str, generation: u64, key: &str) -> String {
+    const _: () = assert!(HELD_MARKER.len() == "#lock:".len());
+    let ns = format!("{namespace}@{generation}");
+    let k = LAYOUT.key(&ns, KeyKind::Lock, key);
+    let [ns, colon, _lock_marker, inner] = k.parts();
+    [ns, colon, HELD_MARKER, inner].concat()
+}
+
+const HELD_MARKER: &str = "#held:";
+
+/// What a delete leaves in place of a value whose lock has a held mark: a value
+/// whose deadline passed long ago (every read is a miss), so that the holder's
+/// `add` of a value it found absent fails. See the crate README.
+pub(crate) fn tombstone() -> Vec<u8> {
+    encode(b"", Some(1))
+}
+
+/// How long a tombstone stays: longer than any fenced write that checked the key
+/// before it can take (one call, bounded by its timeout), with margin.
+pub(crate) fn tombstone_lifetime(timeout: Duration) -> Duration {
+    (timeout * 2).max(Duration::from_secs(10))
+}
+
 /// The value a missing generation starts from: the clock in microseconds, so a
 /// generation key that was evicted and made again never comes back to a number
 /// whose values may still be stored.
@@ -415,7 +444,11 @@ mod tests {
     fn keys_fit_memcached_and_never_collide_across_generations_or_kinds() {
         let ns = "n".repeat(cache_core::raw::MAX_NAMESPACE_LEN);
         for key in ["k", "a b", "\r\n", &"x".repeat(70_000), "#gen", "#lock:k"] {
-            for k in [value_key(&ns, u64::MAX, key), lock_key(&ns, key)] {
+            for k in [
+                value_key(&ns, u64::MAX, key),
+                lock_key(&ns, key),
+                held_key(&ns, u64::MAX, key),
+            ] {
                 assert!(k.len() <= MAX_KEY_LEN, "{} bytes", k.len());
                 assert!(k.bytes().all(|b| b.is_ascii_graphic()), "{k}");
             }
@@ -423,6 +456,15 @@ mod tests {
         assert_ne!(value_key("a", 1, "k"), value_key("a", 2, "k"));
         assert_ne!(value_key("a", 1, "#gen"), generation_key("a@1"));
         assert_ne!(value_key("a", 1, "#lock:k"), lock_key("a@1", "k"));
+        assert_eq!(held_key("a", 7, "user:1"), "a@7:#held:user:1");
+        for key in ["k", "#held:k", "#lock:k", "a b"] {
+            let held = held_key("a", 1, "k");
+            assert_ne!(value_key("a", 1, key), held);
+            assert_ne!(lock_key("a@1", key), held);
+            assert_ne!(lock_key("a", key), held);
+        }
+        assert!(decode(tombstone(), 2).is_none());
+        assert!(!is_live(&tombstone(), 2));
     }
 
     #[test]
