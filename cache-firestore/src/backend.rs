@@ -2,14 +2,20 @@
 
 use crate::config::FirestoreConfig;
 use crate::core::{
-    create, delete, delete_if_unchanged, doc_id, expires_at, is_live, now_ms, put,
-    replace_if_unchanged, value_of, Conditional, Shared, COMMIT_MAX, EXPIRES, GET_MAX, MAX_KEY_LEN,
-    VALUE,
+    absent, create, delete, delete_if_unchanged, doc_id, is_live, now_ms, put,
+    replace_if_unchanged, value_of, value_ref, with_value, Conditional, Shared, COMMIT_MAX,
+    EXPIRES, GET_MAX, MAX_KEY_LEN, VALUE,
 };
 use crate::error::BACKEND;
-use cache_core::raw::{distinct, last_of_each, validate_namespace, KeyKind, KeyLayout};
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use cache_core::raw::{
+    distinct, last_of_each, lock_state, overtaken, validate_namespace, KeyKind, KeyLayout,
+    LockState, Ttl, MAX_EPOCH_MS,
+};
+use cache_core::{
+    async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result,
+};
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Write};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,12 +41,17 @@ use std::time::Duration;
 #[must_use]
 pub struct FirestoreBuilder {
     config: FirestoreConfig,
+    /// Tests only: how far this client's clock is shifted, in ms.
+    clock_offset_ms: i64,
 }
 
 impl FirestoreBuilder {
     /// Start from a full configuration.
     pub fn from_config(config: FirestoreConfig) -> Self {
-        FirestoreBuilder { config }
+        FirestoreBuilder {
+            config,
+            clock_offset_ms: 0,
+        }
     }
     /// See [`FirestoreConfig::project_id`].
     pub fn project_id(mut self, id: impl Into<String>) -> Self {
@@ -87,6 +98,18 @@ impl FirestoreBuilder {
         self.config.max_value_size = bytes;
         self
     }
+    /// See [`FirestoreConfig::max_clock_skew`].
+    pub fn max_clock_skew(mut self, skew: Duration) -> Self {
+        self.config.max_clock_skew = skew;
+        self
+    }
+    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
+    /// behind) of the system's, to play a client whose clock is off.
+    #[doc(hidden)]
+    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
+        self
+    }
 
     /// Check the settings, connect and read once: a missing project id, bad names,
     /// refused credentials or a missing database are a
@@ -98,12 +121,13 @@ impl FirestoreBuilder {
         if cfg.sweep_interval.is_some_and(|d| d.is_zero()) {
             return Err(crate::error::config("sweep_interval must be positive"));
         }
+        let clock = Clock::new(&cfg, self.clock_offset_ms);
         let shared = Arc::new(Shared::connect(&cfg).await?);
         tracing::debug!(namespace = %cfg.namespace, collection = %cfg.collection, "firestore backend ready");
-        let sweeper = cfg
-            .sweep_interval
-            .map(|every| Sweeper::start(Arc::downgrade(&shared), cfg.namespace.clone(), every));
-        let mut backend = FirestoreBackend::on_shared(shared, cfg);
+        let sweeper = cfg.sweep_interval.map(|every| {
+            Sweeper::start(Arc::downgrade(&shared), cfg.namespace.clone(), every, clock)
+        });
+        let mut backend = FirestoreBackend::on_shared(shared, cfg, clock);
         backend.sweeper = sweeper;
         Ok(backend)
     }
@@ -117,16 +141,71 @@ pub struct FirestoreBackend {
     shared: Arc<Shared>,
     caps: Capabilities,
     config: FirestoreConfig,
+    clock: Clock,
     /// The background sweep of the built backend's namespace, if configured; stopped
     /// by `close` or when the backend is dropped.
     sweeper: Option<Sweeper>,
+}
+
+/// This client's clock (shifted only by tests) and the margin of
+/// [`FirestoreConfig::max_clock_skew`] for judging other clients' lock deadlines.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    offset_ms: i64,
+    skew_ms: u64,
+}
+
+impl Clock {
+    fn new(config: &FirestoreConfig, offset_ms: i64) -> Clock {
+        Clock {
+            offset_ms,
+            skew_ms: u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Now, in epoch milliseconds.
+    fn now(&self) -> u64 {
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        u64::try_from(now.saturating_add(self.offset_ms)).unwrap_or(0)
+    }
+
+    /// When an entry written now with `expiry` expires, in epoch milliseconds rounded
+    /// up and clamped to the year 9999 (`None`: never), or `Err(())` if it already has.
+    fn expires(&self, expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
+        match expiry.ttl() {
+            Ttl::Forever => Ok(None),
+            Ttl::Expired => Err(()),
+            Ttl::For(d) => {
+                let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+                Ok(Some(self.now().saturating_add(ms).min(MAX_EPOCH_MS)))
+            }
+        }
+    }
+
+    /// The instant before which another client's lock deadline has surely passed: now
+    /// less the skew margin. A lock whose deadline is later is held, for every caller
+    /// but its holder.
+    fn abandoned_before(&self) -> u64 {
+        self.now().saturating_sub(self.skew_ms)
+    }
+
+    /// Whether a lock document (as read) is held, judged by a contender: its deadline
+    /// has not passed by more than the skew margin.
+    fn lock_held(&self, lock: &Document) -> bool {
+        is_live(lock, self.abandoned_before())
+    }
 }
 
 /// The background task of [`FirestoreConfig::sweep_interval`].
 struct Sweeper(tokio::task::AbortHandle);
 
 impl Sweeper {
-    fn start(shared: std::sync::Weak<Shared>, namespace: String, every: Duration) -> Sweeper {
+    fn start(
+        shared: std::sync::Weak<Shared>,
+        namespace: String,
+        every: Duration,
+        clock: Clock,
+    ) -> Sweeper {
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -138,8 +217,10 @@ impl Sweeper {
                 };
                 // The namespace's values, and its expired locks (kept apart).
                 let locks = KeyLayout::lock_namespace(&namespace);
-                let swept = match sweep(&shared, &namespace).await {
-                    Ok(n) => sweep(&shared, &locks).await.map(|m| n + m),
+                let swept = match sweep(&shared, &namespace, clock.now()).await {
+                    Ok(n) => sweep(&shared, &locks, clock.abandoned_before())
+                        .await
+                        .map(|m| n + m),
                     e => e,
                 };
                 match swept {
@@ -165,15 +246,13 @@ impl Drop for Sweeper {
     }
 }
 
-/// Delete the expired documents of `namespace`, each only if unchanged since the
-/// query saw it (an update-time precondition: a value written again meanwhile stays).
-async fn sweep(shared: &Shared, namespace: &str) -> Result<usize> {
-    use futures::{StreamExt, TryStreamExt};
+/// Delete the documents of `namespace` that expired before `before` (epoch ms), each
+/// only if unchanged since the query saw it (an update-time precondition: a value
+/// written again meanwhile stays).
+async fn sweep(shared: &Shared, namespace: &str, before: u64) -> Result<usize> {
     let mut removed = 0;
     loop {
-        let expired = shared
-            .query_ns(namespace, Some(now_ms()), COMMIT_MAX)
-            .await?;
+        let expired = shared.query_ns(namespace, Some(before), COMMIT_MAX).await?;
         let full = expired.len() == COMMIT_MAX;
         let done: Vec<Conditional> = futures::stream::iter(expired.into_iter().filter_map(|d| {
             let seen = d.update_time?;
@@ -204,17 +283,35 @@ impl std::fmt::Debug for FirestoreBackend {
 /// between its read and its write.
 const TAKEOVER_ATTEMPTS: usize = 3;
 
+/// How many times a fenced write (or a release) reads the lock again after the lock
+/// changed between its read and the commit (taken, released or overtaken meanwhile).
+const FENCE_ATTEMPTS: usize = 8;
+
+/// Most keys in one fenced commit: each takes two of its writes (the value and the
+/// fence on its lock).
+const FENCED_MAX: usize = COMMIT_MAX / 2;
+
+/// The error of a write whose documents kept changing under it.
+fn contended() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        BACKEND,
+        "the key's lock document kept changing between the read and the write; retry",
+    )
+}
+
 impl FirestoreBackend {
     /// A builder with the defaults of [`FirestoreConfig`].
     pub fn builder() -> FirestoreBuilder {
         FirestoreBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: FirestoreConfig) -> Self {
+    fn on_shared(shared: Arc<Shared>, config: FirestoreConfig, clock: Clock) -> Self {
         FirestoreBackend {
             shared,
             caps: capabilities(&config),
             config,
+            clock,
             sweeper: None,
         }
     }
@@ -224,7 +321,11 @@ impl FirestoreBackend {
         validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(FirestoreBackend::on_shared(self.shared.clone(), config))
+        Ok(FirestoreBackend::on_shared(
+            self.shared.clone(),
+            config,
+            self.clock,
+        ))
     }
 
     /// This backend's namespace.
@@ -235,7 +336,7 @@ impl FirestoreBackend {
     /// Delete this namespace's expired documents now (what the background sweep of
     /// [`FirestoreConfig::sweep_interval`] does); how many were deleted.
     pub async fn sweep(&self) -> Result<usize> {
-        sweep(&self.shared, self.ns()).await
+        sweep(&self.shared, self.ns(), self.clock.now()).await
     }
 
     /// The firestore crate's client, for calls this crate does not make.
@@ -264,8 +365,9 @@ impl FirestoreBackend {
         }
     }
 
-    /// The live documents of `names` (any number, duplicates allowed), by name.
-    async fn live(
+    /// The documents of `names` as stored (any number, duplicates allowed; live or
+    /// not, with their update times), by name.
+    async fn stored(
         &self,
         names: &[String],
         mask: Option<&[&str]>,
@@ -277,13 +379,23 @@ impl FirestoreBackend {
                 .map(|chunk| self.shared.batch_get(chunk.to_vec(), mask)),
         )
         .await?;
-        let now = now_ms();
         Ok(pages
             .into_iter()
             .flatten()
-            .filter(|d| is_live(d, now))
             .map(|d| (d.name.clone(), d))
             .collect())
+    }
+
+    /// The live documents of `names` (any number, duplicates allowed), by name.
+    async fn live(
+        &self,
+        names: &[String],
+        mask: Option<&[&str]>,
+    ) -> Result<HashMap<String, Document>> {
+        let now = self.clock.now();
+        let mut found = self.stored(names, mask).await?;
+        found.retain(|_, d| is_live(d, now));
+        Ok(found)
     }
 
     /// The document of `name` as stored (live or not), with its update time.
@@ -291,21 +403,48 @@ impl FirestoreBackend {
         Ok(self.shared.batch_get(vec![name], None).await?.pop())
     }
 
-    /// Commit `writes` in chunks of [`COMMIT_MAX`], at once.
-    async fn commit_all(&self, writes: Vec<Write>) -> Result<()> {
-        try_join_all(
-            writes
-                .chunks(COMMIT_MAX)
-                .map(|chunk| self.shared.commit(chunk.to_vec())),
-        )
-        .await
-        .map(drop)
+    /// The fence on the lock document `name` that a write of its key's value commits
+    /// with, given the lock as read (`None`: there was none). No lock: a no-op write
+    /// that fails the commit if a lock appeared since. A held lock: marked overtaken
+    /// (`!token`, its expiry kept) if unchanged since the read. An abandoned lock
+    /// (past its deadline by more than the skew margin): deleted if unchanged. A
+    /// commit whose fence fails writes nothing: the caller reads the lock again.
+    fn fence(&self, name: &str, lock: Option<&Document>) -> Write {
+        let Some((lock, seen)) = lock.and_then(|l| Some((l, l.update_time?))) else {
+            return absent(name.to_owned());
+        };
+        if !self.clock.lock_held(lock) {
+            return delete_if_unchanged(name.to_owned(), seen);
+        }
+        // A lock already overtaken is written again unchanged, which keeps its update
+        // time (Firestore keeps a document's update time on a write that changes
+        // nothing): concurrent writers of one key do not fail each other's fences.
+        let token = String::from_utf8_lossy(value_ref(lock).unwrap_or_default());
+        replace_if_unchanged(with_value(lock, overtaken(&token).as_bytes()), seen)
     }
 
-    /// Write `doc` only if nothing live has its name: a create with the precondition
-    /// "does not exist"; over an expired document, a replace with the precondition
-    /// "last updated when we read it". Either way one racer wins.
-    async fn put_if_absent(&self, doc: Document) -> Result<bool> {
+    /// Commit `writes` to the values of keys whose lock documents are `locks` (at most
+    /// [`FENCED_MAX`]), in one commit with a [`fence`](Self::fence) on each lock, the
+    /// fences first: the commit first assumes no lock exists; when a fence fails, it
+    /// reads the locks and commits again with fences that hold for what it read.
+    async fn commit_fenced(&self, locks: &[String], writes: Vec<Write>) -> Result<()> {
+        let mut fences: Vec<Write> = locks.iter().cloned().map(absent).collect();
+        for _ in 0..FENCE_ATTEMPTS {
+            fences.extend(writes.iter().cloned());
+            if let Conditional::Done = self.shared.commit_conditional(fences).await? {
+                return Ok(());
+            }
+            let found = self.stored(locks, None).await?;
+            fences = locks.iter().map(|l| self.fence(l, found.get(l))).collect();
+        }
+        Err(contended())
+    }
+
+    /// Write `doc` (a lock) only if no held lock has its name: a create with the
+    /// precondition "does not exist"; over an abandoned lock (past its deadline by
+    /// more than the skew margin), a replace with the precondition "last updated when
+    /// we read it". Either way one racer wins.
+    async fn take_lock(&self, doc: Document) -> Result<bool> {
         for _ in 0..TAKEOVER_ATTEMPTS {
             if let Conditional::Done = self
                 .shared
@@ -317,7 +456,7 @@ impl FirestoreBackend {
             let Some(current) = self.read(doc.name.clone()).await? else {
                 continue; // deleted since: try to create again
             };
-            if is_live(&current, now_ms()) {
+            if self.clock.lock_held(&current) {
                 return Ok(false);
             }
             let Some(seen) = current.update_time else {
@@ -332,6 +471,32 @@ impl FirestoreBackend {
             }
         }
         Ok(false)
+    }
+
+    /// Delete the lock `name`, read as `lock`, if it is unchanged since: one commit of
+    /// the delete with an update-time precondition and `value` (the value's write) if
+    /// given. False (and nothing written) if the lock changed since the read.
+    async fn release_read(
+        &self,
+        name: &str,
+        lock: &Document,
+        value: Option<Write>,
+    ) -> Result<bool> {
+        let Some(seen) = lock.update_time else {
+            return Ok(false);
+        };
+        let mut writes = vec![delete_if_unchanged(name.to_owned(), seen)];
+        writes.extend(value);
+        Ok(matches!(
+            self.shared.commit_conditional(writes).await?,
+            Conditional::Done
+        ))
+    }
+
+    /// The lock's state for the holder of `token`, from the lock as read: `Other` if
+    /// it is not `token`'s (or there is none).
+    fn state(lock: &Document, token: &LockToken) -> LockState {
+        lock_state(value_ref(lock).unwrap_or_default(), token)
     }
 }
 
@@ -356,6 +521,7 @@ fn capabilities(config: &FirestoreConfig) -> Capabilities {
         .max_value_size(Some(config.max_value_size))
         .native_batch(true)
         .distributed_locks(true)
+        .fenced_writes(true)
 }
 
 #[async_trait]
@@ -372,17 +538,17 @@ impl CacheBackend for FirestoreBackend {
         let name = self.name(KeyKind::Value, key);
         let found = self.shared.batch_get(vec![name], None).await?.pop();
         Ok(found
-            .filter(|d| is_live(d, now_ms()))
+            .filter(|d| is_live(d, self.clock.now()))
             .and_then(value_of)
             .map(Bytes::from))
     }
 
     async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.clock.expires(expiry) else {
             return self.delete(key).await.map(drop);
         };
-        self.shared
-            .commit(vec![put(self.document(KeyKind::Value, key, &value, exp))])
+        let doc = self.document(KeyKind::Value, key, &value, exp);
+        self.commit_fenced(&[self.name(KeyKind::Lock, key)], vec![put(doc)])
             .await
     }
 
@@ -392,7 +558,8 @@ impl CacheBackend for FirestoreBackend {
             .live(std::slice::from_ref(&name), Some(&[EXPIRES]))
             .await?
             .is_empty();
-        self.shared.commit(vec![delete(name)]).await?;
+        self.commit_fenced(&[self.name(KeyKind::Lock, key)], vec![delete(name)])
+            .await?;
         Ok(was_live)
     }
 
@@ -403,8 +570,36 @@ impl CacheBackend for FirestoreBackend {
     }
 
     async fn clear(&self) -> Result<()> {
-        // The namespace's documents by a query on the `ns` field (never a pattern),
-        // a page at a time, each deleted in one commit.
+        // First mark the namespace's held locks overtaken (each with an update-time
+        // precondition; one that changed meanwhile was released, marked or taken by a
+        // caller that started during the clear), a page of locks at a time, by a
+        // query on their namespace field...
+        let locks = KeyLayout::lock_namespace(self.ns());
+        let mut after = None;
+        loop {
+            let page = self
+                .shared
+                .query_ns_whole(&locks, after.take(), COMMIT_MAX)
+                .await?;
+            let full = page.len() == COMMIT_MAX;
+            let marks: Vec<Write> = page
+                .iter()
+                .filter(|l| self.clock.lock_held(l))
+                .filter(|l| !value_ref(l).unwrap_or_default().starts_with(b"!"))
+                .map(|l| self.fence(&l.name, Some(l)))
+                .collect();
+            futures::stream::iter(marks)
+                .map(|mark| self.shared.commit_conditional(vec![mark]))
+                .buffer_unordered(16)
+                .try_collect::<Vec<Conditional>>()
+                .await?;
+            if !full {
+                break;
+            }
+            after = page.last().map(|l| l.name.clone());
+        }
+        // ...then delete the values: the namespace's documents by a query on the `ns`
+        // field (never a pattern), a page at a time, each deleted in one commit.
         loop {
             let names: Vec<String> = (self.shared.query_ns(self.ns(), None, COMMIT_MAX).await?)
                 .into_iter()
@@ -437,68 +632,135 @@ impl CacheBackend for FirestoreBackend {
     }
 
     async fn set_many(&self, items: &[(&str, Bytes)], expiry: Expiry) -> Result<()> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.clock.expires(expiry) else {
             let keys: Vec<&str> = items.iter().map(|(k, _)| *k).collect();
             return self.delete_many(&keys).await.map(drop);
         };
         // The last value given for a key wins.
         let order = last_of_each(items);
-        let writes = order
-            .iter()
-            .map(|&i| {
-                let (k, v) = &items[i];
-                put(self.document(KeyKind::Value, k, v, exp))
-            })
-            .collect();
-        self.commit_all(writes).await
+        try_join_all(order.chunks(FENCED_MAX).map(|chunk| {
+            let locks: Vec<String> = chunk
+                .iter()
+                .map(|&i| self.name(KeyKind::Lock, items[i].0))
+                .collect();
+            let writes = chunk
+                .iter()
+                .map(|&i| {
+                    let (k, v) = &items[i];
+                    put(self.document(KeyKind::Value, k, v, exp))
+                })
+                .collect();
+            async move { self.commit_fenced(&locks, writes).await }
+        }))
+        .await
+        .map(drop)
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        let names = distinct(keys.iter().map(|k| self.name(KeyKind::Value, k)));
+        let keys = distinct(keys.iter().copied());
+        let names: Vec<String> = keys.iter().map(|k| self.name(KeyKind::Value, k)).collect();
         let live = self.live(&names, Some(&[EXPIRES])).await?.len();
-        self.commit_all(names.into_iter().map(delete).collect())
-            .await?;
+        try_join_all(keys.chunks(FENCED_MAX).map(|chunk| {
+            let locks: Vec<String> = chunk.iter().map(|k| self.name(KeyKind::Lock, k)).collect();
+            let writes = chunk
+                .iter()
+                .map(|k| delete(self.name(KeyKind::Value, k)))
+                .collect();
+            async move { self.commit_fenced(&locks, writes).await }
+        }))
+        .await?;
         Ok(live)
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        let Ok(exp) = expires_at(expiry) else {
+        let Ok(exp) = self.clock.expires(expiry) else {
             return Ok(false);
         };
-        self.put_if_absent(self.document(KeyKind::Value, key, &value, exp))
-            .await
+        // One commit: a create with the precondition "does not exist" and the fence on
+        // the key's lock (first assumed absent). When it fails, read both: a live value
+        // means absent it was not; an expired one is replaced if unchanged since.
+        let doc = self.document(KeyKind::Value, key, &value, exp);
+        let lock = self.name(KeyKind::Lock, key);
+        let mut writes = vec![absent(lock.clone()), create(doc.clone())];
+        for _ in 0..FENCE_ATTEMPTS {
+            if let Conditional::Done = self.shared.commit_conditional(writes).await? {
+                return Ok(true);
+            }
+            let found = self.stored(&[doc.name.clone(), lock.clone()], None).await?;
+            let write = match found.get(&doc.name) {
+                None => create(doc.clone()),
+                Some(current) if is_live(current, self.clock.now()) => return Ok(false),
+                Some(current) => match current.update_time {
+                    Some(seen) => replace_if_unchanged(doc.clone(), seen),
+                    None => return Ok(false),
+                },
+            };
+            writes = vec![self.fence(&lock, found.get(&lock)), write];
+        }
+        Err(contended())
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
         let token = LockToken::random();
-        let exp = expires_at(Expiry::After(ttl)).ok().flatten();
+        let exp = self.clock.expires(Expiry::After(ttl)).ok().flatten();
         let won = self
-            .put_if_absent(self.document(KeyKind::Lock, key, token.as_str().as_bytes(), exp))
+            .take_lock(self.document(KeyKind::Lock, key, token.as_str().as_bytes(), exp))
             .await?;
         Ok(won.then_some(token))
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        // Read the lock; delete it only if it is ours, live, and unchanged since the
-        // read (an update-time precondition: a takeover in between wins).
-        let Some(current) = self.read(self.name(KeyKind::Lock, key)).await? else {
-            return Ok(false);
-        };
-        if !is_live(&current, now_ms()) {
-            return Ok(false);
+        // Read the lock; delete it if it is ours (overtaken or not) and unchanged since
+        // the read (an update-time precondition: a takeover in between wins; a lock
+        // marked overtaken in between is read again). One past its deadline on this
+        // clock is deleted too, but it was not held: false.
+        let name = self.name(KeyKind::Lock, key);
+        for _ in 0..FENCE_ATTEMPTS {
+            let Some(current) = self.read(name.clone()).await? else {
+                return Ok(false);
+            };
+            if Self::state(&current, token) == LockState::Other {
+                return Ok(false);
+            }
+            if self.release_read(&name, &current, None).await? {
+                return Ok(is_live(&current, self.clock.now()));
+            }
         }
-        let (Some(seen), name) = (current.update_time, current.name.clone()) else {
-            return Ok(false);
+        Err(contended())
+    }
+
+    async fn set_locked(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        // Read the lock, then one commit: its delete with the precondition "unchanged
+        // since the read" and, if it held the token (not overtaken, not past its
+        // deadline), the value's write. A lock taken over, released or overtaken
+        // between the read and the commit fails the precondition, and the commit
+        // writes nothing: read again.
+        let write = match self.clock.expires(expiry) {
+            Ok(exp) => put(self.document(KeyKind::Value, key, &value, exp)),
+            Err(()) => delete(self.name(KeyKind::Value, key)),
         };
-        if value_of(current).as_deref() != Some(token.as_str().as_bytes()) {
-            return Ok(false);
+        let name = self.name(KeyKind::Lock, key);
+        for _ in 0..FENCE_ATTEMPTS {
+            let Some(current) = self.read(name.clone()).await? else {
+                return Ok(false);
+            };
+            let store = match Self::state(&current, token) {
+                LockState::Other => return Ok(false),
+                LockState::Overtaken => false,
+                LockState::Held => is_live(&current, self.clock.now()),
+            };
+            let value = store.then(|| write.clone());
+            if self.release_read(&name, &current, value).await? {
+                return Ok(store);
+            }
         }
-        Ok(matches!(
-            self.shared
-                .commit_conditional(vec![delete_if_unchanged(name, seen)])
-                .await?,
-            Conditional::Done
-        ))
+        Err(contended())
     }
 
     async fn close(&self) -> Result<()> {

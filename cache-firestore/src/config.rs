@@ -40,6 +40,15 @@ pub struct FirestoreConfig {
     /// Largest value accepted, in bytes; larger is `InvalidInput`. Default and most
     /// 1 MiB − 8 KiB: Firestore's 1 MiB document limit less room for the rest.
     pub max_value_size: usize,
+    /// The most that the clocks of two clients using the collection may disagree by.
+    /// Firestore has no clock a precondition can compare with, so a lock's deadline is
+    /// written with its holder's clock and judged with a contender's: a lock is taken
+    /// over (and counted as abandoned by an application write, or the sweep) only once
+    /// its deadline has passed by more than this on the contender's clock, so a
+    /// contender whose clock runs ahead by less never takes a live lock. An abandoned
+    /// lock is free this much later than its TTL. Default 1 s.
+    #[serde(with = "cache_core::raw::millis")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for FirestoreConfig {
@@ -54,6 +63,7 @@ impl Default for FirestoreConfig {
             connect_timeout: Duration::from_secs(10),
             sweep_interval: None,
             max_value_size: MAX_VALUE,
+            max_clock_skew: Duration::from_secs(1),
         }
     }
 }
@@ -71,6 +81,7 @@ impl fmt::Debug for FirestoreConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("sweep_interval", &self.sweep_interval)
             .field("max_value_size", &self.max_value_size)
+            .field("max_clock_skew", &self.max_clock_skew)
             .finish()
     }
 }
@@ -87,5 +98,8 @@ mod tests {
         assert_eq!(cfg.database_id, "(default)");
         assert_eq!(cfg.timeout, Duration::from_millis(250));
         assert!(format!("{cfg:?}").contains("cache_entries"));
+        assert_eq!(cfg.max_clock_skew, Duration::from_secs(1));
+        let cfg: FirestoreConfig = serde_json::from_str(r#"{"max_clock_skew": 2500}"#).unwrap();
+        assert_eq!(cfg.max_clock_skew, Duration::from_millis(2500));
     }
 }

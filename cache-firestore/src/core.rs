@@ -39,7 +39,7 @@ pub(crate) fn doc_id(namespace: &str, kind: KeyKind, key: &str) -> (String, Stri
     (sha256_hex(store.to_string().as_bytes()), store.body())
 }
 
-pub(crate) use cache_core::raw::{expires_at_ms as expires_at, now_ms};
+pub(crate) use cache_core::raw::now_ms;
 
 fn value(v: ValueType) -> Value {
     Value {
@@ -54,7 +54,7 @@ fn timestamp(ms: u64) -> Timestamp {
     }
 }
 
-fn millis(t: &Timestamp) -> u64 {
+pub(crate) fn millis(t: &Timestamp) -> u64 {
     (t.seconds.max(0) as u64) * 1000 + (t.nanos.max(0) as u64) / 1_000_000
 }
 
@@ -62,9 +62,37 @@ fn millis(t: &Timestamp) -> u64 {
 /// expiry, or one in the future. Firestore's TTL policies delete expired documents
 /// only within a day or so, so every read checks.
 pub(crate) fn is_live(doc: &Document, now: u64) -> bool {
+    expires_ms(doc).is_none_or(|at| at > now)
+}
+
+/// A document's `expires_at` in epoch ms (`None`: never).
+pub(crate) fn expires_ms(doc: &Document) -> Option<u64> {
     match doc.fields.get(EXPIRES).and_then(|v| v.value_type.as_ref()) {
-        Some(ValueType::TimestampValue(t)) => millis(t) > now,
-        _ => true,
+        Some(ValueType::TimestampValue(t)) => Some(millis(t)),
+        _ => None,
+    }
+}
+
+/// The value bytes of a document, borrowed.
+pub(crate) fn value_ref(doc: &Document) -> Option<&[u8]> {
+    match doc.fields.get(VALUE)?.value_type.as_ref()? {
+        ValueType::BytesValue(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// `doc` (a lock as read) with `bytes` in place of its token; every other field
+/// (namespace, key, expiry) as read.
+pub(crate) fn with_value(doc: &Document, bytes: &[u8]) -> Document {
+    let mut fields = doc.fields.clone();
+    fields.insert(
+        VALUE.to_owned(),
+        value(ValueType::BytesValue(bytes.to_vec())),
+    );
+    Document {
+        name: doc.name.clone(),
+        fields,
+        ..Document::default()
     }
 }
 
@@ -295,9 +323,34 @@ impl Shared {
         expired_before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Document>> {
+        self.query(namespace, expired_before, true, None, limit)
+            .await
+    }
+
+    /// Up to `limit` whole documents of `namespace` in name order, from after the
+    /// document named `after` (a page cursor: for pages of documents the caller
+    /// keeps).
+    pub(crate) async fn query_ns_whole(
+        &self,
+        namespace: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Document>> {
+        self.query(namespace, None, false, after, limit).await
+    }
+
+    async fn query(
+        &self,
+        namespace: &str,
+        expired_before: Option<u64>,
+        projected: bool,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Document>> {
+        use gcloud_sdk::google::firestore::v1::Cursor;
         use structured_query::{
-            composite_filter, field_filter, filter, CollectionSelector, CompositeFilter,
-            FieldFilter, FieldReference, Filter, Projection,
+            composite_filter, field_filter, filter, CollectionSelector, CompositeFilter, Direction,
+            FieldFilter, FieldReference, Filter, Order, Projection,
         };
         let field_filter = |field: &str, op: field_filter::Operator, v: ValueType| Filter {
             filter_type: Some(filter::FilterType::FieldFilter(FieldFilter {
@@ -330,7 +383,7 @@ impl Shared {
             },
         };
         let query = StructuredQuery {
-            select: Some(Projection {
+            select: projected.then(|| Projection {
                 fields: ["__name__", EXPIRES]
                     .iter()
                     .map(|f| FieldReference {
@@ -343,6 +396,20 @@ impl Shared {
                 all_descendants: false,
             }],
             r#where: Some(r#where),
+            // Name order (what Firestore uses anyway), for the cursor of the next page.
+            order_by: (!projected)
+                .then(|| Order {
+                    field: Some(FieldReference {
+                        field_path: "__name__".into(),
+                    }),
+                    direction: Direction::Ascending as i32,
+                })
+                .into_iter()
+                .collect(),
+            start_at: after.map(|name| Cursor {
+                values: vec![value(ValueType::ReferenceValue(name))],
+                before: false,
+            }),
             limit: Some(limit as i32),
             ..StructuredQuery::default()
         };
@@ -406,6 +473,17 @@ pub(crate) fn delete(name: String) -> Write {
     }
 }
 
+/// A write that changes nothing and fails the commit if the document `name` exists:
+/// a delete with the precondition `exists: false`, a no-op when it holds.
+pub(crate) fn absent(name: String) -> Write {
+    Write {
+        current_document: Some(Precondition {
+            condition_type: Some(precondition::ConditionType::Exists(false)),
+        }),
+        ..delete(name)
+    }
+}
+
 /// A write that deletes the document `name` only if it was last updated at `seen`.
 pub(crate) fn delete_if_unchanged(name: String, seen: Timestamp) -> Write {
     Write {
@@ -419,6 +497,7 @@ pub(crate) fn delete_if_unchanged(name: String, seen: Timestamp) -> Write {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache_core::raw::expires_at_ms as expires_at;
     use cache_core::Expiry;
 
     #[test]

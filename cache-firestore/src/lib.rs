@@ -5,7 +5,10 @@
 //! the three calls that scale on Firestore: Commit (writes, with preconditions for
 //! create-if-absent and compare-and-set), BatchGetDocuments (reads) and RunQuery (the
 //! namespace's documents, for `clear`). Reads filter expired documents (a TTL policy
-//! deletes them only within a day or so).
+//! deletes them only within a day or so). Writes are fenced (`fenced_writes`): each
+//! application write commits a precondition on its key's lock document, marking a held
+//! lock overtaken, and get-or-compute's `set_locked` writes in one commit with the
+//! lock's release, only if the lock is unchanged since it read it (see the README).
 //!
 //! ```no_run
 //! use cache_core::Cache;
