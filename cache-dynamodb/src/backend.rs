@@ -260,6 +260,7 @@ impl DynamoBuilder {
 ///
 /// Items are `{pk: "ns:key", ns, v: binary, exp: seconds, exp_ms}`, with a keys-only
 /// index on `ns` (for `clear`) and DynamoDB's TTL on `exp`; reads filter expired items.
+/// Writes of get-or-compute are fenced (see the crate README).
 pub struct DynamoBackend {
     shared: Arc<Shared>,
     caps: Capabilities,

@@ -59,7 +59,7 @@ where
             ),
             "AccessDeniedException" => (
                 ErrorKind::Config,
-                "not authorized; allow dynamodb:GetItem, PutItem, DeleteItem, BatchGetItem, BatchWriteItem, Query and DescribeTable on the table and its index",
+                "not authorized; allow dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, ConditionCheckItem, BatchGetItem, BatchWriteItem, Query and DescribeTable on the table and its index",
             ),
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"

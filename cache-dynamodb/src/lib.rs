@@ -3,8 +3,11 @@
 //! One table shared by every namespace: items `{pk: "ns:key", ns, v, exp, exp_ms}`
 //! with a keys-only global secondary index on `ns` (so `clear` is a query of the
 //! namespace's keys and batch deletes, never a scan) and DynamoDB's TTL on `exp`;
-//! reads filter expired items (DynamoDB deletes them only eventually). Locks and
-//! `set_if_absent` are conditional puts: one winner.
+//! reads filter expired items (DynamoDB deletes them only eventually). Locks are
+//! conditional puts (one winner), taken over only once their deadline has passed by
+//! more than `max_clock_skew`. Every write of a value is one `TransactWriteItems` with a
+//! guard on the key's lock item, so that a held lock is marked overtaken in the same
+//! atomic step (see the README, "Fenced writes").
 //!
 //! ```no_run
 //! use cache_core::Cache;
