@@ -184,17 +184,6 @@ impl PostgresBackend {
         self.shared.query(sql, &[&self.ns(), &k]).await
     }
 
-    /// Rows of `sql` with `$1` = this namespace, `$2` = the store keys of `keys` and
-    /// `$3` = the store keys of their locks.
-    async fn by_keys(&self, sql: &Sql, keys: &[&str]) -> Result<Vec<Row>> {
-        let ks: Vec<String> = keys
-            .iter()
-            .map(|k| body(self.ns(), KeyKind::Value, k))
-            .collect();
-        let locks = self.lock_keys(keys.iter().copied());
-        self.shared.query(sql, &[&self.ns(), &ks, &locks]).await
-    }
-
     /// The store keys of the locks of `keys` (a lock's key is hashed on its own terms,
     /// so it is computed, never derived from the value's key in SQL).
     fn lock_keys<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -273,9 +262,14 @@ impl CacheBackend for PostgresBackend {
     async fn delete(&self, key: &str) -> Result<bool> {
         let k = body(self.ns(), KeyKind::Value, key);
         let lock = body(self.ns(), KeyKind::Lock, key);
+        // The mark, then the delete in a statement of its own (see `core.rs`).
+        let sql = &self.shared.sql;
         let rows = self
             .shared
-            .query(&self.shared.sql.delete, &[&self.ns(), &k, &lock])
+            .query_after(
+                (&sql.mark, &[&self.ns(), &lock]),
+                (&sql.delete, &[&self.ns(), &k]),
+            )
             .await?;
         Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
@@ -288,8 +282,9 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn clear(&self) -> Result<()> {
+        let sql = &self.shared.sql;
         self.shared
-            .query(&self.shared.sql.clear, &[&self.ns()])
+            .query_after((&sql.mark_all, &[&self.ns()]), (&sql.clear, &[&self.ns()]))
             .await
             .map(drop)
     }
@@ -330,7 +325,19 @@ impl CacheBackend for PostgresBackend {
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        let rows = self.by_keys(&self.shared.sql.delete_many, keys).await?;
+        let ks: Vec<String> = keys
+            .iter()
+            .map(|k| body(self.ns(), KeyKind::Value, k))
+            .collect();
+        let locks = self.lock_keys(keys.iter().copied());
+        let sql = &self.shared.sql;
+        let rows = self
+            .shared
+            .query_after(
+                (&sql.mark_many, &[&self.ns(), &locks]),
+                (&sql.delete_many, &[&self.ns(), &ks]),
+            )
+            .await?;
         Ok(rows.iter().filter(|r| r.get::<_, bool>(0)).count())
     }
 

@@ -128,6 +128,12 @@ pub(crate) struct Statements {
     pub(crate) insert_if_absent: Sql,
     pub(crate) release: Sql,
     pub(crate) set_locked: Sql,
+    /// The first of a delete's two statements: marks the key's lock.
+    pub(crate) mark: Sql,
+    /// The first of `delete_many`'s two statements: marks the keys' locks.
+    pub(crate) mark_many: Sql,
+    /// The first of `clear`'s two statements: marks the namespace's locks.
+    pub(crate) mark_all: Sql,
     sweep: Sql,
 }
 
@@ -136,7 +142,7 @@ const EXPIRES: &str = "now() + $4::int8 * interval '1 millisecond'";
 
 impl Statements {
     /// Every statement, in slot order.
-    fn all(&self) -> [&Sql; 13] {
+    fn all(&self) -> [&Sql; 16] {
         [
             &self.get,
             &self.has,
@@ -150,6 +156,9 @@ impl Statements {
             &self.insert_if_absent,
             &self.release,
             &self.set_locked,
+            &self.mark,
+            &self.mark_many,
+            &self.mark_all,
             &self.sweep,
         ]
     }
@@ -224,43 +233,64 @@ const NS_KEY_VALUE_TTL: &[Type] = &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::I
 const NS_KEY_VALUE_TTL_LOCK: &[Type] =
     &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::INT8, Type::TEXT];
 
-// Fenced writes (see `CacheBackend::set_locked`), each ONE statement.
+// Fenced writes (see `CacheBackend::set_locked`), each in ONE round trip.
 //
 // A lock is a row `(namespace, '#lock:<key>', token)`; an application write of the
 // key (set, set_many, set_if_absent that stores, delete, delete_many, clear) marks it
-// *overtaken* by putting `!` before the token, in the same statement as the write, and
-// only while the lock is live and not yet marked (its `expires_at` is kept, so it
-// still ends by its TTL). The holder's `set_locked` deletes its lock row if the row
-// holds its token or the overtaken token, and writes the value only when the deleted
-// row held exactly the token.
+// *overtaken* by putting `!` before the token, before (or as) it writes, and only while
+// the lock is live and not yet marked (its `expires_at` is kept, so it still ends by
+// its TTL). The holder's `set_locked` deletes its lock row if the row holds its token
+// or the overtaken token, and writes the value only when the deleted row held exactly
+// the token. `set`, `set_many`, `set_if_absent` and `set_locked` are one statement
+// each; `delete`, `delete_many` and `clear` are two (the mark, then the delete), sent
+// together (pipelined: one round trip), each its own implicit transaction.
 //
-// Why one statement is safe under READ COMMITTED (the default, and what a pooled
-// autocommit statement runs in): a statement commits as a whole, so another
-// statement's snapshot sees the mark and the application's value together or neither.
-// The statements that could race change the same two rows, the lock row and the value
-// row, and every one of them locks the lock row FIRST: `set_locked` reads its lock
-// through the DELETE in its CTE, which its INSERT reads from; the application writes
-// make their main statement read the overtaking CTE (`SELECT count(*) FROM o`, an
-// InitPlan run before the scan), so the lock row is updated (and row-locked) before
-// the value row is touched (PostgreSQL would otherwise run an unread data-modifying
-// CTE after the main query, and two statements taking the two rows in opposite orders
-// could deadlock). Statements of many keys (`set_many`, `delete_many`, `clear`) take
-// their lock rows in key order (`SELECT … ORDER BY key FOR UPDATE`, read the same
-// way), then their value rows in key order (the INSERT's `ORDER BY`, or another such
-// CTE before the DELETE, which then finds every row it deletes already locked):
-// every statement takes rows in one order (lock rows by key, then value rows by key),
-// so none waits for another in a cycle; the sweep skips locked rows. So:
-//   - the application's UPDATE got the lock row first: `set_locked`'s DELETE waits
-//     for it to commit, then re-evaluates its WHERE on the new version of the row
-//     (READ COMMITTED's re-check): `!token` still matches, the row is deleted (the
-//     lock released) and RETURNING gives `!token`, which is not the token: nothing is
-//     inserted. The application's value stays.
-//   - `set_locked`'s DELETE got the lock row first: the application's UPDATE waits,
-//     then finds the row deleted and marks nothing; its value write, after
-//     `set_locked` committed, replaces the computed value (ON CONFLICT sees the
-//     committed row). The later write wins.
+// Why this is safe under READ COMMITTED (the default, and what a pooled autocommit
+// statement runs in): a statement commits as a whole, so another statement's snapshot
+// sees the mark and the application's value together or neither. The statements that
+// could race change the same two rows, the lock row and the value row, and every one of
+// them takes the lock row FIRST: `set_locked` reads its lock through the DELETE in its
+// CTE, which its INSERT reads from; `set`, `set_many` and `set_if_absent` make their
+// main statement read the overtaking CTE (`SELECT count(*) FROM o`, an InitPlan run
+// before the scan), so the lock row is updated (and row-locked) before the value row is
+// touched (PostgreSQL would otherwise run an unread data-modifying CTE after the main
+// query, and two statements taking the two rows in opposite orders could deadlock);
+// a delete's mark commits before its delete starts. So:
+//   - the application's mark got the lock row first: `set_locked`'s DELETE waits for
+//     it to commit, then re-evaluates its WHERE on the new version of the row (READ
+//     COMMITTED's re-check): `!token` still matches, the row is deleted (the lock
+//     released) and RETURNING gives `!token`, which is not the token: nothing is
+//     inserted. The application's value (or its deletion) stays.
+//   - `set_locked`'s DELETE got the lock row first: the application's mark waits,
+//     then finds the row deleted and marks nothing. Its value write, after
+//     `set_locked` committed, replaces the computed value: an `INSERT … ON CONFLICT`
+//     meets the committed row through the unique index even when its snapshot, taken
+//     before the wait, does not hold it (READ COMMITTED: it either inserts or updates),
+//     so `set`, `set_many` stay one statement, and `set_if_absent` then finds a live
+//     value and stores nothing. A DELETE has no such rule: it only finds rows of its
+//     snapshot (re-checking the newest version of those), so a DELETE in the marking
+//     statement would miss a value row that `set_locked` inserted while the mark
+//     waited, and the computed value (perhaps stale) would outlive the delete. Hence
+//     the delete's second statement: it starts after the mark committed, and so after
+//     `set_locked` committed, and its snapshot holds the computed value. The later
+//     write wins.
 //   - a lock row that another caller took over (expired, then replaced by a new
 //     token) fails `set_locked`'s token test, before or after waiting for it.
+// A delete's mark row-locks the key's lock row whatever it holds (live or expired,
+// marked or not), so it also waits for a `set_locked` that judged the lock live at its
+// own start when the lock has expired by the mark's start. A holder that takes the lock
+// after the mark committed computes after the delete was called, so its value is not
+// stale (the delete may delete it, or not). If the mark fails, the delete still runs
+// (its own transaction) but the call returns the mark's error: a failed delete promises
+// nothing, as always.
+//
+// No deadlocks: statements of many keys take their rows in key order (`SELECT … ORDER
+// BY key FOR UPDATE`, read the same way, or the INSERT's `ORDER BY`): the one-statement
+// writes take their lock rows by key, then their value rows by key; a delete's mark
+// holds lock rows only (by key), its delete value rows only (by key, another such CTE
+// before the DELETE, which then finds every row it deletes already locked). Every
+// transaction takes rows in one order (lock rows by key, then value rows by key), so
+// none waits for another in a cycle; the sweep skips locked rows.
 // `now()` is the statement's (transaction's) start on the server: every expiry test
 // is on the server's clock, never a client's.
 impl Statements {
@@ -298,13 +328,25 @@ impl Statements {
         };
         // Makes the main statement read `o` first: the lock rows before the values.
         let after_o = "(SELECT count(*) FROM o) >= 0";
-        // Deletes the value rows `which` names, row-locked first in key order, after
-        // `o`: every statement takes lock rows (by key) before value rows (by key).
+        // A delete's first statement: row-locks the lock rows `which` names in key order
+        // (`lk`), whatever they hold, so it waits for any statement holding one (a
+        // `set_locked` under way), then marks the held ones. One row per lock marked.
+        let mark = |which: &str| {
+            let rows = format!("namespace = $1 AND {which}");
+            format!(
+                "WITH lk AS (SELECT 1 FROM {table} WHERE {rows} ORDER BY key FOR UPDATE) \
+                 UPDATE {table} SET value = '!'::bytea || value \
+                 WHERE {rows} AND {LIVE} AND substr(value, 1, 1) <> '!'::bytea \
+                 AND (SELECT count(*) FROM lk) >= 0 RETURNING 1"
+            )
+        };
+        // A delete's second statement, sent after its mark (so its snapshot holds what
+        // a holder committed while the mark waited): deletes the value rows `which`
+        // names, row-locked first in key order.
         let delete_values = |which: &str, returning: &str| {
             let rows = format!("namespace = $1 AND {which}");
             format!(
-                ", vk AS (SELECT 1 FROM {table} WHERE {rows} AND {after_o} \
-                 ORDER BY key FOR UPDATE) \
+                "WITH vk AS (SELECT 1 FROM {table} WHERE {rows} ORDER BY key FOR UPDATE) \
                  DELETE FROM {table} WHERE {rows} AND (SELECT count(*) FROM vk) >= 0 {returning}"
             )
         };
@@ -327,23 +369,14 @@ impl Statements {
                 ),
                 NS_KEY_VALUE_TTL_LOCK,
             ),
+            // After `mark`: one row, whether the deleted value was live.
             delete: sql(
-                format!(
-                    "{} DELETE FROM {table} WHERE namespace = $1 AND key = $2 AND {after_o} \
-                     RETURNING {LIVE}",
-                    overtake("key = $3")
-                ),
-                &[Type::TEXT, Type::TEXT, Type::TEXT],
+                format!("DELETE FROM {table} WHERE namespace = $1 AND key = $2 RETURNING {LIVE}"),
+                NS_KEY,
             ),
-            clear: sql(
-                // Held locks stay (their keys start with the lock marker), overtaken.
-                format!(
-                    "{}{}",
-                    overtake_many("left(key, 6) = '#lock:'"),
-                    delete_values("left(key, 6) <> '#lock:'", "")
-                ),
-                &[Type::TEXT],
-            ),
+            // After `mark_all`. Held locks stay (their keys start with the lock marker),
+            // overtaken.
+            clear: sql(delete_values("left(key, 6) <> '#lock:'", ""), &[Type::TEXT]),
             get_many: sql(
                 format!(
                     "SELECT t.value FROM unnest($2::text[]) WITH ORDINALITY AS k(key, ord) \
@@ -368,13 +401,10 @@ impl Statements {
                     Type::TEXT_ARRAY,
                 ],
             ),
+            // After `mark_many`: one row per deleted value, whether it was live.
             delete_many: sql(
-                format!(
-                    "{}{}",
-                    overtake_many("key = ANY($3::text[])"),
-                    delete_values("key = ANY($2::text[])", &format!("RETURNING {LIVE}"))
-                ),
-                &[Type::TEXT, Type::TEXT_ARRAY, Type::TEXT_ARRAY],
+                delete_values("key = ANY($2::text[])", &format!("RETURNING {LIVE}")),
+                NS_KEYS,
             ),
             // The value's insert-if-absent, marking the lock only when it will store:
             // when the statement's snapshot holds no live value. A value written by
@@ -431,6 +461,11 @@ impl Statements {
                     Type::BYTEA,
                 ],
             ),
+            // `$2`: the lock's key.
+            mark: sql(mark("key = $2"), NS_KEY),
+            // `$2`: the locks' keys.
+            mark_many: sql(mark("key = ANY($2::text[])"), NS_KEYS),
+            mark_all: sql(mark("left(key, 6) = '#lock:'"), &[Type::TEXT]),
             // Rows another statement has row-locked are skipped (swept next time):
             // the sweep never waits, so it never takes part in a deadlock.
             sweep: sql(
@@ -541,6 +576,30 @@ impl Shared {
                 .query(&conn.prepared[sql.slot], params)
                 .await
                 .map_err(map)
+        })
+        .await
+    }
+
+    /// Rows of `then` after running `first`, as two statements on one connection, each
+    /// its own implicit transaction, sent together (one round trip): the server runs
+    /// `then` after `first` committed (or failed), so `then`'s snapshot holds every
+    /// row committed while `first` waited. `first`'s error, if any, wins.
+    pub(crate) async fn query_after(
+        &self,
+        (first, first_params): (&Sql, &[&(dyn ToSql + Sync)]),
+        (then, then_params): (&Sql, &[&(dyn ToSql + Sync)]),
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        within(BACKEND, self.timeout, async {
+            let conn = self.pool.get().await.map_err(pool)?;
+            // tokio-postgres sends a request when its future is first polled, and
+            // `join` polls `first` before `then`: the server gets them in this order.
+            let (first, then) = futures::future::join(
+                conn.client.query(&conn.prepared[first.slot], first_params),
+                conn.client.query(&conn.prepared[then.slot], then_params),
+            )
+            .await;
+            first.map_err(map)?;
+            then.map_err(map)
         })
         .await
     }

@@ -329,3 +329,89 @@ async fn holders_and_app_writes_race_without_errors() {
     }
     assert!(stored > 0, "some holder's write went through");
 }
+
+/// What an application delete of the key `k` says it deleted: how many live values
+/// (`None`: `clear` does not say).
+async fn app_delete(what: &str, app: Arc<dyn CacheBackend>) -> Option<usize> {
+    match what {
+        "delete" => Some(usize::from(app.delete("k").await.unwrap())),
+        "delete_many" => Some(app.delete_many(&["j", "k"]).await.unwrap()),
+        "clear" => {
+            app.clear().await.unwrap();
+            None
+        }
+        _ => unreachable!("{what}"),
+    }
+}
+
+/// The holder's statement got the lock row first, on a key with no value row yet (here:
+/// a transaction that deleted the lock row and inserted the computed value): an
+/// application delete waits for it, and must then delete the value it committed. (A
+/// DELETE, unlike `INSERT … ON CONFLICT`, only sees rows of its snapshot: one taken
+/// before the holder committed would miss the new value row, and the computed value,
+/// possibly stale, would outlive the delete.) Also when the lock expired between the
+/// holder's statement's start (which found it live) and the delete's.
+#[tokio::test]
+async fn an_app_delete_waits_for_the_holders_statement_then_deletes_its_value() {
+    let mut wrong = Vec::new();
+    for expired in [false, true] {
+        for what in ["delete", "delete_many", "clear"] {
+            let (holder, app, ns) = handles().await;
+            let token = holder
+                .acquire_lock("k", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            if expired {
+                raw()
+                    .await
+                    .execute(
+                        &format!(
+                            "UPDATE {TABLE} SET expires_at = now() - interval '1 second' \
+                             WHERE namespace = $1 AND key = '#lock:k'"
+                        ),
+                        &[&ns],
+                    )
+                    .await
+                    .unwrap();
+            }
+            let c = raw().await;
+            c.batch_execute("BEGIN").await.unwrap();
+            // What set_locked does: delete the lock row (its token), write the value.
+            let deleted = c
+                .execute(
+                    &format!(
+                        "DELETE FROM {TABLE} WHERE namespace = $1 AND key = '#lock:k' \
+                         AND value = $2"
+                    ),
+                    &[&ns, &token.as_str().as_bytes()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(deleted, 1);
+            c.execute(
+                &format!("INSERT INTO {TABLE} VALUES ($1, 'k', 'computed', NULL)"),
+                &[&ns],
+            )
+            .await
+            .unwrap();
+            // Not `started_and_waiting`: a delete that does not wait is wrong only if the
+            // value outlives it, which is what this test checks.
+            let task = tokio::spawn(app_delete(what, app.clone()));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.batch_execute("COMMIT").await.unwrap();
+            let said = task.await.unwrap();
+            let left = app.get("k").await.unwrap();
+            if left.is_some() || said.is_some_and(|n| n != 1) {
+                let lock = if expired { "expired" } else { "live" };
+                wrong.push(format!(
+                    "{what} (lock {lock}) said it deleted {said:?} and left {left:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the holder's value outlived the delete: {wrong:#?}"
+    );
+}
