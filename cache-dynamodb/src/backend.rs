@@ -2,8 +2,9 @@
 
 use crate::config::DynamoConfig;
 use crate::core::{
-    self, delete_request, is_live, item, key_of, n, now_ms, pk, pk_of, value_of, Item, Shared,
-    ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
+    self, delete_request, is_live, item, key_of, lock_item, n, now_ms, pk, pk_of, value_of, Item,
+    Shared, ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK,
+    VALUE,
 };
 use crate::error::{config, BACKEND};
 use crate::fence::{self, Fenced, Guard, Op};
@@ -507,31 +508,31 @@ impl DynamoBackend {
                     Guard::Mark(token) => {
                         let mut marked = b"!".to_vec();
                         marked.extend_from_slice(&token);
-                        s.conditional(
+                        s.conditional(|| {
                             s.client
                                 .update_item()
                                 .table_name(&s.table)
-                                .set_key(Some(key_of(pk)))
+                                .set_key(Some(key_of(pk.clone())))
                                 .update_expression("SET #v = :marked")
                                 .condition_expression("#v = :token")
                                 .expression_attribute_names("#v", VALUE)
                                 .expression_attribute_values(":marked", blob(&marked))
                                 .expression_attribute_values(":token", blob(&token))
-                                .send(),
-                        )
+                                .send()
+                        })
                         .await
                     }
                     Guard::Stale(Some(v)) => {
-                        s.conditional(
+                        s.conditional(|| {
                             s.client
                                 .delete_item()
                                 .table_name(&s.table)
-                                .set_key(Some(key_of(pk)))
+                                .set_key(Some(key_of(pk.clone())))
                                 .condition_expression("#v = :v")
                                 .expression_attribute_names("#v", VALUE)
                                 .expression_attribute_values(":v", blob(&v))
-                                .send(),
-                        )
+                                .send()
+                        })
                         .await
                     }
                     _ => Ok(true),
@@ -676,30 +677,32 @@ impl CacheBackend for DynamoBackend {
         let token = LockToken::random();
         let exp = self.expires(Expiry::After(ttl)).ok().flatten();
         // Under the locks' own namespace attribute: `clear` leaves held locks alone.
-        let lock = item(
+        // Its TTL attribute outlives the deadline by the skew margin (see `lock_item`).
+        let lock = lock_item(
             self.lock_pk(key),
             &KeyLayout::lock_namespace(self.ns()),
             token.as_str().as_bytes(),
             exp,
+            self.skew_ms(),
         );
         // Free, or its deadline passed more than `max_clock_skew` ago on this clock:
         // the deadline was written with the holder's clock, which may run behind.
         let stale = self.now().saturating_sub(self.skew_ms());
         let s = &self.shared;
         let won = s
-            .conditional(
+            .conditional(|| {
                 s.client
                     .put_item()
                     .table_name(&s.table)
-                    .set_item(Some(lock))
+                    .set_item(Some(lock.clone()))
                     .condition_expression(ABSENT_OR_EXPIRED)
                     .set_expression_attribute_names(Some(names(&[
                         ("#pk", PK),
                         ("#exp_ms", EXPIRES_MS),
                     ])))
                     .expression_attribute_values(":now", n(stale))
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         Ok(won.then_some(token))
     }
@@ -708,11 +711,12 @@ impl CacheBackend for DynamoBackend {
         // Held or overtaken, as long as it is this token's. An expired lock that
         // nobody took since is still the token's and goes too.
         let s = &self.shared;
-        s.conditional(
+        let lock_pk = self.lock_pk(key);
+        s.conditional(|| {
             s.client
                 .delete_item()
                 .table_name(&s.table)
-                .set_key(Some(key_of(self.lock_pk(key))))
+                .set_key(Some(key_of(lock_pk.clone())))
                 .condition_expression("#v = :token OR #v = :overtaken")
                 .expression_attribute_names("#v", VALUE)
                 .expression_attribute_values(":token", blob(token.as_str().as_bytes()))
@@ -720,8 +724,8 @@ impl CacheBackend for DynamoBackend {
                     ":overtaken",
                     blob(overtaken(token.as_str()).as_bytes()),
                 )
-                .send(),
-        )
+                .send()
+        })
         .await
     }
 

@@ -81,6 +81,27 @@ pub(crate) fn item(pk: String, namespace: &str, value: &[u8], expires_ms: Option
     item
 }
 
+/// A lock item of `token`: as [`item`], but its TTL attribute `exp` is the deadline
+/// plus `skew_ms` (rounded up), so DynamoDB's TTL reaper, on AWS's clock, never deletes
+/// the live lock of a holder whose clock runs behind by less than `max_clock_skew`
+/// (a contender waits that margin past the deadline too). `exp_ms` stays the deadline.
+pub(crate) fn lock_item(
+    pk: String,
+    lock_namespace: &str,
+    token: &[u8],
+    expires_ms: Option<u64>,
+    skew_ms: u64,
+) -> Item {
+    let mut lock = item(pk, lock_namespace, token, expires_ms);
+    if let Some(ms) = expires_ms {
+        lock.insert(
+            EXPIRES.to_owned(),
+            n(ms.saturating_add(skew_ms).div_ceil(1000)),
+        );
+    }
+    lock
+}
+
 /// Whether an item (read with its `exp_ms`) is live at `now` (epoch ms). DynamoDB's
 /// TTL deletes expired items only eventually (within days), so every read checks.
 pub(crate) fn is_live(item: &Item, now: u64) -> bool {
@@ -118,11 +139,17 @@ pub(crate) struct Shared {
 /// The errors of the calls that take a condition.
 pub(crate) trait ConditionFailed {
     fn condition_failed(&self) -> bool;
+    /// The item is part of a transaction in progress (`TransactionConflictException`):
+    /// the call was refused, nothing was written, and it may be sent again.
+    fn transaction_conflict(&self) -> bool;
 }
 
 impl ConditionFailed for aws_sdk_dynamodb::operation::put_item::PutItemError {
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
+    }
+    fn transaction_conflict(&self) -> bool {
+        self.is_transaction_conflict_exception()
     }
 }
 
@@ -130,11 +157,54 @@ impl ConditionFailed for aws_sdk_dynamodb::operation::delete_item::DeleteItemErr
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
     }
+    fn transaction_conflict(&self) -> bool {
+        self.is_transaction_conflict_exception()
+    }
 }
 
 impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
+    }
+    fn transaction_conflict(&self) -> bool {
+        self.is_transaction_conflict_exception()
+    }
+}
+
+/// Retries of a single-item write refused because a transaction on its item was in
+/// progress (a fenced write's guard on the same lock): exponential from 10 ms, capped
+/// at 100 ms, with jitter, at most 4 times; the call stays bounded by the timeout.
+/// The SDK's own retries do not cover `TransactionConflictException`.
+fn conflict_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(100))
+        .with_max_times(4)
+        .with_jitter()
+        .build()
+}
+
+/// Send `op` again (with [`conflict_backoff`]) while DynamoDB refuses it because a
+/// transaction on its item is in progress; its last answer otherwise.
+pub(crate) async fn retry_conflicts<T, E, R, Fut>(
+    op: impl Fn() -> Fut,
+) -> std::result::Result<T, SdkError<E, R>>
+where
+    E: ConditionFailed,
+    Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
+{
+    let mut delays = conflict_backoff();
+    loop {
+        match op().await {
+            Err(e) if e.as_service_error().is_some_and(E::transaction_conflict) => {
+                let Some(delay) = delays.next() else {
+                    return Err(e);
+                };
+                tracing::debug!(?delay, "dynamodb: transaction conflict, retrying");
+                tokio::time::sleep(delay).await;
+            }
+            answer => return answer,
+        }
     }
 }
 
@@ -182,17 +252,20 @@ impl Shared {
     }
 
     /// Bound a conditional write by the timeout: true if it was made, false if its
-    /// condition failed (the SDK's typed `ConditionalCheckFailedException`).
-    pub(crate) async fn conditional<T, E>(
-        &self,
-        op: impl std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
-    ) -> Result<bool>
+    /// condition failed (the SDK's typed `ConditionalCheckFailedException`). `op`
+    /// sends the request; it is sent again while a transaction on the item is in
+    /// progress ([`retry_conflicts`]).
+    pub(crate) async fn conditional<T, E, Fut>(&self, op: impl Fn() -> Fut) -> Result<bool>
     where
         E: ConditionFailed + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     {
         let made = within(BACKEND, self.timeout, async {
-            let _pass = self.pass().await;
-            Ok(op.await)
+            Ok(retry_conflicts(|| async {
+                let _pass = self.pass().await;
+                op().await
+            })
+            .await)
         })
         .await?;
         match made {
@@ -522,6 +595,75 @@ mod tests {
         assert_eq!(it[EXPIRES], n(2));
         assert!(is_live(&it, 1_499) && !is_live(&it, 1_500));
         assert!(is_live(&item("a:b".into(), "a", b"v", None), u64::MAX));
+        // A lock's TTL attribute waits the skew margin past its deadline.
+        let lock = lock_item("a:#lock:b".into(), "a:#lock", b"t", Some(1_500), 1_000);
+        assert_eq!((&lock[EXPIRES], &lock[EXPIRES_MS]), (&n(3), &n(1_500)));
+        assert!(!lock_item("a:#lock:b".into(), "a:#lock", b"t", None, 1_000).contains_key(EXPIRES));
+    }
+
+    /// A single-item write that meets a transaction in progress on its item is sent
+    /// again (the SDK does not retry `TransactionConflictException`); a refused
+    /// condition or another error is answered at once; conflicts that last give up.
+    #[tokio::test]
+    async fn transaction_conflicts_are_retried_a_few_times() {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::error::{
+            ConditionalCheckFailedException, TransactionConflictException,
+        };
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        type Answer = std::result::Result<u8, SdkError<PutItemError, u16>>;
+        let conflict = || {
+            let e = TransactionConflictException::builder()
+                .message("Transaction is ongoing for the item")
+                .build();
+            SdkError::service_error(PutItemError::TransactionConflictException(e), 400)
+        };
+        let calls = AtomicUsize::new(0);
+        let answer = retry_conflicts(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(conflict()),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(answer.unwrap(), 7);
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+
+        let answer = retry_conflicts(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let e = ConditionalCheckFailedException::builder().build();
+            Answer::Err(SdkError::service_error(
+                PutItemError::ConditionalCheckFailedException(e),
+                400,
+            ))
+        })
+        .await;
+        assert!(answer
+            .unwrap_err()
+            .as_service_error()
+            .is_some_and(PutItemError::is_conditional_check_failed_exception));
+        assert_eq!(
+            calls.swap(0, Ordering::SeqCst),
+            1,
+            "a refused condition is final"
+        );
+
+        let started = std::time::Instant::now();
+        let answer = retry_conflicts(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Answer::Err(conflict())
+        })
+        .await;
+        assert!(answer
+            .unwrap_err()
+            .as_service_error()
+            .is_some_and(PutItemError::is_transaction_conflict_exception));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            5,
+            "sent once and retried 4 times"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1), "short backoff");
     }
 
     #[test]

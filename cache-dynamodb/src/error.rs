@@ -69,6 +69,10 @@ where
                 ErrorKind::Unavailable,
                 "DynamoDB throttled or could not serve the request now; retry, or raise the table's capacity",
             ),
+            "TransactionConflictException" => (
+                ErrorKind::Unavailable,
+                "a transaction on the same item kept being in progress; retry",
+            ),
             "ValidationException"
                 if s.err().message().is_some_and(|m| m.contains("Item size")) =>
             {
@@ -159,6 +163,11 @@ mod tests {
                 ErrorKind::Unavailable,
             ),
             ("ThrottlingException", "slow down", ErrorKind::Unavailable),
+            (
+                "TransactionConflictException",
+                "Transaction is ongoing for the item",
+                ErrorKind::Unavailable,
+            ),
         ];
         for (code, message, kind) in cases {
             let e = service(code, message);

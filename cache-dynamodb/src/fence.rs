@@ -270,6 +270,59 @@ impl Fenced {
     pub(crate) fn size(&self) -> usize {
         self.op.size() + 2 * self.lock_pk.len() + 128
     }
+
+    /// Take in what a cancelled transaction said of this key's two items (`lock`, the
+    /// guard's reason; `value`, the value's): the write is done, or the next attempt
+    /// asserts what the lock was found to be. True if either item met another
+    /// transaction (`TransactionConflict`: wait a little before the next attempt).
+    pub(crate) fn learn(
+        &mut self,
+        lock: &Reason,
+        value: &Reason,
+        now: u64,
+        skew_ms: u64,
+    ) -> Result<bool> {
+        let mut conflict = false;
+        let lock_failed = match lock.code.as_str() {
+            "None" => false,
+            "ConditionalCheckFailed" => true,
+            "TransactionConflict" => {
+                conflict = true;
+                false
+            }
+            _ => return Err(reason_error(lock)),
+        };
+        match value.code.as_str() {
+            "None" => {}
+            "TransactionConflict" => conflict = true,
+            "ConditionalCheckFailed" => match &mut self.op {
+                // A live entry is there: nothing is stored, so no lock needs a mark.
+                Op::PutIfAbsent(_) => {
+                    self.done = true;
+                    return Ok(conflict);
+                }
+                // Nothing live to delete. Done only if no lock needs a mark: the
+                // guard asserted "no lock" and held. A guard that held in this
+                // cancelled transaction marked nothing (a lock found by an earlier
+                // attempt, the value since expired), and one that met another
+                // transaction tells nothing: delete again without the condition,
+                // with the guard (updated below if the lock's check failed).
+                Op::Delete { if_live, .. } if *if_live => {
+                    *if_live = false;
+                    if self.guard == Guard::Free && lock.code == "None" {
+                        self.done = true;
+                        return Ok(conflict);
+                    }
+                }
+                _ => return Err(reason_error(value)),
+            },
+            _ => return Err(reason_error(value)),
+        }
+        if lock_failed {
+            self.guard = Guard::of(lock.item.as_ref(), now, skew_ms);
+        }
+        Ok(conflict)
+    }
 }
 
 /// Split `writes` into transactions within DynamoDB's limits.
@@ -343,44 +396,9 @@ pub(crate) async fn run(
                 ),
             ));
         }
-        let mut conflict = false;
+        let (mut conflict, at) = (false, now());
         for (j, &i) in active.iter().enumerate() {
-            let (lock, value) = (&reasons[2 * j], &reasons[2 * j + 1]);
-            let lock_failed = match lock.code.as_str() {
-                "None" => false,
-                "ConditionalCheckFailed" => true,
-                "TransactionConflict" => {
-                    conflict = true;
-                    false
-                }
-                _ => return Err(reason_error(lock)),
-            };
-            let w = &mut writes[i];
-            match value.code.as_str() {
-                "None" => {}
-                "TransactionConflict" => conflict = true,
-                "ConditionalCheckFailed" => match &mut w.op {
-                    // A live entry is there: nothing is stored, so no lock needs a mark.
-                    Op::PutIfAbsent(_) => {
-                        w.done = true;
-                        continue;
-                    }
-                    // Nothing live to delete; the lock still needs its mark if one
-                    // was found, by a delete without the condition.
-                    Op::Delete { if_live, .. } if *if_live => {
-                        *if_live = false;
-                        if !lock_failed {
-                            w.done = true;
-                            continue;
-                        }
-                    }
-                    _ => return Err(reason_error(value)),
-                },
-                _ => return Err(reason_error(value)),
-            }
-            if lock_failed {
-                w.guard = Guard::of(lock.item.as_ref(), now(), skew_ms);
-            }
+            conflict |= writes[i].learn(&reasons[2 * j], &reasons[2 * j + 1], at, skew_ms)?;
         }
         if conflict {
             // Another transaction on one of the items: wait a little, with jitter.
@@ -461,6 +479,161 @@ mod tests {
             Guard::of(Some(&stale), now, 1000),
             Guard::Stale(Some(b"!tok".to_vec()))
         );
+    }
+
+    fn reason(code: &str, item: Option<Item>) -> Reason {
+        Reason {
+            code: code.to_owned(),
+            item,
+        }
+    }
+
+    fn delete_if_live() -> Fenced {
+        Fenced::new(
+            "ns:#lock:k".into(),
+            Op::Delete {
+                pk: "ns:k".into(),
+                if_live: true,
+            },
+        )
+    }
+
+    fn if_live(w: &Fenced) -> bool {
+        matches!(w.op, Op::Delete { if_live: true, .. })
+    }
+
+    /// A delete whose value was found not live is done only when its guard passed as
+    /// `Free` (no lock to mark): a guard that did not apply (the transaction was
+    /// cancelled by the value's condition, or the lock met another transaction)
+    /// marked nothing, so the delete goes again, unconditionally, with its guard.
+    #[test]
+    fn a_delete_of_nothing_live_is_done_only_once_no_lock_needs_a_mark() {
+        let now = 1_000_000;
+        // Attempt 1 found a live lock of `t` (the value was live then): Mark(t).
+        let mut w = delete_if_live();
+        let found = lock(b"t", now + 30_000);
+        let conflict = w
+            .learn(
+                &reason("ConditionalCheckFailed", Some(found)),
+                &reason("None", None),
+                now,
+                1000,
+            )
+            .unwrap();
+        assert!(!conflict && !w.done && if_live(&w));
+        assert_eq!(w.guard, Guard::Mark(b"t".to_vec()));
+
+        // Attempt 2: the value expired meanwhile, so its condition fails; the lock's
+        // guard passed ("None") but, in a cancelled transaction, marked nothing.
+        let mut passed = w;
+        passed
+            .learn(
+                &reason("None", None),
+                &reason("ConditionalCheckFailed", None),
+                now,
+                1000,
+            )
+            .unwrap();
+        assert!(!passed.done, "the lock is not marked yet: not done");
+        assert!(
+            !if_live(&passed),
+            "the next attempt deletes unconditionally"
+        );
+        assert_eq!(
+            passed.guard,
+            Guard::Mark(b"t".to_vec()),
+            "and marks the lock"
+        );
+
+        // The same when the lock met another transaction.
+        let mut busy = delete_if_live();
+        busy.guard = Guard::Mark(b"t".to_vec());
+        let conflict = busy
+            .learn(
+                &reason("TransactionConflict", None),
+                &reason("ConditionalCheckFailed", None),
+                now,
+                1000,
+            )
+            .unwrap();
+        assert!(conflict && !busy.done && !if_live(&busy));
+        assert_eq!(busy.guard, Guard::Mark(b"t".to_vec()));
+
+        // A Free guard that met another transaction: the lock may have appeared.
+        let mut free_busy = delete_if_live();
+        free_busy
+            .learn(
+                &reason("TransactionConflict", None),
+                &reason("ConditionalCheckFailed", None),
+                now,
+                1000,
+            )
+            .unwrap();
+        assert!(!free_busy.done && !if_live(&free_busy));
+        assert_eq!(free_busy.guard, Guard::Free);
+
+        // A lock found with nothing live: the guard follows the lock, not done.
+        let mut both = delete_if_live();
+        both.learn(
+            &reason("ConditionalCheckFailed", Some(lock(b"!t", now + 30_000))),
+            &reason("ConditionalCheckFailed", None),
+            now,
+            1000,
+        )
+        .unwrap();
+        assert!(!both.done && !if_live(&both));
+        assert_eq!(both.guard, Guard::Marked(b"!t".to_vec()));
+
+        // No lock (the Free guard passed) and nothing live: done, nothing was live.
+        let mut free = delete_if_live();
+        free.learn(
+            &reason("None", None),
+            &reason("ConditionalCheckFailed", None),
+            now,
+            1000,
+        )
+        .unwrap();
+        assert!(free.done && !free.was_live);
+    }
+
+    #[test]
+    fn a_set_if_absent_that_finds_a_live_entry_is_done_without_a_mark() {
+        let item = crate::core::item("ns:k".into(), "ns", b"v", None);
+        let mut w = Fenced::new("ns:#lock:k".into(), Op::PutIfAbsent(item));
+        w.learn(
+            &reason("ConditionalCheckFailed", Some(lock(b"t", 2_000_000))),
+            &reason("ConditionalCheckFailed", None),
+            1_000_000,
+            1000,
+        )
+        .unwrap();
+        assert!(w.done && !w.stored);
+    }
+
+    #[test]
+    fn unknown_reasons_fail_the_write() {
+        let mut w = delete_if_live();
+        let err = w
+            .learn(
+                &reason("ThrottlingError", None),
+                &reason("None", None),
+                0,
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let mut put = Fenced::new(
+            "ns:#lock:k".into(),
+            Op::Put(crate::core::item("ns:k".into(), "ns", b"v", None)),
+        );
+        assert!(put
+            .learn(
+                &reason("None", None),
+                &reason("ConditionalCheckFailed", None),
+                0,
+                0
+            )
+            .is_err());
     }
 
     #[test]

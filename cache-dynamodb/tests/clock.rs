@@ -74,3 +74,58 @@ async fn an_app_write_ahead_by_less_than_max_clock_skew_keeps_the_lock_held_and_
         assert_eq!(holder.get("k").await.unwrap(), want, "delete {delete}");
     }
 }
+
+/// DynamoDB's TTL reaper deletes an item once its `exp` (epoch seconds) passed on
+/// AWS's clock. A lock's `exp` is its deadline plus `max_clock_skew`, rounded up, so
+/// the reaper never deletes a live lock of a holder whose clock runs behind (within
+/// the margin): the same margin a contender waits before it takes the lock over.
+#[tokio::test]
+async fn a_lock_outlives_its_deadline_in_the_ttl_attribute_by_max_clock_skew() {
+    let ns = conformance_tests::random_namespace();
+    let holder = with_clock(&ns, -3_000).await;
+    holder.acquire_lock("k", TTL).await.unwrap().expect("free");
+    let lock = common::raw_client()
+        .await
+        .get_item()
+        .table_name(common::table_for(&ns))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{ns}:#lock:k")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the lock item");
+    let number = |name: &str| -> u64 { lock[name].as_n().unwrap().parse().unwrap() };
+    let (exp, exp_ms) = (number("exp"), number("exp_ms"));
+    let skew_ms = u64::try_from(SKEW.as_millis()).unwrap();
+    assert_eq!(
+        exp,
+        (exp_ms + skew_ms).div_ceil(1000),
+        "exp {exp}, exp_ms {exp_ms}"
+    );
+
+    // A value's `exp` is its expiry, rounded up: no margin there.
+    holder
+        .set("v", Bytes::from_static(b"x"), Expiry::After(TTL))
+        .await
+        .unwrap();
+    let value = common::raw_client()
+        .await
+        .get_item()
+        .table_name(common::table_for(&ns))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{ns}:v")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the value item");
+    let number = |name: &str| -> u64 { value[name].as_n().unwrap().parse().unwrap() };
+    assert_eq!(number("exp"), number("exp_ms").div_ceil(1000));
+}
