@@ -232,40 +232,36 @@ impl MongoBackend {
         id(self.ns(), KeyKind::Lock, key)
     }
 
-    /// `set_locked`, step 1: the value document's write stamp, read before the lock
-    /// (`None`: no document; `Some(Null)`: a document of an older version, unstamped).
-    async fn stamp_of(&self, key: &str) -> Result<Option<Bson>> {
-        let found = self
+    /// `set_locked`, step 1, in one round trip: the value document's write stamp
+    /// (`None` if there is none) and what the key's lock says to `token`. The lock
+    /// stays: it is released after the write, so that another process never finds
+    /// neither the lock nor the value and computes again.
+    async fn stamp_and_lock(
+        &self,
+        key: &str,
+        token: &LockToken,
+    ) -> Result<(Option<Bson>, LockState)> {
+        let (value_id, lock_id) = (self.value_id(key), self.lock_id(key));
+        let mut found = self
             .shared
             .call(
                 self.shared
                     .coll
-                    .find_one(doc! { "_id": self.value_id(key) })
-                    .projection(doc! { WRITE: 1 }),
+                    .find(doc! { "_id": { "$in": [&value_id, &lock_id] } })
+                    .projection(doc! { WRITE: 1, VALUE: 1 }),
             )
             .await?;
-        Ok(found.map(|d| d.get(WRITE).cloned().unwrap_or(Bson::Null)))
-    }
-
-    /// `set_locked`, step 2: delete the lock if it is `token`'s, held or overtaken;
-    /// true if it was held (not overtaken). Its expiry is not looked at: a lock that
-    /// expired and that nobody took since is still the token's (a takeover replaces
-    /// the token), and app writes mark expired locks too.
-    async fn take_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        let lock = self
-            .shared
-            .call(
-                self.shared
-                    .coll
-                    .find_one_and_delete(doc! { "_id": self.lock_id(key), VALUE: owned_by(token) })
-                    .projection(doc! { VALUE: 1 }),
-            )
-            .await?;
-        let state = lock
-            .as_ref()
-            .and_then(|d| d.get_str(VALUE).ok())
-            .map_or(LockState::Other, |v| lock_state(v.as_bytes(), token));
-        Ok(state == LockState::Held)
+        let (mut stamp, mut state) = (None, LockState::Other);
+        while let Some(d) = self.shared.call(found.try_next()).await? {
+            if d.get_str("_id") == Ok(lock_id.as_str()) {
+                state = d
+                    .get_str(VALUE)
+                    .map_or(LockState::Other, |v| lock_state(v.as_bytes(), token));
+            } else {
+                stamp = Some(d.get(WRITE).cloned().unwrap_or(Bson::Null));
+            }
+        }
+        Ok((stamp, state))
     }
 
     /// `set_locked`, step 3: write `value` only over the document whose stamp step 1
@@ -561,12 +557,18 @@ impl CacheBackend for MongoBackend {
         token: &LockToken,
     ) -> Result<bool> {
         // Without multi-document transactions (a server without a replica set has
-        // none), three steps in this order (see the README, "Fenced writes").
-        let before = self.stamp_of(key).await?;
-        if !self.take_lock(key, token).await? {
-            return Ok(false);
+        // none), three steps in this order (see the README, "Fenced writes"): read the
+        // value's stamp and the lock, write over that stamp if the lock is held, then
+        // release the lock (held or overtaken).
+        let (before, state) = self.stamp_and_lock(key, token).await?;
+        let written = match state {
+            LockState::Held => self.write_over(key, before, value, expiry).await,
+            LockState::Overtaken | LockState::Other => Ok(false),
+        };
+        if state != LockState::Other {
+            self.release_lock(key, token).await?;
         }
-        self.write_over(key, before, value, expiry).await
+        written
     }
 
     async fn close(&self) -> Result<()> {
@@ -589,7 +591,7 @@ mod tests {
     }
 
     /// The one window MongoDB leaves without transactions: an app write that lands
-    /// after `set_locked` took the lock (so it marks nothing) and before its write.
+    /// after `set_locked` read the lock (so it saw it held) and before its write.
     /// The write stamp read before the lock makes the app's write win, whether the
     /// key held a value or not (a delete of nothing leaves a tombstone).
     #[tokio::test]
@@ -606,8 +608,8 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            let before = holder.stamp_of("k").await.unwrap();
-            assert!(holder.take_lock("k", &token).await.unwrap());
+            let (before, state) = holder.stamp_and_lock("k", &token).await.unwrap();
+            assert_eq!(state, LockState::Held);
             if delete {
                 app.delete("k").await.unwrap();
             } else {
