@@ -225,7 +225,10 @@ pub trait CacheBackend: Send + Sync + 'static {
     ///
     /// The default releases, then writes if the release proved ownership: fenced
     /// against a lock that expired and was taken by another caller, not against the
-    /// writes of other handles, and not atomic.
+    /// writes of other handles, and not atomic (a process that polls between the two
+    /// finds neither the lock nor the value, and may compute again). A backend that
+    /// can check the lock without releasing it does better by writing first and
+    /// releasing last.
     async fn set_locked(
         &self,
         key: &str,
