@@ -287,6 +287,22 @@ const TAKEOVER_ATTEMPTS: usize = 3;
 /// changed between its read and the commit (taken, released or overtaken meanwhile).
 const FENCE_ATTEMPTS: usize = 8;
 
+/// The pause before a fenced write reads its locks again after `attempt` (1 or more)
+/// commits whose fences were built from a read failed: the lock changed between the
+/// read and the commit, so another writer of the key (or its holder) is at work. 5 ms
+/// per attempt so far plus up to 10 ms of jitter, so that writers contending for one
+/// lock do not read and commit again in step.
+fn fence_backoff(attempt: usize) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A random number without a random-number crate: std's per-process random
+    // SipHash keys (a fresh `RandomState` differs from the last).
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let steps = u64::try_from(attempt).unwrap_or(u64::MAX);
+    Duration::from_millis(5u64.saturating_mul(steps)) + Duration::from_micros(random % 10_000)
+}
+
 /// Most keys in one fenced commit: each takes two of its writes (the value and the
 /// fence on its lock).
 const FENCED_MAX: usize = COMMIT_MAX / 2;
@@ -429,10 +445,16 @@ impl FirestoreBackend {
     /// reads the locks and commits again with fences that hold for what it read.
     async fn commit_fenced(&self, locks: &[String], writes: Vec<Write>) -> Result<()> {
         let mut fences: Vec<Write> = locks.iter().cloned().map(absent).collect();
-        for _ in 0..FENCE_ATTEMPTS {
+        for attempt in 0..FENCE_ATTEMPTS {
             fences.extend(writes.iter().cloned());
             if let Conditional::Done = self.shared.commit_conditional(fences).await? {
                 return Ok(());
+            }
+            // The first commit assumed no lock: its failure is the usual news that one
+            // exists, read at once. A later one means a lock changed between the read
+            // and the commit: wait a little, with jitter, before reading again.
+            if attempt > 0 {
+                tokio::time::sleep(fence_backoff(attempt)).await;
             }
             let found = self.stored(locks, None).await?;
             fences = locks.iter().map(|l| self.fence(l, found.get(l))).collect();
@@ -768,5 +790,25 @@ impl CacheBackend for FirestoreBackend {
             s.0.abort();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_retry_waits_a_little_with_jitter() {
+        for attempt in 1..FENCE_ATTEMPTS {
+            let least = Duration::from_millis(5 * attempt as u64);
+            let pause = fence_backoff(attempt);
+            assert!(
+                pause >= least && pause < least + Duration::from_millis(10),
+                "attempt {attempt}: {pause:?}"
+            );
+        }
+        let pauses: std::collections::HashSet<Duration> =
+            (0..20).map(|_| fence_backoff(1)).collect();
+        assert!(pauses.len() > 1, "jittered: {pauses:?}");
     }
 }

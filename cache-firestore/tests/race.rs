@@ -1,9 +1,11 @@
 //! Races on the lock documents, each decided by a commit precondition (an update time
 //! or "does not exist") that Firestore checks atomically with the commit's writes.
 //! The npm emulator ignores update-time preconditions and its commits are not atomic,
-//! so these run only on Google's emulator (`CACHE_TEST_FIRESTORE_EMULATOR=google`,
-//! which `scripts/servers.sh` sets where it runs it); elsewhere (or with the variable
-//! unset) they say so and pass.
+//! so these need Google's emulator (`CACHE_TEST_FIRESTORE_EMULATOR=google`, which
+//! `scripts/servers.sh` sets where it runs it). Elsewhere (another emulator, or the
+//! variable unset) they fail, saying what they need: a race test never passes without
+//! the server it needs. `CACHE_TEST_FIRESTORE_SKIP_RACES=1` skips them explicitly (a
+//! machine with the npm emulator only).
 //!
 //! An abandoned lock is made without sleeping: its holder's clock runs an hour behind,
 //! so its deadline has long passed on everyone else's.
@@ -20,19 +22,32 @@ const RACERS: usize = 12;
 const TTL: Duration = Duration::from_secs(30);
 const HOUR_MS: i64 = 3_600_000;
 
+/// The opt-out of these races: `CACHE_TEST_FIRESTORE_SKIP_RACES=1`.
+const SKIP: &str = "CACHE_TEST_FIRESTORE_SKIP_RACES";
+
+/// Whether `test` runs: true on Google's emulator; false (skipped, said so) when
+/// [`SKIP`] is `1`; a failure otherwise.
 fn on_googles_emulator(test: &str) -> bool {
-    match conformance_tests::servers::from_env("CACHE_TEST_FIRESTORE_EMULATOR").as_deref() {
+    let from_env = conformance_tests::servers::from_env;
+    if from_env(SKIP).as_deref() == Some("1") {
+        eprintln!("{test}: skipped ({SKIP}=1)");
+        return false;
+    }
+    match from_env("CACHE_TEST_FIRESTORE_EMULATOR").as_deref() {
         Some("google") => true,
-        Some(kind) => {
-            eprintln!(
-                "{test}: skipped on the {kind} emulator (it ignores update-time preconditions)"
-            );
-            false
-        }
-        None => {
-            eprintln!("{test}: skipped: set CACHE_TEST_FIRESTORE_EMULATOR=google when the emulator is Google's");
-            false
-        }
+        Some(kind) => panic!(
+            "{test} needs Google's Firestore emulator; the {kind} one runs (it ignores \
+             update-time preconditions, so the race would prove nothing). Install the \
+             Google Cloud CLI's cloud-firestore-emulator component and Java 17+, and \
+             restart it with `bash scripts/servers.sh stop firestore && bash \
+             scripts/servers.sh start firestore`; or set {SKIP}=1 to skip the races"
+        ),
+        None => panic!(
+            "{test} needs Google's Firestore emulator, and CACHE_TEST_FIRESTORE_EMULATOR is \
+             not set: run `bash scripts/servers.sh start firestore && eval \"$(bash \
+             scripts/servers.sh env firestore)\"` (it sets the variable to google where \
+             Google's emulator runs), or set {SKIP}=1 to skip the races"
+        ),
     }
 }
 
