@@ -2,7 +2,7 @@
 
 use crate::config::MongoConfig;
 use crate::core::{
-    acquire_pipeline, entry, expires_at, id, is_live, live_at, overtake_pipeline, tombstone,
+    acquire_pipeline, entry, expires_at, has_value, id, is_live, overtake_pipeline, tombstone,
     value_of, Clock, Shared, EXPIRES, MAX_KEY_LEN, NS, VALUE, WRITE,
 };
 use crate::error::{is_duplicate_key, map, BACKEND, DUPLICATE_KEY};
@@ -183,7 +183,13 @@ impl MongoBackend {
         id(self.ns(), KeyKind::Value, key)
     }
 
-    /// The live document of `key` with the fields of `projection` (and `exp`).
+    /// What a delete leaves now (see [`tombstone`]).
+    fn tombstone(&self) -> Document {
+        tombstone(self.ns(), self.now(), self.shared.timeout)
+    }
+
+    /// The live document of `key` with the fields of `projection` (and `exp`); never a
+    /// tombstone.
     async fn find_one(
         &self,
         key: &str,
@@ -194,7 +200,7 @@ impl MongoBackend {
             .call(
                 self.shared
                     .coll
-                    .find_one(doc! { "_id": self.value_id(key) })
+                    .find_one(doc! { "_id": self.value_id(key), VALUE: has_value() })
                     .with_options(
                         mongodb::options::FindOneOptions::builder()
                             .projection(projection.into())
@@ -205,9 +211,9 @@ impl MongoBackend {
         Ok(found.filter(|d| is_live(d, self.now())))
     }
 
-    /// `{_id: {$in: ids}}` and live, projected to the value.
+    /// `{_id: {$in: ids}}` and live, projected to the value (tombstones left out).
     async fn find_live(&self, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
-        let filter = doc! { "_id": { "$in": ids } };
+        let filter = doc! { "_id": { "$in": ids }, VALUE: has_value() };
         let docs: Vec<Document> = self
             .shared
             .call(async {
@@ -277,7 +283,7 @@ impl MongoBackend {
         let id = self.value_id(key);
         let doc = match (expires_at(expiry, self.now()), &before) {
             (Ok(exp), _) => entry(self.ns(), &value, exp),
-            (Err(()), Some(_)) => tombstone(self.ns()),
+            (Err(()), Some(_)) => self.tombstone(),
             (Err(()), None) => return Ok(true),
         };
         match before {
@@ -381,27 +387,27 @@ impl CacheBackend for MongoBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        // One `update` command: mark the key's held lock; turn a dead document into a
-        // tombstone; turn a live one into a tombstone, or insert one where there is
-        // none. The last statement says whether the value was live: it replaced it,
-        // or it inserted (nothing was there), or the insert met the dead document
-        // (E11000).
+        // One `update` command: mark the key's held lock; stamp a tombstone anew;
+        // turn an expired value into a tombstone; then what is left with a value is
+        // live: turn it into a tombstone, or insert one where there is no document.
+        // The last statement says whether the value was live: it replaced it, or it
+        // inserted (nothing was there), or the insert met a tombstone (E11000). Each
+        // filter is `_id` and one field (no `$or`: plain `_id` lookups).
         let now = self.now();
         let id = self.value_id(key);
-        let gone = tombstone(self.ns());
-        let mut live_filter = live_at(now);
-        live_filter.insert("_id", &id);
+        let gone = self.tombstone();
         let r = self
             .shared
             .update(vec![
                 overtake(self.lock_id(key)),
+                doc! { "q": { "_id": &id, VALUE: { "$exists": false } }, "u": gone.clone() },
                 doc! { "q": { "_id": &id, EXPIRES: { "$lte": now } }, "u": gone.clone() },
-                doc! { "q": live_filter, "u": gone, "upsert": true },
+                doc! { "q": { "_id": &id, VALUE: has_value() }, "u": gone, "upsert": true },
             ])
             .await?;
-        let mut live = !r.upserted.contains(&2);
+        let mut live = !r.upserted.contains(&3);
         for e in r.errors {
-            if e.index == 2 && e.code == DUPLICATE_KEY {
+            if e.index == 3 && e.code == DUPLICATE_KEY {
                 live = false;
             } else {
                 return Err(e.into_error());
@@ -411,13 +417,15 @@ impl CacheBackend for MongoBackend {
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
-        // Without the value, which may be large.
+        // Without the value, which may be large (the filter leaves tombstones out).
         Ok(self.find_one(key, doc! { EXPIRES: 1 }).await?.is_some())
     }
 
     async fn clear(&self) -> Result<()> {
         // The held locks of the namespace are marked overtaken first (they stay held),
         // then the values go; both by the namespace field, never a regex over user text.
+        // Tombstones stay, until they expire: a `set_locked` that read a key before a
+        // delete must still meet its tombstone.
         self.shared
             .update(vec![doc! {
                 "q": { NS: KeyLayout::lock_namespace(self.ns()) },
@@ -427,7 +435,11 @@ impl CacheBackend for MongoBackend {
             .await?
             .all_done()?;
         self.shared
-            .call(self.shared.coll.delete_many(doc! { NS: self.ns() }))
+            .call(
+                self.shared
+                    .coll
+                    .delete_many(doc! { NS: self.ns(), VALUE: has_value() }),
+            )
             .await
             .map(drop)
     }
@@ -472,7 +484,7 @@ impl CacheBackend for MongoBackend {
         let mut statements = Vec::with_capacity(ids.len() + 1);
         statements.push(overtake(doc! { "$in": locks }));
         statements.extend(ids.iter().map(|id| {
-            doc! { "q": { "_id": id }, "u": tombstone(self.ns()), "upsert": true }
+            doc! { "q": { "_id": id }, "u": self.tombstone(), "upsert": true }
         }));
         self.shared.update(statements).await?.all_done()?;
         Ok(live_ids)
@@ -483,16 +495,22 @@ impl CacheBackend for MongoBackend {
             return Ok(false);
         };
         // One `update` command: mark the key's held lock, then an upsert on
-        // `{_id, exp < now}`, which takes a free or expired entry; over a live one it
-        // inserts a second `_id`, which the server refuses (E11000): one winner. The
-        // mark cannot depend on the insert, so a held lock is marked even when
-        // nothing is stored (see the README).
+        // `{_id, exp < now or no v}`, which takes a free or expired entry or a
+        // tombstone; over a live one it inserts a second `_id`, which the server
+        // refuses (E11000): one winner. The mark cannot depend on the insert, so a
+        // held lock is marked even when nothing is stored (see the README).
+        let dead = doc! { "$or": [
+            { EXPIRES: { "$lt": self.now() } },
+            { VALUE: { "$exists": false } },
+        ] };
+        let mut filter = doc! { "_id": self.value_id(key) };
+        filter.extend(dead);
         let r = self
             .shared
             .update(vec![
                 overtake(self.lock_id(key)),
                 doc! {
-                    "q": { "_id": self.value_id(key), EXPIRES: { "$lt": self.now() } },
+                    "q": filter,
                     "u": { "$set": entry(self.ns(), &value, exp) },
                     "upsert": true,
                 },
@@ -629,6 +647,55 @@ mod tests {
                 want,
                 "{case}: the app's write stays"
             );
+        }
+    }
+
+    /// A delete between `set_locked`'s read (no document) and its write leaves a
+    /// tombstone that outlives the write: neither the TTL monitor (a pass that removes
+    /// what has expired by now) nor a `clear` removes it, so the late insert meets it
+    /// and is refused. With a tombstone expired since 1970, either removed it and the
+    /// computed value landed after the completed delete.
+    #[tokio::test]
+    async fn a_delete_between_the_read_and_the_write_wins_past_a_ttl_pass_or_a_clear() {
+        let e = Expiry::After(Duration::from_secs(60));
+        for clear in [false, true] {
+            let holder = backend().await;
+            let app = holder.with_namespace(holder.namespace()).unwrap();
+            let token = holder
+                .acquire_lock("k", Duration::from_secs(30))
+                .await
+                .unwrap()
+                .unwrap();
+            let (before, state) = holder.stamp_and_lock("k", &token).await.unwrap();
+            assert_eq!(
+                (&before, state),
+                (&None, LockState::Held),
+                "no document yet"
+            );
+            assert!(!app.delete("k").await.unwrap());
+            if clear {
+                app.clear().await.unwrap();
+            } else {
+                // What the TTL monitor does to this document on its next pass.
+                holder
+                    .shared
+                    .coll
+                    .delete_one(doc! {
+                        "_id": holder.value_id("k"),
+                        EXPIRES: { "$lt": DateTime::now() },
+                    })
+                    .await
+                    .unwrap();
+            }
+            assert!(
+                !holder
+                    .write_over("k", before, Bytes::from_static(b"computed"), e)
+                    .await
+                    .unwrap(),
+                "clear {clear}: the late write is refused"
+            );
+            assert_eq!(app.get("k").await.unwrap(), None, "clear {clear}");
+            assert!(!app.has("k").await.unwrap(), "clear {clear}");
         }
     }
 }

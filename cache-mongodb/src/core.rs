@@ -81,20 +81,31 @@ pub(crate) fn entry(namespace: &str, value: &[u8], expires: Option<DateTime>) ->
     }
 }
 
-/// What a delete leaves: no value, expired since 1970 (reads skip it, the TTL monitor
-/// removes it), and a fresh write stamp, so that a `set_locked` that read the key
-/// before the delete writes nothing, even when the key held nothing.
-pub(crate) fn tombstone(namespace: &str) -> Document {
+/// How long a tombstone stays at least: longer than a `set_locked` can take between
+/// its read of the key and its write (two calls, each bounded by `timeout`), and 10 s
+/// at least, for clocks that disagree.
+pub(crate) fn tombstone_life(timeout: Duration) -> Duration {
+    timeout.saturating_mul(2).max(Duration::from_secs(10))
+}
+
+/// What a delete leaves: no value (`v` absent: what marks a tombstone, which every
+/// read, `has`, `set_if_absent` and `delete` take for nothing) and a fresh write stamp,
+/// so that a `set_locked` that read the key before the delete writes nothing, even
+/// when the key held nothing. It expires [`tombstone_life`] after `now`: the TTL
+/// monitor must not remove it before such a `set_locked`'s write would have met it.
+pub(crate) fn tombstone(namespace: &str, now: DateTime, timeout: Duration) -> Document {
+    let life = i64::try_from(tombstone_life(timeout).as_millis()).unwrap_or(i64::MAX);
     doc! {
         NS: namespace,
-        EXPIRES: DateTime::from_millis(0),
+        EXPIRES: DateTime::from_millis(now.timestamp_millis().saturating_add(life)),
         WRITE: ObjectId::new(),
     }
 }
 
-/// Documents live at `now` by the client's clock: no expiry, or one after `now`.
-pub(crate) fn live_at(now: DateTime) -> Document {
-    doc! { "$or": [ { EXPIRES: Bson::Null }, { EXPIRES: { "$gt": now } } ] }
+/// The filter of documents that hold a value (not tombstones). With `_id` beside it,
+/// still a plain `_id` lookup.
+pub(crate) fn has_value() -> Document {
+    doc! { "$exists": true }
 }
 
 /// In an update pipeline: whether the document's `exp` is after the server's `$$NOW`.
@@ -135,7 +146,8 @@ pub(crate) fn overtake_pipeline() -> Vec<Document> {
 /// Whether a document (read with its `exp`) is live now: no expiry, or one in the
 /// future. MongoDB's TTL monitor deletes expired documents only every 60 s, so every
 /// read checks; here rather than in the query, so that reads stay plain `_id`
-/// lookups every server plans well.
+/// lookups every server plans well. Tombstones (no `v`) are not live either: the
+/// reads leave them out by their filter (`v` exists, [`has_value`]).
 pub(crate) fn is_live(d: &Document, now: DateTime) -> bool {
     match d.get(EXPIRES) {
         Some(Bson::DateTime(t)) => t.timestamp_millis() > now.timestamp_millis(),
@@ -348,6 +360,25 @@ mod tests {
         assert!(id("app", KeyKind::Value, &"x".repeat(5000)).len() <= MAX_KEY_LEN);
         // Namespaces have no ':', so "a:b:c" can only be namespace "a", key "b:c".
         assert!(cache_core::raw::validate_namespace("t", "a:b").is_err());
+    }
+
+    #[test]
+    fn a_tombstone_outlives_a_set_locked_between_its_read_and_its_write() {
+        let s = Duration::from_secs;
+        assert_eq!(tombstone_life(Duration::from_millis(500)), s(10));
+        assert_eq!(tombstone_life(s(30)), s(60));
+        let now = DateTime::from_millis(1_000_000);
+        let t = tombstone("ns", now, s(1));
+        assert_eq!(
+            t.get_datetime(EXPIRES).unwrap().timestamp_millis(),
+            1_010_000
+        );
+        assert!(t.get(VALUE).is_none() && t.get_object_id(WRITE).is_ok());
+        assert_ne!(
+            tombstone("ns", now, s(1)).get(WRITE),
+            t.get(WRITE),
+            "stamped anew"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 use cache_core::{Bytes, CacheBackend, Expiry};
-use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, DateTime, Document};
 use std::time::Duration;
 
 async fn raw() -> mongodb::Collection<Document> {
@@ -63,11 +63,17 @@ async fn a_delete_leaves_a_tombstone_that_reads_as_nothing() {
     let store = common::backend(&ns).await;
     let coll = raw().await;
     let id = format!("{ns}:k");
+    let ms = |t: DateTime| t.timestamp_millis();
+    let before = DateTime::now();
     assert!(!store.delete("k").await.unwrap(), "nothing was there");
+    let after = DateTime::now();
     let t = coll.find_one(doc! { "_id": &id }).await.unwrap().unwrap();
-    assert_eq!(
-        t.get("exp"),
-        Some(&Bson::DateTime(DateTime::from_millis(0)))
+    // It lives twice the timeout (30 s in the tests), 10 s at least: longer than a
+    // set_locked between its read and its write, so the TTL monitor leaves it.
+    let exp = ms(*t.get_datetime("exp").unwrap());
+    assert!(
+        (ms(before) + 60_000..=ms(after) + 60_000).contains(&exp),
+        "{t:?}"
     );
     assert!(
         t.get("v").is_none() && t.get_object_id("w").is_ok(),
@@ -90,17 +96,33 @@ async fn a_delete_leaves_a_tombstone_that_reads_as_nothing() {
         .unwrap());
     assert!(store.delete("k").await.unwrap(), "a live value was there");
     assert_eq!(store.delete_many(&["k", "j"]).await.unwrap(), 0);
+    let tombstones = doc! { "_id": { "$in": [&id, format!("{ns}:j")] }, "v": { "$exists": false } };
     assert_eq!(
-        coll.count_documents(
-            doc! { "_id": { "$in": [&id, format!("{ns}:j")] }, "exp": DateTime::from_millis(0) }
-        )
-        .await
-        .unwrap(),
+        coll.count_documents(tombstones.clone()).await.unwrap(),
         2,
         "delete_many leaves tombstones too"
     );
+    store
+        .set("v", Bytes::from_static(b"v"), Expiry::After(TTL))
+        .await
+        .unwrap();
     store.clear().await.unwrap();
-    assert_eq!(coll.count_documents(doc! { "ns": &ns }).await.unwrap(), 0);
+    assert_eq!(
+        coll.count_documents(doc! { "ns": &ns, "v": { "$exists": true } })
+            .await
+            .unwrap(),
+        0,
+        "clear removes the values"
+    );
+    assert_eq!(
+        coll.count_documents(tombstones).await.unwrap(),
+        2,
+        "and leaves the tombstones to the TTL monitor"
+    );
+    assert_eq!(
+        store.get_many(&["k", "j", "v"]).await.unwrap(),
+        vec![None; 3]
+    );
 }
 
 #[tokio::test]
