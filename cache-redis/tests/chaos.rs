@@ -251,7 +251,7 @@ async fn no_read_returns_a_value_older_than_a_completed_write() {
                     let k = (i * 3) % KEYS;
                     let v = versions.origin[k].fetch_add(1, Ordering::SeqCst) + 1;
                     let key = format!("k{k}");
-                    let done = if i % 2 == 0 {
+                    let done = if i.is_multiple_of(2) {
                         app.set(&key, &v, fresh).await
                     } else {
                         app.delete(&key).await.map(drop)
