@@ -123,14 +123,28 @@ pub const MAX_EPOCH_MS: u64 = 253_402_300_799_000;
 /// ```
 #[allow(clippy::result_unit_err)]
 pub fn expires_at_ms(expiry: crate::Expiry) -> std::result::Result<Option<u64>, ()> {
+    expires_at_ms_from(now_ms(), expiry)
+}
+
+/// [`expires_at_ms`] for a value written at `now` (epoch milliseconds, on a clock of
+/// the caller's, e.g. one shifted by [`shifted_now_ms`] in tests of clock skew).
+#[allow(clippy::result_unit_err)]
+pub fn expires_at_ms_from(now: u64, expiry: crate::Expiry) -> std::result::Result<Option<u64>, ()> {
     match expiry.ttl() {
         Ttl::Forever => Ok(None),
         Ttl::Expired => Err(()),
         Ttl::For(d) => {
             let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-            Ok(Some(now_ms().saturating_add(ms).min(MAX_EPOCH_MS)))
+            Ok(Some(now.saturating_add(ms).min(MAX_EPOCH_MS)))
         }
     }
+}
+
+/// [`now_ms`] shifted by `offset_ms` (saturating): backends whose lock deadlines are
+/// on the client's clock take an offset from tests, to play a client whose clock runs
+/// ahead or behind.
+pub fn shifted_now_ms(offset_ms: i64) -> u64 {
+    now_ms().saturating_add_signed(offset_ms)
 }
 
 /// The items of a batch write to send: the index of the last item given for each

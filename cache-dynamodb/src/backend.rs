@@ -2,18 +2,15 @@
 
 use crate::config::DynamoConfig;
 use crate::core::{
-    self, delete_request, is_live, item, key_of, lock_item, n, now_ms, pk, pk_of, value_of, Item,
-    Shared, ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK,
-    VALUE,
+    self, delete_request, is_live, item, key_of, lock_item, n, pk, pk_of, value_of, Item, Shared,
+    ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
 };
 use crate::error::{config, BACKEND};
 use crate::fence::{self, Fenced, Guard, Op};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use cache_core::raw::{
-    distinct, last_of_each, lock_state, overtaken, within, KeyKind, KeyLayout, Ttl, MAX_EPOCH_MS,
-};
+use cache_core::raw::{distinct, last_of_each, lock_state, overtaken, within, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use std::collections::HashMap;
@@ -331,21 +328,13 @@ impl DynamoBackend {
 
     /// This client's clock, in epoch milliseconds (shifted only by tests).
     fn now(&self) -> u64 {
-        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-        u64::try_from(now.saturating_add(self.clock_offset_ms)).unwrap_or(0)
+        cache_core::raw::shifted_now_ms(self.clock_offset_ms)
     }
 
     /// When an entry written now with `expiry` expires, on this client's clock, in
     /// epoch milliseconds rounded up (`None`: never), or `Err(())` if it already has.
     fn expires(&self, expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
-        match expiry.ttl() {
-            Ttl::Forever => Ok(None),
-            Ttl::Expired => Err(()),
-            Ttl::For(d) => {
-                let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-                Ok(Some(self.now().saturating_add(ms).min(MAX_EPOCH_MS)))
-            }
-        }
+        cache_core::raw::expires_at_ms_from(self.now(), expiry)
     }
 
     fn value_pk(&self, key: &str) -> String {

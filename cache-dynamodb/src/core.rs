@@ -50,7 +50,6 @@ pub(crate) fn pk(namespace: &str, kind: KeyKind, key: &str) -> String {
 
 #[cfg(test)]
 use cache_core::raw::expires_at_ms as expires_at;
-pub(crate) use cache_core::raw::now_ms;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -589,7 +588,7 @@ mod tests {
         let soon = expires_at(Expiry::After(Duration::from_micros(10)))
             .unwrap()
             .unwrap();
-        assert!(soon > now_ms() - 5);
+        assert!(soon > cache_core::raw::now_ms() - 5);
         // The TTL attribute (seconds) is never before the exact expiry.
         let it = item("a:b".into(), "a", b"v", Some(1_500));
         assert_eq!(it[EXPIRES], n(2));

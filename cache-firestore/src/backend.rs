@@ -2,14 +2,14 @@
 
 use crate::config::FirestoreConfig;
 use crate::core::{
-    absent, create, delete, delete_if_unchanged, doc_id, is_live, now_ms, put,
-    replace_if_unchanged, value_of, value_ref, with_value, Conditional, Shared, COMMIT_MAX,
-    EXPIRES, GET_MAX, MAX_KEY_LEN, VALUE,
+    absent, create, delete, delete_if_unchanged, doc_id, is_live, put, replace_if_unchanged,
+    value_of, value_ref, with_value, Conditional, Shared, COMMIT_MAX, EXPIRES, GET_MAX,
+    MAX_KEY_LEN, VALUE,
 };
 use crate::error::BACKEND;
 use cache_core::raw::{
     distinct, last_of_each, lock_state, overtaken, validate_namespace, KeyKind, KeyLayout,
-    LockState, Ttl, MAX_EPOCH_MS,
+    LockState,
 };
 use cache_core::{
     async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result,
@@ -165,21 +165,13 @@ impl Clock {
 
     /// Now, in epoch milliseconds.
     fn now(&self) -> u64 {
-        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-        u64::try_from(now.saturating_add(self.offset_ms)).unwrap_or(0)
+        cache_core::raw::shifted_now_ms(self.offset_ms)
     }
 
     /// When an entry written now with `expiry` expires, in epoch milliseconds rounded
     /// up and clamped to the year 9999 (`None`: never), or `Err(())` if it already has.
     fn expires(&self, expiry: Expiry) -> std::result::Result<Option<u64>, ()> {
-        match expiry.ttl() {
-            Ttl::Forever => Ok(None),
-            Ttl::Expired => Err(()),
-            Ttl::For(d) => {
-                let ms = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-                Ok(Some(self.now().saturating_add(ms).min(MAX_EPOCH_MS)))
-            }
-        }
+        cache_core::raw::expires_at_ms_from(self.now(), expiry)
     }
 
     /// The instant before which another client's lock deadline has surely passed: now

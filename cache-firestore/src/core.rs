@@ -39,8 +39,6 @@ pub(crate) fn doc_id(namespace: &str, kind: KeyKind, key: &str) -> (String, Stri
     (sha256_hex(store.to_string().as_bytes()), store.body())
 }
 
-pub(crate) use cache_core::raw::now_ms;
-
 fn value(v: ValueType) -> Value {
     Value {
         value_type: Some(v),

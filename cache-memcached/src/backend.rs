@@ -2,9 +2,9 @@
 
 use crate::config::MemcachedConfig;
 use crate::core::{
-    deadline, decode, encode, generation_key, held_key, is_live, lock_key, now_ms,
-    parse_generation, read_generation, tombstone, tombstone_lifetime, ttl_flag, value_key,
-    Generations, Shared, HEADER, MAX_KEY_LEN,
+    deadline, decode, encode, generation_key, held_key, is_live, lock_key, parse_generation,
+    read_generation, tombstone, tombstone_lifetime, ttl_flag, value_key, Generations, Shared,
+    HEADER, MAX_KEY_LEN,
 };
 use crate::error::BACKEND;
 use async_memcached::{AsciiProtocol, Client, Error as McError, MetaProtocol, MetaValue, Status};
@@ -197,7 +197,7 @@ impl MemcachedBackend {
 
     /// This process's clock in Unix ms (shifted in tests of clock skew).
     fn now(&self) -> u64 {
-        now_ms().saturating_add_signed(self.clock_offset_ms)
+        cache_core::raw::shifted_now_ms(self.clock_offset_ms)
     }
 
     /// Another backend on the same servers and pools with its own namespace.

@@ -31,12 +31,6 @@ const RELATIVE_TTL_MAX: u64 = 30 * 86_400;
 /// Points per server on the ring: enough for an even spread (±10 % at 3 servers).
 const POINTS_PER_SERVER: usize = 160;
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// When a value written now with `expiry` stops being readable (Unix ms; `None`:
 /// never), or `Err(())` if it is already expired.
 pub(crate) fn deadline(expiry: Expiry, now: u64) -> std::result::Result<Option<u64>, ()> {
