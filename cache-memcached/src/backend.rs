@@ -93,11 +93,11 @@ impl MemcachedBuilder {
         self.config.max_clock_skew = skew;
         self
     }
-    /// For tests: this backend reads the clock shifted by `ms` milliseconds (ahead
-    /// when positive), as a process on a machine with a skewed clock would.
+    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
+    /// behind) of the system's, to play a client whose clock is off.
     #[doc(hidden)]
-    pub fn clock_offset_ms(mut self, ms: i64) -> Self {
-        self.clock_offset_ms = ms;
+    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
         self
     }
 

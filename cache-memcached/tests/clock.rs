@@ -20,7 +20,7 @@ async fn holder_and_contender(
 ) {
     let ns = conformance_tests::random_namespace();
     let holder = common::backend(&ns).await;
-    let mut b = common::builder(&ns).await.clock_offset_ms(ahead_ms);
+    let mut b = common::builder(&ns).await.test_clock_offset_ms(ahead_ms);
     if let Some(skew) = skew {
         b = b.max_clock_skew(skew);
     }

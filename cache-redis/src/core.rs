@@ -384,8 +384,15 @@ impl Redis {
             return self.set_locked_split(key, value, ttl, token).await;
         }
         let mut conn = self.conn()?;
-        let mut invocation = self.set_locked_script.key(self.key(KeyKind::Value, key));
-        invocation.key(self.lock_key(key)).arg(token).arg(value);
+        let mut value_key = String::new();
+        KeyLayout::ANY
+            .key(&self.namespace, KeyKind::Value, key)
+            .write_into(&mut value_key);
+        let mut invocation = self.set_locked_script.key(value_key.as_bytes());
+        invocation
+            .key(lock_key_of(&self.namespace, value_key.as_bytes()))
+            .arg(token)
+            .arg(value);
         match ttl {
             SetTtl::Px(ms) => invocation.arg("PX").arg(*ms),
             SetTtl::PxAt(ms) => invocation.arg("PXAT").arg(*ms),
@@ -407,9 +414,10 @@ impl Redis {
         token: &str,
     ) -> Result<bool> {
         let mut conn = self.conn()?;
-        let mut invocation = self.set_locked_script.key(self.lock_key(key));
+        let lock = self.lock_key(key);
+        let mut invocation = self.set_locked_script.key(&lock[..]);
         invocation
-            .key(self.lock_key(key))
+            .key(&lock[..])
             .arg(token)
             .arg("")
             .arg("DEL")
