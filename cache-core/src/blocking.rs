@@ -33,7 +33,6 @@ use crate::expiry::Expiry;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 struct Runtime(Option<tokio::runtime::Runtime>);
@@ -245,83 +244,23 @@ impl<C: Codec> Cache<C> {
     }
 
     /// Start a get-or-compute call with options; see [`crate::Cache::cached`].
-    pub fn cached(&self, key: impl IntoKey) -> Cached<'_, C> {
-        Cached {
+    pub fn cached(&self, key: impl IntoKey) -> ComputeCall<'_, C> {
+        ComputeCall {
             handle: self,
             inner: self.cache.cached(key),
         }
     }
 }
 
-/// Options of one blocking get-or-compute call; see [`crate::Cached`].
+/// One blocking get-or-compute call with its options; see [`crate::ComputeCall`].
 #[must_use = "call .get_or_compute(...) to run it"]
-pub struct Cached<'a, C: Codec> {
+pub struct ComputeCall<'a, C: Codec> {
     handle: &'a Cache<C>,
-    inner: crate::Cached<'a, C>,
+    inner: crate::ComputeCall<'a, C>,
 }
 
-impl<C: Codec> Cached<'_, C> {
-    /// See [`crate::Cached::expiry`].
-    pub fn expiry(mut self, expiry: impl Into<Expiry>) -> Self {
-        self.inner = self.inner.expiry(expiry);
-        self
-    }
-    /// See [`crate::Cached::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.inner = self.inner.namespace(namespace);
-        self
-    }
-    /// See [`crate::Cached::timeout`].
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.inner = self.inner.timeout(d);
-        self
-    }
-    /// See [`crate::Cached::stampede_protection`].
-    pub fn stampede_protection(mut self, on: bool) -> Self {
-        self.inner = self.inner.stampede_protection(on);
-        self
-    }
-    /// See [`crate::Cached::lock_timeout`].
-    pub fn lock_timeout(mut self, d: Duration) -> Self {
-        self.inner = self.inner.lock_timeout(d);
-        self
-    }
-    /// See [`crate::Cached::lock_wait`].
-    pub fn lock_wait(mut self, d: Duration) -> Self {
-        self.inner = self.inner.lock_wait(d);
-        self
-    }
-    /// See [`crate::Cached::skip`].
-    pub fn skip(mut self, skip: bool) -> Self {
-        self.inner = self.inner.skip(skip);
-        self
-    }
-    /// See [`crate::Cached::refresh`].
-    pub fn refresh(mut self, refresh: bool) -> Self {
-        self.inner = self.inner.refresh(refresh);
-        self
-    }
-    /// See [`crate::Cached::stale_while_revalidate`]: here the caller refreshes a
-    /// stale value (and gets it back if the compute fails).
-    pub fn stale_while_revalidate(mut self, d: Duration) -> Self {
-        self.inner = self.inner.stale_while_revalidate(d);
-        self
-    }
-    /// See [`crate::Cached::fail_safe`].
-    pub fn fail_safe(mut self, d: Duration) -> Self {
-        self.inner = self.inner.fail_safe(d);
-        self
-    }
-    /// See [`crate::Cached::fail_safe_throttle`].
-    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
-        self.inner = self.inner.fail_safe_throttle(d);
-        self
-    }
-    /// See [`crate::Cached::early_refresh`] (the caller refreshes early).
-    pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.inner = self.inner.early_refresh(beta);
-        self
-    }
+impl<C: Codec> ComputeCall<'_, C> {
+    crate::compute::options::call_setters!(inner);
 
     /// Look up the key, computing and storing the value on a miss.
     pub fn get_or_compute<T, E, F>(self, compute: F) -> Result<T, ComputeError<E>>
@@ -330,7 +269,7 @@ impl<C: Codec> Cached<'_, C> {
         E: Send + Sync + 'static,
         F: FnOnce() -> std::result::Result<T, E>,
     {
-        let Cached { handle, inner } = self;
+        let ComputeCall { handle, inner } = self;
         handle.run(inner.get_or_compute(|| async move { compute() }))?
     }
 }

@@ -1,14 +1,16 @@
 //! The typed [`Cache`] handle.
 
 use crate::backend::{CacheBackend, Capabilities};
-use crate::checked::Checked;
 use crate::clock::{Clock, SystemClock};
 use crate::codec::{Codec, MessagePack};
-use crate::envelope::{self, Meta, Opened};
+use crate::compute::options::option_setters;
+use crate::compute::Options;
+use crate::envelope::{self, Age, Meta, Opened};
 use crate::error::Result;
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{in_span, CacheStats, Observer, Op};
+use crate::Checked;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -16,45 +18,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Defaults for get-or-compute, set on the [`CacheBuilder`] and overridable per call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ComputeDefaults {
-    pub(crate) timeout: Duration,
-    pub(crate) stampede_protection: bool,
-    pub(crate) lock_timeout: Duration,
-    pub(crate) lock_wait: Duration,
-    pub(crate) resilience: Resilience,
-}
-
-/// Staleness, fail-safe and compute timeouts of get-or-compute (all off by default).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Resilience {
-    pub(crate) stale_for: Duration,
-    pub(crate) fail_safe_for: Duration,
-    pub(crate) fail_safe_throttle: Duration,
-    pub(crate) soft_timeout: Option<Duration>,
-    pub(crate) hard_timeout: Option<Duration>,
-    pub(crate) early_refresh: f64,
-}
-
-impl Default for Resilience {
-    fn default() -> Self {
-        Resilience {
-            stale_for: Duration::ZERO,
-            fail_safe_for: Duration::ZERO,
-            fail_safe_throttle: Duration::from_secs(1),
-            soft_timeout: None,
-            hard_timeout: None,
-            early_refresh: 0.0,
-        }
-    }
-}
-
 pub(crate) struct Inner<C> {
     pub(crate) backend: Checked,
     pub(crate) codec: C,
     pub(crate) default_expiry: Expiry,
-    pub(crate) compute: ComputeDefaults,
+    pub(crate) compute: Options,
     pub(crate) flights: Flights,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) observe: Observer,
@@ -122,7 +90,7 @@ pub struct CacheBuilder<C: Codec = MessagePack> {
     backend: Arc<dyn CacheBackend>,
     codec: C,
     default_expiry: Expiry,
-    compute: ComputeDefaults,
+    compute: Options,
     clock: Arc<dyn Clock>,
     observe: bool,
     trace_keys: bool,
@@ -135,13 +103,7 @@ impl CacheBuilder<MessagePack> {
             backend,
             codec: MessagePack,
             default_expiry: Expiry::Never,
-            compute: ComputeDefaults {
-                timeout: Duration::from_secs(1),
-                stampede_protection: true,
-                lock_timeout: Duration::from_secs(30),
-                lock_wait: Duration::from_secs(5),
-                resilience: Resilience::default(),
-            },
+            compute: Options::default(),
             clock: Arc::new(SystemClock),
             observe: true,
             trace_keys: false,
@@ -167,73 +129,10 @@ impl<C: Codec> CacheBuilder<C> {
         self.default_expiry = expiry.into();
         self
     }
-    /// Bound on each backend call made by get-or-compute (default 1 s); past it the
-    /// call fails open: the value is computed and returned, a warning is logged.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.compute.timeout = timeout;
-        self
-    }
-    /// Whether get-or-compute takes the backend's lock on a miss (default on).
-    pub fn stampede_protection(mut self, on: bool) -> Self {
-        self.compute.stampede_protection = on;
-        self
-    }
-    /// How long a get-or-compute lock lives before it frees itself (default 30 s, as in the Python library).
-    pub fn lock_timeout(mut self, d: Duration) -> Self {
-        self.compute.lock_timeout = d;
-        self
-    }
-    /// How long get-or-compute waits for another holder before computing itself (default 5 s, as in the Python library).
-    pub fn lock_wait(mut self, d: Duration) -> Self {
-        self.compute.lock_wait = d;
-        self
-    }
-    /// Get-or-compute keeps a value this long past its expiry and, while it is stale,
-    /// returns it at once and refreshes it (in the background with
-    /// [`get_or_compute_detached`](crate::Cached::get_or_compute_detached); in the
-    /// caller, which waits, with [`get_or_compute`](crate::Cached::get_or_compute)).
-    /// Default zero: off. Plain [`get`](Cache::get) never returns a stale value.
-    pub fn stale_while_revalidate(mut self, stale_for: Duration) -> Self {
-        self.compute.resilience.stale_for = stale_for;
-        self
-    }
-    /// Fail-safe: get-or-compute keeps a value this long past its expiry and returns
-    /// it, with a warning, when the compute fails or times out. Default zero: off.
-    pub fn fail_safe(mut self, keep_for: Duration) -> Self {
-        self.compute.resilience.fail_safe_for = keep_for;
-        self
-    }
-    /// After a fail-safe answer this process serves the kept value without computing
-    /// for this long, so a failing origin is asked again once per throttle and key,
-    /// not on every call. The throttle is the process's own: nothing is written back
-    /// to the store. Default 1 s.
-    pub fn fail_safe_throttle(mut self, d: Duration) -> Self {
-        self.compute.resilience.fail_safe_throttle = d;
-        self
-    }
-    /// Soft compute timeout: when a stale or fail-safe value exists and the compute
-    /// takes longer, return that value (with `get_or_compute_detached` the compute
-    /// finishes in the background and its result is cached; with `get_or_compute` it
-    /// is dropped). Default none.
-    pub fn soft_timeout(mut self, d: Duration) -> Self {
-        self.compute.resilience.soft_timeout = Some(d);
-        self
-    }
-    /// Hard compute timeout: give up a compute that takes longer (the fail-safe value
-    /// if there is one, else [`ComputeError::TimedOut`](crate::ComputeError::TimedOut)).
-    /// Default none.
-    pub fn hard_timeout(mut self, d: Duration) -> Self {
-        self.compute.resilience.hard_timeout = Some(d);
-        self
-    }
-    /// Probabilistic early refresh (XFetch): a fresh value is refreshed early, as if
-    /// stale, with a probability that rises as its expiry nears, scaled by how long its
-    /// compute took and by `beta` (1.0 is the usual choice; higher refreshes earlier).
-    /// Default 0: off.
-    pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.compute.resilience.early_refresh = beta.max(0.0);
-        self
-    }
+    // timeout, stampede_protection, lock_timeout, lock_wait, stale_while_revalidate,
+    // fail_safe, fail_safe_throttle, soft_timeout, hard_timeout, early_refresh: the
+    // cache's defaults for get-or-compute (each call may set its own).
+    option_setters!(compute);
     /// The clock read for freshness (default [`SystemClock`]); tests pass a
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -338,12 +237,18 @@ impl<C: Codec> Cache<C> {
     /// fail-safe), which this reads past; one that get-or-compute keeps beyond its
     /// expiry (stale, or for fail-safe) reads as `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        if let Some(answer) = self.inner.backend.decode_now(key, |b| self.decode_entry(b)) {
+        let backend = &self.inner.backend;
+        // The key is checked once; an in-process store answers here, without a future.
+        let answer = match backend.valid("get", key) {
+            Ok(()) => backend.decode_now_valid(key, |b| self.decode_entry(b)),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(answer) = answer {
             self.inner.observe.outcome_now(Op::Get, key, &answer, found);
             return answer;
         }
         let read = async {
-            match self.inner.backend.get(key).await? {
+            match backend.get_awaited_valid(key).await? {
                 Some(bytes) => self.decode_entry(&bytes),
                 None => Ok(None),
             }
@@ -384,12 +289,12 @@ impl<C: Codec> Cache<C> {
                 crate::Origin::Codec(self.inner.codec.name()),
                 "the stored value has a header this version does not know (written by a newer version of the library, or not by it)",
             )),
-            Opened::Enveloped(meta, payload) => {
-                if meta.outlives_freshness() && self.inner.clock.now_ms() >= meta.fresh_until {
-                    return Ok(None);
-                }
-                self.inner.codec.decode(payload).map(Some)
-            }
+            Opened::Enveloped(meta, payload) => match meta.age(self.inner.clock.now_ms()) {
+                Age::Fresh => self.inner.codec.decode(payload).map(Some),
+                // Kept past its expiry for get-or-compute (stale, or for fail-safe),
+                // or expired and not yet removed by the store.
+                Age::Stale | Age::Kept | Age::Gone => Ok(None),
+            },
         }
     }
 
@@ -398,12 +303,12 @@ impl<C: Codec> Cache<C> {
         &self,
         value: &T,
         expiry: Expiry,
-        policy: &Resilience,
+        options: &Options,
         compute: Duration,
     ) -> Result<(Bytes, Expiry)> {
         let now = self.inner.clock.now_ms();
-        let keep_for = policy.stale_for.max(policy.fail_safe_for);
-        let Some(meta) = Meta::new(now, expiry, policy.stale_for, keep_for, compute) else {
+        let (stale_for, keep_for) = (options.stale_for, options.keep_for());
+        let Some(meta) = Meta::new(now, expiry, stale_for, keep_for, compute) else {
             // Already expired: the write becomes a delete.
             return Ok((Bytes::new(), Expiry::After(Duration::ZERO)));
         };

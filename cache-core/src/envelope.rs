@@ -6,8 +6,8 @@
 //! `keep_until`, `written_at` (u64 milliseconds since the Unix epoch; `u64::MAX` =
 //! never), `compute_ms` (u32), then the codec's bytes. `0xC1` is a byte MessagePack
 //! never uses and no UTF-8 text starts with, so values written without a header (by
-//! older versions, or through the raw backend) are told apart: plain reads decode
-//! them as before, get-or-compute treats them as misses.
+//! older versions, or through the raw backend) are told apart: plain reads and
+//! get-or-compute decode them as fresh until the store expires them.
 
 use crate::expiry::Expiry;
 use std::time::Duration;
@@ -27,6 +27,19 @@ pub(crate) struct Meta {
     pub(crate) keep_until: u64,
     pub(crate) written_at: u64,
     pub(crate) compute_ms: u32,
+}
+
+/// Where a value stands, by its header and the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Age {
+    /// Before its expiry.
+    Fresh,
+    /// Past it, within stale-while-revalidate: servable while it is refreshed.
+    Stale,
+    /// Past that, kept for fail-safe: served only if the compute fails.
+    Kept,
+    /// Past everything (the store has not removed it yet): a miss.
+    Gone,
 }
 
 /// What a stored value is.
@@ -128,10 +141,19 @@ impl Meta {
         }
     }
 
-    /// True when the value is kept past its freshness, so a plain read must look at
-    /// the clock (otherwise the store's own expiry is the value's).
-    pub(crate) fn outlives_freshness(&self) -> bool {
-        self.keep_until != self.fresh_until
+    /// Where the value stands at `now` (the reader's clock): the one classification,
+    /// used by plain reads (which serve [`Age::Fresh`] only) and get-or-compute.
+    #[inline]
+    pub(crate) fn age(&self, now: u64) -> Age {
+        if now < self.fresh_until {
+            Age::Fresh
+        } else if now < self.stale_until {
+            Age::Stale
+        } else if now < self.keep_until {
+            Age::Kept
+        } else {
+            Age::Gone
+        }
     }
 
     /// Header followed by `payload`'s room: write the codec's bytes after it.
@@ -207,7 +229,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!((never.fresh_until, never.keep_until), (NEVER, NEVER));
-        assert!(!never.outlives_freshness());
+        assert_eq!(never.age(u64::MAX - 1), Age::Fresh);
+        assert_eq!(
+            (m.age(10_999), m.age(11_000), m.age(16_000), m.age(71_000)),
+            (Age::Fresh, Age::Stale, Age::Kept, Age::Gone)
+        );
         assert_eq!(never.store_expiry(5, Expiry::Never), Expiry::Never);
     }
 }

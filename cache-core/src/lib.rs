@@ -37,9 +37,7 @@
 
 mod backend;
 pub mod blocking;
-mod breaker;
 mod cache;
-mod checked;
 mod clock;
 mod codec;
 mod compute;
@@ -48,23 +46,22 @@ mod error;
 mod expiry;
 mod flight;
 mod key;
-mod lazy;
-mod msgpack;
+mod layer;
 pub mod observe;
 pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
-pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheBuilder};
-pub use checked::Checked;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Json, MessagePack};
-pub use compute::{Cacheable, Cached, ComputeError, IntoKey};
+pub use compute::{Cacheable, ComputeCall, ComputeError, IntoKey};
 pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;
-pub use lazy::LazyBackend;
+pub use layer::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use layer::checked::Checked;
+pub use layer::lazy::LazyBackend;
 pub use observe::CacheStats;
 
 /// Re-exported so backend crates implement the trait with the same macro version.
@@ -75,7 +72,7 @@ pub use async_trait::async_trait;
 ///
 /// The function returns `Result<T, E>`; the cached function returns
 /// `Result<T, ComputeError<E>>` and runs the body only on a miss, with every rule of
-/// [`Cached::get_or_compute`] (single flight, stampede protection, fail-open).
+/// [`ComputeCall::get_or_compute`] (single flight, stampede protection, fail-open).
 /// On an `async fn` the cache is a [`Cache`]; on a plain `fn` it is a
 /// [`blocking::Cache`].
 ///

@@ -80,8 +80,10 @@ impl Checked {
         Ok(())
     }
 
+    /// Check `key` for `op` (and that the layer is open): once per call; the
+    /// `*_valid` calls take a key checked here.
     #[inline]
-    fn check_key(&self, op: &'static str, key: &str) -> Result<()> {
+    pub(crate) fn valid(&self, op: &'static str, key: &str) -> Result<()> {
         self.check_open(op)?;
         validate_key(self.caps.backend, key).map_err(|e| e.in_operation(op))
     }
@@ -108,17 +110,17 @@ impl Checked {
 impl Checked {
     /// [`CacheBackend::get`] through the checks.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.check_key("get", key)?;
+        self.valid("get", key)?;
         if let Some(answer) = self.inner.get_now(key) {
             return answer.map_err(|e| e.in_operation("get"));
         }
-        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+        self.get_awaited_valid(key).await
     }
 
     /// [`CacheBackend::get_now`] through the checks: `None` when the backend must
     /// be awaited (call [`get`](Self::get)).
     pub fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
-        if let Err(e) = self.check_key("get", key) {
+        if let Err(e) = self.valid("get", key) {
             return Some(Err(e));
         }
         self.inner
@@ -129,12 +131,10 @@ impl Checked {
     /// [`CacheBackend::read_now`] through the checks.
     #[inline]
     pub fn read_now(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
-        if let Err(e) = self.check_key("get", key) {
+        if let Err(e) = self.valid("get", key) {
             return Some(Err(e));
         }
-        self.inner
-            .read_now(key, read)
-            .map(|answer| answer.map_err(|e| e.in_operation("get")))
+        self.read_now_valid(key, read)
     }
 
     /// `decode` of the value under `key`, read in place through
@@ -146,16 +146,66 @@ impl Checked {
         key: &str,
         decode: impl Fn(&[u8]) -> Result<Option<T>>,
     ) -> Option<Result<Option<T>>> {
+        if let Err(e) = self.valid("get", key) {
+            return Some(Err(e));
+        }
+        self.decode_now_valid(key, decode)
+    }
+
+    /// [`CacheBackend::set`] through the checks.
+    pub async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.valid("set", key)?;
+        self.set_valid(key, value, expiry).await
+    }
+}
+
+/// The same calls for a key that already passed [`Checked::valid`] (the cache checks a
+/// key once per call, get-or-compute once for all its store calls): every other
+/// check still runs.
+impl Checked {
+    #[inline]
+    fn read_now_valid(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
+        if let Err(e) = self.check_open("get") {
+            return Some(Err(e));
+        }
+        self.inner
+            .read_now(key, read)
+            .map(|answer| answer.map_err(|e| e.in_operation("get")))
+    }
+
+    /// [`decode_now`](Self::decode_now) of a checked key.
+    #[inline]
+    pub(crate) fn decode_now_valid<T>(
+        &self,
+        key: &str,
+        decode: impl Fn(&[u8]) -> Result<Option<T>>,
+    ) -> Option<Result<Option<T>>> {
         let mut answer = Ok(None);
-        match self.read_now(key, &mut |bytes| answer = decode(bytes))? {
+        match self.read_now_valid(key, &mut |bytes| answer = decode(bytes))? {
             Err(e) => Some(Err(e)),
             Ok(_) => Some(answer),
         }
     }
 
-    /// [`CacheBackend::set`] through the checks.
-    pub async fn set(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
-        self.check_key("set", key)?;
+    /// The store's `get` of a checked key, without asking the in-process probes
+    /// (the caller asked them, or the store has none).
+    pub(crate) async fn get_awaited_valid(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check_open("get")?;
+        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
+    }
+
+    /// [`get`](Self::get) of a checked key.
+    pub(crate) async fn get_valid(&self, key: &str) -> Result<Option<Bytes>> {
+        if let Some(answer) = self.inner.get_now(key) {
+            self.check_open("get")?;
+            return answer.map_err(|e| e.in_operation("get"));
+        }
+        self.get_awaited_valid(key).await
+    }
+
+    /// [`set`](Self::set) of a checked key.
+    pub(crate) async fn set_valid(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<()> {
+        self.check_open("set")?;
         self.check_value("set", value.len())?;
         let done = if expired(expiry) {
             self.inner.delete(key).await.map(drop)
@@ -163,6 +213,52 @@ impl Checked {
             self.inner.set(key, value, clamp_expiry(expiry)).await
         };
         done.map_err(|e| e.in_operation("set"))
+    }
+
+    /// [`acquire_lock`](CacheBackend::acquire_lock) of a checked key.
+    pub(crate) async fn acquire_lock_valid(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockToken>> {
+        self.check_open("acquire_lock")?;
+        if ttl.is_zero() {
+            return Err(
+                Error::invalid_input(self.caps.backend, "lock ttl must be positive")
+                    .in_operation("acquire_lock"),
+            );
+        }
+        self.inner
+            .acquire_lock(key, ttl.min(MAX_TTL))
+            .await
+            .map_err(|e| e.in_operation("acquire_lock"))
+    }
+
+    /// [`release_lock`](CacheBackend::release_lock) of a checked key.
+    pub(crate) async fn release_lock_valid(&self, key: &str, token: &LockToken) -> Result<bool> {
+        self.check_open("release_lock")?;
+        self.inner
+            .release_lock(key, token)
+            .await
+            .map_err(|e| e.in_operation("release_lock"))
+    }
+
+    /// [`set_locked`](CacheBackend::set_locked) of a checked key.
+    pub(crate) async fn set_locked_valid(
+        &self,
+        key: &str,
+        value: Bytes,
+        expiry: Expiry,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.check_open("set_locked")?;
+        self.check_value("set_locked", value.len())?;
+        // A past expiry goes through too: the backend removes the value under the
+        // same fence (see `CacheBackend::set_locked`).
+        self.inner
+            .set_locked(key, value, clamp_expiry(expiry), token)
+            .await
+            .map_err(|e| e.in_operation("set_locked"))
     }
 }
 
@@ -197,7 +293,7 @@ impl CacheBackend for Checked {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.check_key("delete", key)?;
+        self.valid("delete", key)?;
         self.inner
             .delete(key)
             .await
@@ -205,7 +301,7 @@ impl CacheBackend for Checked {
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
-        self.check_key("has", key)?;
+        self.valid("has", key)?;
         self.inner.has(key).await.map_err(|e| e.in_operation("has"))
     }
 
@@ -271,7 +367,7 @@ impl CacheBackend for Checked {
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, expiry: Expiry) -> Result<bool> {
-        self.check_key("set_if_absent", key)?;
+        self.valid("set_if_absent", key)?;
         self.check_value("set_if_absent", value.len())?;
         if expired(expiry) {
             return Ok(false);
@@ -283,25 +379,13 @@ impl CacheBackend for Checked {
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
-        self.check_key("acquire_lock", key)?;
-        if ttl.is_zero() {
-            return Err(
-                Error::invalid_input(self.caps.backend, "lock ttl must be positive")
-                    .in_operation("acquire_lock"),
-            );
-        }
-        self.inner
-            .acquire_lock(key, ttl.min(MAX_TTL))
-            .await
-            .map_err(|e| e.in_operation("acquire_lock"))
+        self.valid("acquire_lock", key)?;
+        self.acquire_lock_valid(key, ttl).await
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
-        self.check_key("release_lock", key)?;
-        self.inner
-            .release_lock(key, token)
-            .await
-            .map_err(|e| e.in_operation("release_lock"))
+        self.valid("release_lock", key)?;
+        self.release_lock_valid(key, token).await
     }
 
     async fn set_locked(
@@ -311,15 +395,8 @@ impl CacheBackend for Checked {
         expiry: Expiry,
         token: &LockToken,
     ) -> Result<bool> {
-        self.check_key("set_locked", key)?;
-        self.check_value("set_locked", value.len())?;
-        // A past expiry goes through too: the backend removes the value under the
-        // same fence (see `CacheBackend::set_locked`).
-        let done = self
-            .inner
-            .set_locked(key, value, clamp_expiry(expiry), token)
-            .await;
-        done.map_err(|e| e.in_operation("set_locked"))
+        self.valid("set_locked", key)?;
+        self.set_locked_valid(key, value, expiry, token).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -3,6 +3,8 @@
 use crate::error::{Error, ErrorKind, Origin, Result};
 use serde::{de::DeserializeOwned, Serialize};
 
+mod msgpack;
+
 /// Turns values into bytes and back. [`MessagePack`] is the default; [`Json`] is
 /// readable by other languages; implement this trait to plug in another format.
 pub trait Codec: Clone + Send + Sync + 'static {
@@ -62,7 +64,7 @@ impl Codec for MessagePack {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         // The fast reader takes what it reads exactly as rmp-serde would; the rest,
         // errors included, is rmp-serde's to decide (see the msgpack module).
-        if let Some(value) = crate::msgpack::from_slice(bytes) {
+        if let Some(value) = msgpack::from_slice(bytes) {
             return Ok(value);
         }
         rmp_serde::from_slice(bytes).map_err(|e| codec_error("msgpack", "decoding", e))

@@ -1,0 +1,8 @@
+//! The layers a [`Cache`](crate::Cache) puts around a backend: [`Checked`](checked::Checked)
+//! (the contract's checks, always), [`CircuitBreaker`](breaker::CircuitBreaker) (when
+//! configured) and [`LazyBackend`](lazy::LazyBackend) (a backend that connects on first use).
+//! Each is itself a [`CacheBackend`](crate::CacheBackend).
+
+pub(crate) mod breaker;
+pub(crate) mod checked;
+pub(crate) mod lazy;
