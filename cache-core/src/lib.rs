@@ -37,6 +37,7 @@
 
 mod backend;
 pub mod blocking;
+mod builder;
 mod cache;
 mod clock;
 mod codec;
@@ -51,8 +52,9 @@ pub mod observe;
 pub mod raw;
 
 pub use backend::{CacheBackend, Capabilities, LockToken};
+pub use builder::CacheBuilder;
 pub use bytes::Bytes;
-pub use cache::{Cache, CacheBuilder};
+pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Json, MessagePack};
 pub use compute::{Cacheable, ComputeCall, ComputeError, IntoKey};

@@ -107,9 +107,9 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A superseded flight's outcome (see [`Led::superseded`]): followers take it only if
 /// its compute began after they asked.
-struct Later<T, E> {
-    began: u64,
-    out: Outcome<T, E>,
+pub(super) struct Later<T, E> {
+    pub(super) began: u64,
+    pub(super) out: Outcome<T, E>,
 }
 
 /// A leader's outcome as a follower that asked at `since` (a [`Flights::mark`])
