@@ -2,7 +2,6 @@
 //! without it, and caches once Redis is up; wrong credentials become a `Config` error
 //! on the calls.
 
-mod common;
 use cache_core::{Cache, ErrorKind};
 use cache_redis::RedisBackend;
 use conformance_tests::servers::OwnProcess;

@@ -3,7 +3,6 @@
 //! waited for), plain calls fail at once, and caching resumes soon after Redis is back.
 //! The figures are printed (`--nocapture`); the bounds asserted are generous.
 
-mod common;
 use cache_core::{BreakerConfig, Cache, ErrorKind};
 use cache_redis::RedisBuilder;
 use conformance_tests::servers::OwnProcess;

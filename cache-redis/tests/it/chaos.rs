@@ -5,7 +5,6 @@
 //! origin; an outage of the origin alone leaves the stale values), and while the store
 //! is up the origin is asked at most once per key per refresh window.
 
-mod common;
 use cache_core::{BreakerConfig, Cache};
 use cache_redis::RedisBuilder;
 use conformance_tests::servers::OwnProcess;

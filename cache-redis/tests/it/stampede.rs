@@ -4,7 +4,7 @@
 //! value. The parent test re-runs this test binary as the child processes
 //! (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
 use conformance_tests::servers::{address, REDIS};
@@ -27,7 +27,7 @@ async fn compute_runs_once_across_four_processes() {
     // The children use the parent's server, wherever it came from.
     let url = address(&REDIS).await;
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &namespace,
         &[("CACHE_TEST_REDIS_URL", &url)],
     )

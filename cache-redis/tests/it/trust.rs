@@ -3,7 +3,7 @@
 //! (as it does while a script runs, and `LOADING` while it loads its data) is
 //! transient: lazy start keeps trying, and calls fail open meanwhile.
 
-mod common;
+use crate::common;
 use cache_core::{Cache, ErrorKind};
 use cache_redis::RedisBackend;
 use conformance_tests::servers::OwnProcess;

@@ -3,7 +3,6 @@
 //! the per-call timeout), plain `get` returns a transient error instead of hanging,
 //! and caching resumes within one second of Redis being back.
 
-mod common;
 use cache_core::Cache;
 use cache_redis::RedisBuilder;
 use conformance_tests::servers::OwnProcess;

@@ -1,10 +1,9 @@
 //! TLS with a password: a wrong or missing password is a clear `Config` error at
 //! once, not a retry loop; secrets never show in Debug output or errors.
 
-mod common;
+use crate::common::env;
 use cache_core::ErrorKind;
 use cache_redis::RedisBuilder;
-use common::env;
 use std::time::{Duration, Instant};
 
 fn tls_url_with_password(password: &str) -> String {

@@ -2,9 +2,8 @@
 //! the cluster, clearing `p*`, `p?`, `p[x]` or `p\` leaves the namespaces they would
 //! match as patterns untouched.
 
-mod common;
+use crate::common::{backend, Target};
 use cache_core::{Bytes, CacheBackend, Expiry};
-use common::{backend, Target};
 
 async fn clear_is_exact(target: Target) {
     let p = conformance_tests::random_namespace();

@@ -1,5 +1,4 @@
 //! Shared by the Redis integration tests: servers come from `scripts/servers.sh`.
-#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_redis::{RedisBackend, RedisBuilder};
