@@ -1,8 +1,8 @@
 //! `DynamoBuilder` and `DynamoBackend`: a thin `CacheBackend` over the SDK side.
 
 use crate::config::DynamoConfig;
-use crate::core::{
-    self, delete_request, is_live, item, key_of, lock_item, n, pk, pk_of, value_of, Item, Shared,
+use crate::driver::{
+    self, delete_request, is_live, item, key_of, lock_item, n, pk, pk_of, value_of, Driver, Item,
     ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
 };
 use crate::error::{config, BACKEND};
@@ -227,10 +227,10 @@ impl DynamoBuilder {
     /// that exists. Needs `dynamodb:CreateTable`, `DescribeTable`,
     /// `DescribeTimeToLive` and `UpdateTimeToLive`.
     pub async fn create_table(&self) -> Result<()> {
-        core::validate_table(&self.config.table)?;
+        driver::validate_table(&self.config.table)?;
         let client = self.client().await?;
         let limit = self.config.connect_timeout.max(Duration::from_secs(120));
-        core::create_table(&client, &self.config.table, limit).await
+        driver::create_table(&client, &self.config.table, limit).await
     }
 
     /// Check the settings, make the client and check the table once: a missing table,
@@ -238,11 +238,11 @@ impl DynamoBuilder {
     /// [`Config`](cache_core::ErrorKind::Config) error; an unreachable endpoint is
     /// `Unavailable` or `Timeout` within the connect timeout.
     pub async fn build(self) -> Result<DynamoBackend> {
-        core::validate(&self.config)?;
+        driver::validate(&self.config)?;
         let client = self.client().await?;
-        core::check_table(&client, &self.config.table, self.config.connect_timeout).await?;
+        driver::check_table(&client, &self.config.table, self.config.connect_timeout).await?;
         let (cfg, clock_offset_ms) = (self.config, self.clock_offset_ms);
-        let shared = Arc::new(Shared {
+        let driver = Arc::new(Driver {
             client,
             table: cfg.table.clone(),
             timeout: cfg.timeout,
@@ -250,7 +250,7 @@ impl DynamoBuilder {
             gate: self.alone.then(|| tokio::sync::RwLock::new(())),
         });
         tracing::debug!(namespace = %cfg.namespace, table = %cfg.table, "dynamodb backend ready");
-        Ok(DynamoBackend::on_shared(shared, cfg, clock_offset_ms))
+        Ok(DynamoBackend::on_driver(driver, cfg, clock_offset_ms))
     }
 }
 
@@ -260,7 +260,7 @@ impl DynamoBuilder {
 /// index on `ns` (for `clear`) and DynamoDB's TTL on `exp`; reads filter expired items.
 /// Writes of get-or-compute are fenced (see the crate README).
 pub struct DynamoBackend {
-    shared: Arc<Shared>,
+    driver: Arc<Driver>,
     caps: Capabilities,
     config: DynamoConfig,
     clock_offset_ms: i64,
@@ -291,9 +291,9 @@ impl DynamoBackend {
         DynamoBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: DynamoConfig, clock_offset_ms: i64) -> Self {
+    fn on_driver(driver: Arc<Driver>, config: DynamoConfig, clock_offset_ms: i64) -> Self {
         DynamoBackend {
-            shared,
+            driver,
             caps: capabilities(&config),
             config,
             clock_offset_ms,
@@ -305,8 +305,8 @@ impl DynamoBackend {
         cache_core::raw::validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(DynamoBackend::on_shared(
-            self.shared.clone(),
+        Ok(DynamoBackend::on_driver(
+            self.driver.clone(),
             config,
             self.clock_offset_ms,
         ))
@@ -319,7 +319,7 @@ impl DynamoBackend {
 
     /// The SDK client, for calls this crate does not make.
     pub fn client(&self) -> &Client {
-        &self.shared.client
+        &self.driver.client
     }
 
     fn ns(&self) -> &str {
@@ -343,7 +343,7 @@ impl DynamoBackend {
 
     /// The live item under `pk`, with the attributes of `projection` (`None`: all).
     async fn get_item(&self, pk: String, projection: Option<&str>) -> Result<Option<Item>> {
-        let s = &self.shared;
+        let s = &self.driver;
         let out = s
             .call(
                 s.client
@@ -371,7 +371,7 @@ impl DynamoBackend {
         let pages = try_join_all(
             unique
                 .chunks(BATCH_GET)
-                .map(|chunk| self.shared.batch_get(chunk.to_vec(), projection)),
+                .map(|chunk| self.driver.batch_get(chunk.to_vec(), projection)),
         )
         .await?;
         let now = self.now();
@@ -395,12 +395,12 @@ impl DynamoBackend {
     /// at once, all of them bounded by the timeout.
     async fn fenced(&self, writes: Vec<Fenced>) -> Result<Vec<Fenced>> {
         let skew = self.skew_ms();
-        let done = within(BACKEND, self.shared.timeout, async {
+        let done = within(BACKEND, self.driver.timeout, async {
             try_join_all(
                 fence::chunks(writes)
                     .into_iter()
                     .map(|mut chunk| async move {
-                        fence::run(&self.shared, &mut chunk, || self.now(), skew).await?;
+                        fence::run(&self.driver, &mut chunk, || self.now(), skew).await?;
                         Ok::<_, cache_core::Error>(chunk)
                     }),
             )
@@ -434,7 +434,7 @@ impl DynamoBackend {
         try_join_all(
             requests
                 .chunks(BATCH_WRITE)
-                .map(|chunk| self.shared.batch_write(chunk.to_vec())),
+                .map(|chunk| self.driver.batch_write(chunk.to_vec())),
         )
         .await
         .map(drop)
@@ -442,7 +442,7 @@ impl DynamoBackend {
 
     /// Every key of the index query `ns = namespace`, page by page.
     async fn keys_of(&self, namespace: &str) -> Result<Vec<String>> {
-        let s = &self.shared;
+        let s = &self.driver;
         let mut start: Option<Item> = None;
         let mut out = Vec::new();
         loop {
@@ -481,11 +481,11 @@ impl DynamoBackend {
         }
         let pages = try_join_all(
             pks.chunks(BATCH_GET)
-                .map(|chunk| self.shared.batch_get(chunk.to_vec(), None)),
+                .map(|chunk| self.driver.batch_get(chunk.to_vec(), None)),
         )
         .await?;
         let (now, skew) = (self.now(), self.skew_ms());
-        let s = &self.shared;
+        let s = &self.driver;
         let blob = |b: &[u8]| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b));
         try_join_all(pages.into_iter().flatten().filter_map(|lock| {
             let pk = pk_of(&lock)?.to_owned();
@@ -677,7 +677,7 @@ impl CacheBackend for DynamoBackend {
         // Free, or its deadline passed more than `max_clock_skew` ago on this clock:
         // the deadline was written with the holder's clock, which may run behind.
         let stale = self.now().saturating_sub(self.skew_ms());
-        let s = &self.shared;
+        let s = &self.driver;
         let won = s
             .conditional(|| {
                 s.client
@@ -699,7 +699,7 @@ impl CacheBackend for DynamoBackend {
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         // Held or overtaken, as long as it is this token's. An expired lock that
         // nobody took since is still the token's and goes too.
-        let s = &self.shared;
+        let s = &self.driver;
         let lock_pk = self.lock_pk(key);
         s.conditional(|| {
             s.client
@@ -736,7 +736,7 @@ impl CacheBackend for DynamoBackend {
                 if_live: false,
             },
         };
-        let s = &self.shared;
+        let s = &self.driver;
         let lock_pk = self.lock_pk(key);
         within(BACKEND, s.timeout, async {
             for attempt in 0..8u64 {

@@ -11,7 +11,7 @@
 //! nothing). A failed assertion never fails the write: it only tells the next attempt
 //! what to assert.
 
-use crate::core::{key_of, Item, Shared, ABSENT_OR_EXPIRED, EXPIRES_MS, PK, VALUE};
+use crate::driver::{key_of, Driver, Item, ABSENT_OR_EXPIRED, EXPIRES_MS, PK, VALUE};
 use crate::error::BACKEND;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -356,7 +356,7 @@ pub(crate) struct Reason {
 /// Run `writes` as one transaction, again with what each cancellation told, until it
 /// goes through. `now` is this client's clock (epoch ms), `skew_ms` the margin.
 pub(crate) async fn run(
-    shared: &Shared,
+    driver: &Driver,
     writes: &mut [Fenced],
     now: impl Fn() -> u64,
     skew_ms: u64,
@@ -370,10 +370,10 @@ pub(crate) async fn run(
         let mut items = Vec::with_capacity(active.len() * 2);
         for &i in &active {
             let w = &writes[i];
-            items.push(w.guard.item(&shared.table, &w.lock_pk)?);
-            items.push(w.op.item(&shared.table, at)?);
+            items.push(w.guard.item(&driver.table, &w.lock_pk)?);
+            items.push(w.op.item(&driver.table, at)?);
         }
-        let Some(reasons) = shared.transact(items).await? else {
+        let Some(reasons) = driver.transact(items).await? else {
             for &i in &active {
                 let w = &mut writes[i];
                 w.done = true;
@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn a_set_if_absent_that_finds_a_live_entry_is_done_without_a_mark() {
-        let item = crate::core::item("ns:k".into(), "ns", b"v", None);
+        let item = crate::driver::item("ns:k".into(), "ns", b"v", None);
         let mut w = Fenced::new("ns:#lock:k".into(), Op::PutIfAbsent(item));
         w.learn(
             &reason("ConditionalCheckFailed", Some(lock(b"t", 2_000_000))),
@@ -624,7 +624,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         let mut put = Fenced::new(
             "ns:#lock:k".into(),
-            Op::Put(crate::core::item("ns:k".into(), "ns", b"v", None)),
+            Op::Put(crate::driver::item("ns:k".into(), "ns", b"v", None)),
         );
         assert!(put
             .learn(
@@ -639,7 +639,7 @@ mod tests {
     #[test]
     fn chunks_stay_within_the_transaction_limits() {
         let put = |k: usize, len: usize| {
-            let item = crate::core::item(format!("ns:k{k}"), "ns", &vec![0u8; len], None);
+            let item = crate::driver::item(format!("ns:k{k}"), "ns", &vec![0u8; len], None);
             Fenced::new(format!("ns:#lock:k{k}"), Op::Put(item))
         };
         let small = chunks((0..120).map(|k| put(k, 10)).collect());

@@ -28,7 +28,7 @@
 
 mod backend;
 mod config;
-mod core;
+mod driver;
 mod error;
 mod fence;
 

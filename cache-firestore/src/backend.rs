@@ -1,9 +1,9 @@
 //! `FirestoreBuilder` and `FirestoreBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::FirestoreConfig;
-use crate::core::{
+use crate::driver::{
     absent, create, delete, delete_if_unchanged, doc_id, is_live, put, replace_if_unchanged,
-    value_of, value_ref, with_value, Conditional, Shared, COMMIT_MAX, EXPIRES, GET_MAX,
+    value_of, value_ref, with_value, Conditional, Driver, COMMIT_MAX, EXPIRES, GET_MAX,
     MAX_KEY_LEN, VALUE,
 };
 use crate::error::BACKEND;
@@ -122,12 +122,12 @@ impl FirestoreBuilder {
             return Err(crate::error::config("sweep_interval must be positive"));
         }
         let clock = Clock::new(&cfg, self.clock_offset_ms);
-        let shared = Arc::new(Shared::connect(&cfg).await?);
+        let driver = Arc::new(Driver::connect(&cfg).await?);
         tracing::debug!(namespace = %cfg.namespace, collection = %cfg.collection, "firestore backend ready");
         let sweeper = cfg.sweep_interval.map(|every| {
-            Sweeper::start(Arc::downgrade(&shared), cfg.namespace.clone(), every, clock)
+            Sweeper::start(Arc::downgrade(&driver), cfg.namespace.clone(), every, clock)
         });
-        let mut backend = FirestoreBackend::on_shared(shared, cfg, clock);
+        let mut backend = FirestoreBackend::on_driver(driver, cfg, clock);
         backend.sweeper = sweeper;
         Ok(backend)
     }
@@ -138,7 +138,7 @@ impl FirestoreBuilder {
 /// Documents are named by the SHA-256 of the store key and hold
 /// `{ns, key, value: bytes, expires_at: timestamp | null}`; reads filter expired ones.
 pub struct FirestoreBackend {
-    shared: Arc<Shared>,
+    driver: Arc<Driver>,
     caps: Capabilities,
     config: FirestoreConfig,
     clock: Clock,
@@ -193,7 +193,7 @@ struct Sweeper(tokio::task::AbortHandle);
 
 impl Sweeper {
     fn start(
-        shared: std::sync::Weak<Shared>,
+        driver: std::sync::Weak<Driver>,
         namespace: String,
         every: Duration,
         clock: Clock,
@@ -204,13 +204,13 @@ impl Sweeper {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let Some(shared) = shared.upgrade() else {
+                let Some(driver) = driver.upgrade() else {
                     return;
                 };
                 // The namespace's values, and its expired locks (kept apart).
                 let locks = KeyLayout::lock_namespace(&namespace);
-                let swept = match sweep(&shared, &namespace, clock.now()).await {
-                    Ok(n) => sweep(&shared, &locks, clock.abandoned_before())
+                let swept = match sweep(&driver, &namespace, clock.now()).await {
+                    Ok(n) => sweep(&driver, &locks, clock.abandoned_before())
                         .await
                         .map(|m| n + m),
                     e => e,
@@ -241,14 +241,14 @@ impl Drop for Sweeper {
 /// Delete the documents of `namespace` that expired before `before` (epoch ms), each
 /// only if unchanged since the query saw it (an update-time precondition: a value
 /// written again meanwhile stays).
-async fn sweep(shared: &Shared, namespace: &str, before: u64) -> Result<usize> {
+async fn sweep(driver: &Driver, namespace: &str, before: u64) -> Result<usize> {
     let mut removed = 0;
     loop {
-        let expired = shared.query_ns(namespace, Some(before), COMMIT_MAX).await?;
+        let expired = driver.query_ns(namespace, Some(before), COMMIT_MAX).await?;
         let full = expired.len() == COMMIT_MAX;
         let done: Vec<Conditional> = futures::stream::iter(expired.into_iter().filter_map(|d| {
             let seen = d.update_time?;
-            Some(shared.commit_conditional(vec![delete_if_unchanged(d.name, seen)]))
+            Some(driver.commit_conditional(vec![delete_if_unchanged(d.name, seen)]))
         }))
         .buffer_unordered(16)
         .try_collect()
@@ -314,9 +314,9 @@ impl FirestoreBackend {
         FirestoreBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: FirestoreConfig, clock: Clock) -> Self {
+    fn on_driver(driver: Arc<Driver>, config: FirestoreConfig, clock: Clock) -> Self {
         FirestoreBackend {
-            shared,
+            driver,
             caps: capabilities(&config),
             config,
             clock,
@@ -329,8 +329,8 @@ impl FirestoreBackend {
         validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(FirestoreBackend::on_shared(
-            self.shared.clone(),
+        Ok(FirestoreBackend::on_driver(
+            self.driver.clone(),
             config,
             self.clock,
         ))
@@ -344,12 +344,12 @@ impl FirestoreBackend {
     /// Delete this namespace's expired documents now (what the background sweep of
     /// [`FirestoreConfig::sweep_interval`] does); how many were deleted.
     pub async fn sweep(&self) -> Result<usize> {
-        sweep(&self.shared, self.ns(), self.clock.now()).await
+        sweep(&self.driver, self.ns(), self.clock.now()).await
     }
 
     /// The firestore crate's client, for calls this crate does not make.
     pub fn db(&self) -> &firestore::FirestoreDb {
-        &self.shared.db
+        &self.driver.db
     }
 
     fn ns(&self) -> &str {
@@ -358,7 +358,7 @@ impl FirestoreBackend {
 
     /// The document name of `key` of `kind`.
     fn name(&self, kind: KeyKind, key: &str) -> String {
-        self.shared.name(&doc_id(self.ns(), kind, key).0)
+        self.driver.name(&doc_id(self.ns(), kind, key).0)
     }
 
     fn document(&self, kind: KeyKind, key: &str, bytes: &[u8], exp: Option<u64>) -> Document {
@@ -367,9 +367,9 @@ impl FirestoreBackend {
             // Under the locks' own namespace field: `clear` leaves held locks alone.
             KeyKind::Lock => {
                 let ns = KeyLayout::lock_namespace(self.ns());
-                self.shared.document(&id, &ns, stored, bytes, exp)
+                self.driver.document(&id, &ns, stored, bytes, exp)
             }
-            _ => self.shared.document(&id, self.ns(), stored, bytes, exp),
+            _ => self.driver.document(&id, self.ns(), stored, bytes, exp),
         }
     }
 
@@ -384,7 +384,7 @@ impl FirestoreBackend {
         let pages = try_join_all(
             unique
                 .chunks(GET_MAX)
-                .map(|chunk| self.shared.batch_get(chunk.to_vec(), mask)),
+                .map(|chunk| self.driver.batch_get(chunk.to_vec(), mask)),
         )
         .await?;
         Ok(pages
@@ -408,7 +408,7 @@ impl FirestoreBackend {
 
     /// The document of `name` as stored (live or not), with its update time.
     async fn read(&self, name: String) -> Result<Option<Document>> {
-        Ok(self.shared.batch_get(vec![name], None).await?.pop())
+        Ok(self.driver.batch_get(vec![name], None).await?.pop())
     }
 
     /// The fence on the lock document `name` that a write of its key's value commits
@@ -439,7 +439,7 @@ impl FirestoreBackend {
         let mut fences: Vec<Write> = locks.iter().cloned().map(absent).collect();
         for attempt in 0..FENCE_ATTEMPTS {
             fences.extend(writes.iter().cloned());
-            if let Conditional::Done = self.shared.commit_conditional(fences).await? {
+            if let Conditional::Done = self.driver.commit_conditional(fences).await? {
                 return Ok(());
             }
             // The first commit assumed no lock: its failure is the usual news that one
@@ -461,7 +461,7 @@ impl FirestoreBackend {
     async fn take_lock(&self, doc: Document) -> Result<bool> {
         for _ in 0..TAKEOVER_ATTEMPTS {
             if let Conditional::Done = self
-                .shared
+                .driver
                 .commit_conditional(vec![create(doc.clone())])
                 .await?
             {
@@ -477,7 +477,7 @@ impl FirestoreBackend {
                 return Ok(false);
             };
             if let Conditional::Done = self
-                .shared
+                .driver
                 .commit_conditional(vec![replace_if_unchanged(doc.clone(), seen)])
                 .await?
             {
@@ -502,7 +502,7 @@ impl FirestoreBackend {
         let mut writes = vec![delete_if_unchanged(name.to_owned(), seen)];
         writes.extend(value);
         Ok(matches!(
-            self.shared.commit_conditional(writes).await?,
+            self.driver.commit_conditional(writes).await?,
             Conditional::Done
         ))
     }
@@ -550,7 +550,7 @@ impl CacheBackend for FirestoreBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let name = self.name(KeyKind::Value, key);
-        let found = self.shared.batch_get(vec![name], None).await?.pop();
+        let found = self.driver.batch_get(vec![name], None).await?.pop();
         Ok(found
             .filter(|d| is_live(d, self.clock.now()))
             .and_then(value_of)
@@ -592,7 +592,7 @@ impl CacheBackend for FirestoreBackend {
         let mut after = None;
         loop {
             let page = self
-                .shared
+                .driver
                 .query_ns_whole(&locks, after.take(), COMMIT_MAX)
                 .await?;
             let full = page.len() == COMMIT_MAX;
@@ -603,7 +603,7 @@ impl CacheBackend for FirestoreBackend {
                 .map(|l| self.fence(&l.name, Some(l)))
                 .collect();
             futures::stream::iter(marks)
-                .map(|mark| self.shared.commit_conditional(vec![mark]))
+                .map(|mark| self.driver.commit_conditional(vec![mark]))
                 .buffer_unordered(16)
                 .try_collect::<Vec<Conditional>>()
                 .await?;
@@ -615,13 +615,13 @@ impl CacheBackend for FirestoreBackend {
         // ...then delete the values: the namespace's documents by a query on the `ns`
         // field (never a pattern), a page at a time, each deleted in one commit.
         loop {
-            let names: Vec<String> = (self.shared.query_ns(self.ns(), None, COMMIT_MAX).await?)
+            let names: Vec<String> = (self.driver.query_ns(self.ns(), None, COMMIT_MAX).await?)
                 .into_iter()
                 .map(|d| d.name)
                 .collect();
             let full = names.len() == COMMIT_MAX;
             if !names.is_empty() {
-                self.shared
+                self.driver
                     .commit(names.into_iter().map(delete).collect())
                     .await?;
             }
@@ -697,7 +697,7 @@ impl CacheBackend for FirestoreBackend {
         let lock = self.name(KeyKind::Lock, key);
         let mut writes = vec![absent(lock.clone()), create(doc.clone())];
         for _ in 0..FENCE_ATTEMPTS {
-            if let Conditional::Done = self.shared.commit_conditional(writes).await? {
+            if let Conditional::Done = self.driver.commit_conditional(writes).await? {
                 return Ok(true);
             }
             let found = self.stored(&[doc.name.clone(), lock.clone()], None).await?;

@@ -30,7 +30,7 @@
 
 mod backend;
 mod config;
-mod core;
+mod driver;
 mod error;
 
 pub use backend::{FirestoreBackend, FirestoreBuilder};

@@ -1,9 +1,9 @@
 //! `MemcachedBuilder` and `MemcachedBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::MemcachedConfig;
-use crate::core::{
+use crate::driver::{
     deadline, decode, encode, generation_key, held_key, is_live, lock_key, parse_generation,
-    read_generation, tombstone, tombstone_lifetime, ttl_flag, value_key, Generations, Shared,
+    read_generation, tombstone, tombstone_lifetime, ttl_flag, value_key, Driver, Generations,
     HEADER, MAX_KEY_LEN,
 };
 use crate::error::BACKEND;
@@ -107,10 +107,10 @@ impl MemcachedBuilder {
     pub async fn build(self) -> Result<MemcachedBackend> {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
-        let shared = Arc::new(Shared::connect(&cfg).await?);
+        let driver = Arc::new(Driver::connect(&cfg).await?);
         tracing::debug!(namespace = %cfg.namespace, servers = cfg.servers.len(), "memcached backend connected");
-        Ok(MemcachedBackend::on_shared(
-            shared,
+        Ok(MemcachedBackend::on_driver(
+            driver,
             cfg,
             self.clock_offset_ms,
         ))
@@ -124,7 +124,7 @@ impl MemcachedBuilder {
 /// (one command per server, never `flush_all`), which orphans the namespace's values
 /// at once; memcached evicts them in time.
 pub struct MemcachedBackend {
-    shared: Arc<Shared>,
+    driver: Arc<Driver>,
     generations: Generations,
     caps: Capabilities,
     config: MemcachedConfig,
@@ -185,10 +185,10 @@ impl MemcachedBackend {
         MemcachedBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: MemcachedConfig, clock_offset_ms: i64) -> Self {
+    fn on_driver(driver: Arc<Driver>, config: MemcachedConfig, clock_offset_ms: i64) -> Self {
         MemcachedBackend {
-            generations: Generations::new(shared.servers.len(), config.generation_check),
-            shared,
+            generations: Generations::new(driver.servers.len(), config.generation_check),
+            driver,
             caps: capabilities(&config),
             config,
             clock_offset_ms,
@@ -205,8 +205,8 @@ impl MemcachedBackend {
         validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(MemcachedBackend::on_shared(
-            self.shared.clone(),
+        Ok(MemcachedBackend::on_driver(
+            self.driver.clone(),
             config,
             self.clock_offset_ms,
         ))
@@ -219,12 +219,12 @@ impl MemcachedBackend {
 
     /// The servers' addresses, in ring order of the configuration.
     pub fn servers(&self) -> impl Iterator<Item = &str> {
-        self.shared.servers.iter().map(|s| s.addr.as_str())
+        self.driver.servers.iter().map(|s| s.addr.as_str())
     }
 
     /// The index (into [`servers`](Self::servers)) of the server holding `key`.
     pub fn server_of(&self, key: &str) -> usize {
-        self.shared.ring.server(self.ns(), key)
+        self.driver.ring.server(self.ns(), key)
     }
 
     fn ns(&self) -> &str {
@@ -235,7 +235,7 @@ impl MemcachedBackend {
     async fn server_generation(&self, s: usize, bump: bool) -> Result<u64> {
         let ns = self.ns();
         let g = self
-            .shared
+            .driver
             .on(s, async |c| read_generation(c, ns, bump).await)
             .await?;
         self.generations.record(s, g);
@@ -272,7 +272,7 @@ impl MemcachedBackend {
             ask.push(&gen_key);
             ask.extend(store_keys.iter().map(String::as_str));
             let read = self
-                .shared
+                .driver
                 .on(s, async |c| {
                     let values = c.meta_get_multi(&ask, Some(&["v"])).await?;
                     Ok::<_, McError>(split_generation(values, &gen_key))
@@ -384,7 +384,7 @@ impl MemcachedBackend {
         let gen_key = generation_key(ns);
         let token = token.as_str().as_bytes();
         let fenced = self
-            .shared
+            .driver
             .on(s, async |c| {
                 // One round trip: the generation, the value with its CAS, the held mark,
                 // the lock with its CAS; the value is read BEFORE the mark (see the
@@ -600,7 +600,7 @@ impl CacheBackend for MemcachedBackend {
         let ttl = ttl_flag(deadline, now);
         // One round trip on one connection: the held mark's delete (no reply; it
         // overtakes a held lock) runs before the write, in order.
-        self.shared
+        self.driver
             .on(s, async |c| {
                 c.delete_no_reply(&held).await?;
                 c.meta_set(&k, &stored[..], false, None, Some(&[&ttl]))
@@ -625,9 +625,9 @@ impl CacheBackend for MemcachedBackend {
     async fn clear(&self) -> Result<()> {
         let ns = self.ns();
         let bumped =
-            futures::future::join_all((0..self.shared.servers.len()).map(|s| async move {
+            futures::future::join_all((0..self.driver.servers.len()).map(|s| async move {
                 let g = self
-                    .shared
+                    .driver
                     .on(s, async |c| read_generation(c, ns, true).await)
                     .await?;
                 self.generations.record(s, g);
@@ -684,7 +684,7 @@ impl CacheBackend for MemcachedBackend {
                     .collect();
                 // The held marks' deletes first, then the writes: one round trip.
                 let refused = self
-                    .shared
+                    .driver
                     .on(*s, async |c| {
                         c.delete_multi_no_reply(&marks).await?;
                         let pairs: Vec<(&str, &[u8])> =
@@ -740,7 +740,7 @@ impl CacheBackend for MemcachedBackend {
             }
             let ttl = self.tombstone_ttl(now);
             let refused = self
-                .shared
+                .driver
                 .on(*s, async |c| {
                     c.delete_multi_no_reply(&deletes).await?;
                     if tombstones.is_empty() {
@@ -788,7 +788,7 @@ impl CacheBackend for MemcachedBackend {
         let (stored, ttl) = (encode(&value, deadline), ttl_flag(deadline, now));
         // It will store (unless another write lands first): overtake the lock, then
         // add, on one connection.
-        self.shared
+        self.driver
             .on(s, async |c| {
                 c.delete_no_reply(&held).await?;
                 self.insert_if_absent(c, &k, &stored, &ttl, 0).await
@@ -808,7 +808,7 @@ impl CacheBackend for MemcachedBackend {
         let t = token.as_str().as_bytes();
         let skew = u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX);
         let won = self
-            .shared
+            .driver
             .on(s, async |c| {
                 // One round trip: add the held mark, then add the lock. The mark is
                 // there before the lock is, so no write can slip between them
@@ -874,7 +874,7 @@ impl CacheBackend for MemcachedBackend {
         let k = lock_key(self.ns(), key);
         let g = self.generations.known(s);
         let mark = (g != 0).then(|| held_key(self.ns(), g, key));
-        self.shared
+        self.driver
             .on(s, async |c| {
                 let Some(held) = c.meta_get(&k, false, None, Some(&["v", "c"])).await? else {
                     return Ok(false);

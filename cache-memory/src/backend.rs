@@ -1,8 +1,8 @@
 //! `MemoryBuilder` and `MemoryBackend`: per-namespace handles on a shared store.
 
 use crate::config::MemoryConfig;
-use crate::core::{Key, Namespace, Store};
 use crate::error::BACKEND;
+use crate::store::{Key, Namespace, Store};
 use cache_core::raw::{validate_namespace, KeyKind, KeyLayout};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -19,8 +19,8 @@
 
 mod backend;
 mod config;
-mod core;
 mod error;
+mod store;
 
 pub use backend::{MemoryBackend, MemoryBuilder};
 pub use config::MemoryConfig;

@@ -1,9 +1,9 @@
 //! `MongoBuilder` and `MongoBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::MongoConfig;
-use crate::core::{
+use crate::driver::{
     acquire_pipeline, entry, expires_at, has_value, id, is_live, overtake_pipeline, tombstone,
-    value_of, Clock, Shared, EXPIRES, MAX_KEY_LEN, NS, VALUE, WRITE,
+    value_of, Clock, Driver, EXPIRES, MAX_KEY_LEN, NS, VALUE, WRITE,
 };
 use crate::error::{is_duplicate_key, map, BACKEND, DUPLICATE_KEY};
 use cache_core::raw::{
@@ -112,9 +112,9 @@ impl MongoBuilder {
                 "max_value_size is over what fits a 16 MiB MongoDB document with its key; use at most 16 MiB - 16 KiB",
             ));
         }
-        let shared = Arc::new(Shared::connect(&cfg).await?);
+        let driver = Arc::new(Driver::connect(&cfg).await?);
         tracing::debug!(namespace = %cfg.namespace, collection = %cfg.collection, "mongodb backend connected");
-        Ok(MongoBackend::on_shared(shared, cfg, clock))
+        Ok(MongoBackend::on_driver(driver, cfg, clock))
     }
 }
 
@@ -124,7 +124,7 @@ impl MongoBuilder {
 /// with an index on `ns` (for `clear`) and a TTL index on `exp`; reads filter expired
 /// documents. Writes of get-or-compute are fenced (see the crate README).
 pub struct MongoBackend {
-    shared: Arc<Shared>,
+    driver: Arc<Driver>,
     caps: Capabilities,
     config: MongoConfig,
     clock: Clock,
@@ -144,9 +144,9 @@ impl MongoBackend {
         MongoBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: MongoConfig, clock: Clock) -> Self {
+    fn on_driver(driver: Arc<Driver>, config: MongoConfig, clock: Clock) -> Self {
         MongoBackend {
-            shared,
+            driver,
             caps: capabilities(&config),
             config,
             clock,
@@ -158,8 +158,8 @@ impl MongoBackend {
         validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(MongoBackend::on_shared(
-            self.shared.clone(),
+        Ok(MongoBackend::on_driver(
+            self.driver.clone(),
             config,
             self.clock,
         ))
@@ -185,7 +185,7 @@ impl MongoBackend {
 
     /// What a delete leaves now (see [`tombstone`]).
     fn tombstone(&self) -> Document {
-        tombstone(self.ns(), self.now(), self.shared.timeout)
+        tombstone(self.ns(), self.now(), self.driver.timeout)
     }
 
     /// The live document of `key` with the fields of `projection` (and `exp`); never a
@@ -196,9 +196,9 @@ impl MongoBackend {
         projection: impl Into<Option<Document>>,
     ) -> Result<Option<Document>> {
         let found = self
-            .shared
+            .driver
             .call(
-                self.shared
+                self.driver
                     .coll
                     .find_one(doc! { "_id": self.value_id(key), VALUE: has_value() })
                     .with_options(
@@ -215,9 +215,9 @@ impl MongoBackend {
     async fn find_live(&self, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
         let filter = doc! { "_id": { "$in": ids }, VALUE: has_value() };
         let docs: Vec<Document> = self
-            .shared
+            .driver
             .call(async {
-                self.shared
+                self.driver
                     .coll
                     .find(filter)
                     .projection(doc! { VALUE: 1, EXPIRES: 1 })
@@ -249,16 +249,16 @@ impl MongoBackend {
     ) -> Result<(Option<Bson>, LockState)> {
         let (value_id, lock_id) = (self.value_id(key), self.lock_id(key));
         let mut found = self
-            .shared
+            .driver
             .call(
-                self.shared
+                self.driver
                     .coll
                     .find(doc! { "_id": { "$in": [&value_id, &lock_id] } })
                     .projection(doc! { WRITE: 1, VALUE: 1 }),
             )
             .await?;
         let (mut stamp, mut state) = (None, LockState::Other);
-        while let Some(d) = self.shared.call(found.try_next()).await? {
+        while let Some(d) = self.driver.call(found.try_next()).await? {
             if d.get_str("_id") == Ok(lock_id.as_str()) {
                 state = d
                     .get_str(VALUE)
@@ -289,9 +289,9 @@ impl MongoBackend {
         match before {
             Some(stamp) => {
                 let r = self
-                    .shared
+                    .driver
                     .call(
-                        self.shared
+                        self.driver
                             .coll
                             .replace_one(doc! { "_id": &id, WRITE: stamp }, doc),
                     )
@@ -302,8 +302,8 @@ impl MongoBackend {
                 let mut doc = doc;
                 doc.insert("_id", &id);
                 match self
-                    .shared
-                    .call_raw(self.shared.coll.insert_one(doc))
+                    .driver
+                    .call_raw(self.driver.coll.insert_one(doc))
                     .await?
                 {
                     Ok(_) => Ok(true),
@@ -373,7 +373,7 @@ impl CacheBackend for MongoBackend {
             return self.delete(key).await.map(drop);
         };
         // One `update` command: mark the key's held lock, then replace the value.
-        self.shared
+        self.driver
             .update(vec![
                 overtake(self.lock_id(key)),
                 doc! {
@@ -397,7 +397,7 @@ impl CacheBackend for MongoBackend {
         let id = self.value_id(key);
         let gone = self.tombstone();
         let r = self
-            .shared
+            .driver
             .update(vec![
                 overtake(self.lock_id(key)),
                 doc! { "q": { "_id": &id, VALUE: { "$exists": false } }, "u": gone.clone() },
@@ -426,7 +426,7 @@ impl CacheBackend for MongoBackend {
         // then the values go; both by the namespace field, never a regex over user text.
         // Tombstones stay, until they expire: a `set_locked` that read a key before a
         // delete must still meet its tombstone.
-        self.shared
+        self.driver
             .update(vec![doc! {
                 "q": { NS: KeyLayout::lock_namespace(self.ns()) },
                 "u": overtake_pipeline(),
@@ -434,9 +434,9 @@ impl CacheBackend for MongoBackend {
             }])
             .await?
             .all_done()?;
-        self.shared
+        self.driver
             .call(
-                self.shared
+                self.driver
                     .coll
                     .delete_many(doc! { NS: self.ns(), VALUE: has_value() }),
             )
@@ -472,7 +472,7 @@ impl CacheBackend for MongoBackend {
                 "upsert": true,
             }
         }));
-        self.shared.update(statements).await?.all_done()
+        self.driver.update(statements).await?.all_done()
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
@@ -486,7 +486,7 @@ impl CacheBackend for MongoBackend {
         statements.extend(ids.iter().map(|id| {
             doc! { "q": { "_id": id }, "u": self.tombstone(), "upsert": true }
         }));
-        self.shared.update(statements).await?.all_done()?;
+        self.driver.update(statements).await?.all_done()?;
         Ok(live_ids)
     }
 
@@ -506,7 +506,7 @@ impl CacheBackend for MongoBackend {
         let mut filter = doc! { "_id": self.value_id(key) };
         filter.extend(dead);
         let r = self
-            .shared
+            .driver
             .update(vec![
                 overtake(self.lock_id(key)),
                 doc! {
@@ -531,9 +531,9 @@ impl CacheBackend for MongoBackend {
         // own namespace field (so `clear` leaves held locks alone). Two racers on a
         // missing lock both insert: the server refuses the second (E11000).
         let r = self
-            .shared
+            .driver
             .call_raw(
-                self.shared
+                self.driver
                     .coll
                     .find_one_and_update(
                         doc! { "_id": self.lock_id(key) },
@@ -561,8 +561,8 @@ impl CacheBackend for MongoBackend {
         // nobody took since is still this token's and goes too.
         let filter = doc! { "_id": self.lock_id(key), VALUE: owned_by(token) };
         let r = self
-            .shared
-            .call(self.shared.coll.delete_one(filter))
+            .driver
+            .call(self.driver.coll.delete_one(filter))
             .await?;
         Ok(r.deleted_count == 1)
     }
@@ -678,7 +678,7 @@ mod tests {
             } else {
                 // What the TTL monitor does to this document on its next pass.
                 holder
-                    .shared
+                    .driver
                     .coll
                     .delete_one(doc! {
                         "_id": holder.value_id("k"),

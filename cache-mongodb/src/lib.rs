@@ -29,7 +29,7 @@
 
 mod backend;
 mod config;
-mod core;
+mod driver;
 mod error;
 
 pub use backend::{MongoBackend, MongoBuilder};

@@ -1,7 +1,7 @@
 //! `PostgresBuilder` and `PostgresBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::PostgresConfig;
-use crate::core::{body, token_bytes, ttl_ms, Shared, Sql, MAX_KEY_LEN};
+use crate::driver::{body, token_bytes, ttl_ms, Driver, Sql, MAX_KEY_LEN};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
@@ -113,9 +113,9 @@ impl PostgresBuilder {
     pub async fn build(self) -> Result<PostgresBackend> {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
-        let shared = Shared::connect(&cfg, self.pg).await?;
+        let driver = Driver::connect(&cfg, self.pg).await?;
         tracing::debug!(namespace = %cfg.namespace, table = %cfg.table, "postgres backend connected");
-        Ok(PostgresBackend::on_shared(shared, cfg))
+        Ok(PostgresBackend::on_driver(driver, cfg))
     }
 }
 
@@ -125,7 +125,7 @@ impl PostgresBuilder {
 /// layout; every statement is parameterised, and the table's name is quoted, so no
 /// key, namespace or name can inject SQL.
 pub struct PostgresBackend {
-    shared: Arc<Shared>,
+    driver: Arc<Driver>,
     caps: Capabilities,
     config: PostgresConfig,
     closed: AtomicBool,
@@ -145,10 +145,10 @@ impl PostgresBackend {
         PostgresBuilder::default()
     }
 
-    fn on_shared(shared: Arc<Shared>, config: PostgresConfig) -> Self {
-        shared.handles.fetch_add(1, Ordering::AcqRel);
+    fn on_driver(driver: Arc<Driver>, config: PostgresConfig) -> Self {
+        driver.handles.fetch_add(1, Ordering::AcqRel);
         PostgresBackend {
-            shared,
+            driver,
             caps: capabilities(&config),
             config,
             closed: AtomicBool::new(false),
@@ -160,7 +160,7 @@ impl PostgresBackend {
         validate_namespace(BACKEND, namespace)?;
         let mut config = self.config.clone();
         config.namespace = namespace.to_owned();
-        Ok(PostgresBackend::on_shared(self.shared.clone(), config))
+        Ok(PostgresBackend::on_driver(self.driver.clone(), config))
     }
 
     /// This backend's namespace.
@@ -171,7 +171,7 @@ impl PostgresBackend {
     /// Delete expired rows of every namespace now (what the background sweep does);
     /// returns how many.
     pub async fn sweep(&self) -> Result<u64> {
-        self.shared.sweep().await
+        self.driver.sweep().await
     }
 
     fn ns(&self) -> &str {
@@ -181,7 +181,7 @@ impl PostgresBackend {
     /// Rows of `sql` with `$1` = this namespace and `$2` = the store key of `key`.
     async fn by_key(&self, sql: &Sql, kind: KeyKind, key: &str) -> Result<Vec<Row>> {
         let k = body(self.ns(), kind, key);
-        self.shared.query(sql, &[&self.ns(), &k]).await
+        self.driver.query(sql, &[&self.ns(), &k]).await
     }
 
     /// The store keys of the locks of `keys` (a lock's key is hashed on its own terms,
@@ -192,9 +192,9 @@ impl PostgresBackend {
 
     fn release(&self) {
         if !self.closed.swap(true, Ordering::AcqRel)
-            && self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.driver.handles.fetch_sub(1, Ordering::AcqRel) == 1
         {
-            self.shared.stop_sweeper();
+            self.driver.stop_sweeper();
         }
     }
 }
@@ -241,7 +241,7 @@ impl CacheBackend for PostgresBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let rows = self
-            .by_key(&self.shared.sql.get, KeyKind::Value, key)
+            .by_key(&self.driver.sql.get, KeyKind::Value, key)
             .await?;
         Ok(rows.first().map(|r| Bytes::from(r.get::<_, Vec<u8>>(0))))
     }
@@ -250,9 +250,9 @@ impl CacheBackend for PostgresBackend {
         let k = body(self.ns(), KeyKind::Value, key);
         let lock = body(self.ns(), KeyKind::Lock, key);
         let ttl = ttl_ms(expiry);
-        self.shared
+        self.driver
             .query(
-                &self.shared.sql.set,
+                &self.driver.sql.set,
                 &[&self.ns(), &k, &&value[..], &ttl, &lock],
             )
             .await
@@ -262,10 +262,10 @@ impl CacheBackend for PostgresBackend {
     async fn delete(&self, key: &str) -> Result<bool> {
         let k = body(self.ns(), KeyKind::Value, key);
         let lock = body(self.ns(), KeyKind::Lock, key);
-        // The mark, then the delete in a statement of its own (see `core.rs`).
-        let sql = &self.shared.sql;
+        // The mark, then the delete in a statement of its own (see `driver.rs`).
+        let sql = &self.driver.sql;
         let rows = self
-            .shared
+            .driver
             .query_after(
                 (&sql.mark, &[&self.ns(), &lock]),
                 (&sql.delete, &[&self.ns(), &k]),
@@ -276,14 +276,14 @@ impl CacheBackend for PostgresBackend {
 
     async fn has(&self, key: &str) -> Result<bool> {
         let rows = self
-            .by_key(&self.shared.sql.has, KeyKind::Value, key)
+            .by_key(&self.driver.sql.has, KeyKind::Value, key)
             .await?;
         Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
 
     async fn clear(&self) -> Result<()> {
-        let sql = &self.shared.sql;
-        self.shared
+        let sql = &self.driver.sql;
+        self.driver
             .query_after((&sql.mark_all, &[&self.ns()]), (&sql.clear, &[&self.ns()]))
             .await
             .map(drop)
@@ -295,8 +295,8 @@ impl CacheBackend for PostgresBackend {
             .map(|k| body(self.ns(), KeyKind::Value, k))
             .collect();
         let rows = self
-            .shared
-            .query(&self.shared.sql.get_many, &[&self.ns(), &ks])
+            .driver
+            .query(&self.driver.sql.get_many, &[&self.ns(), &ks])
             .await?;
         Ok(rows
             .iter()
@@ -315,9 +315,9 @@ impl CacheBackend for PostgresBackend {
         let values: Vec<&[u8]> = order.iter().map(|&i| &items[i].1[..]).collect();
         let locks = self.lock_keys(order.iter().map(|&i| items[i].0));
         let ttl = ttl_ms(expiry);
-        self.shared
+        self.driver
             .query(
-                &self.shared.sql.set_many,
+                &self.driver.sql.set_many,
                 &[&self.ns(), &keys, &values, &ttl, &locks],
             )
             .await
@@ -330,9 +330,9 @@ impl CacheBackend for PostgresBackend {
             .map(|k| body(self.ns(), KeyKind::Value, k))
             .collect();
         let locks = self.lock_keys(keys.iter().copied());
-        let sql = &self.shared.sql;
+        let sql = &self.driver.sql;
         let rows = self
-            .shared
+            .driver
             .query_after(
                 (&sql.mark_many, &[&self.ns(), &locks]),
                 (&sql.delete_many, &[&self.ns(), &ks]),
@@ -346,9 +346,9 @@ impl CacheBackend for PostgresBackend {
         let lock = body(self.ns(), KeyKind::Lock, key);
         let ttl = ttl_ms(expiry);
         let rows = self
-            .shared
+            .driver
             .query(
-                &self.shared.sql.set_if_absent,
+                &self.driver.sql.set_if_absent,
                 &[&self.ns(), &k, &&value[..], &ttl, &lock],
             )
             .await?;
@@ -363,9 +363,9 @@ impl CacheBackend for PostgresBackend {
         // it with the server's `now()`: one clock for every process.
         let ttl = ttl_ms(Expiry::After(ttl));
         let rows = self
-            .shared
+            .driver
             .query(
-                &self.shared.sql.insert_if_absent,
+                &self.driver.sql.insert_if_absent,
                 &[&self.ns(), &k, &&t[..], &ttl],
             )
             .await?;
@@ -376,15 +376,15 @@ impl CacheBackend for PostgresBackend {
         let k = body(self.ns(), KeyKind::Lock, key);
         let t = token_bytes(token.as_str());
         let rows = self
-            .shared
-            .query(&self.shared.sql.release, &[&self.ns(), &k, &&t[..]])
+            .driver
+            .query(&self.driver.sql.release, &[&self.ns(), &k, &&t[..]])
             .await?;
         Ok(!rows.is_empty())
     }
 
     /// One statement: deletes the lock row if `token` owns it (overtaken or not) and
     /// writes the value only if the deleted row held exactly the token (see the
-    /// statements in `core.rs` for why this is safe against concurrent writes).
+    /// statements in `driver.rs` for why this is safe against concurrent writes).
     async fn set_locked(
         &self,
         key: &str,
@@ -397,9 +397,9 @@ impl CacheBackend for PostgresBackend {
         let t = token_bytes(token.as_str());
         let ttl = ttl_ms(expiry);
         let rows = self
-            .shared
+            .driver
             .query(
-                &self.shared.sql.set_locked,
+                &self.driver.sql.set_locked,
                 &[&self.ns(), &k, &&value[..], &ttl, &lock, &&t[..]],
             )
             .await?;

@@ -1,7 +1,7 @@
 //! `RedisBuilder` and `RedisBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::RedisConfig;
-use crate::core::{connect, set_ttl, Redis, SetTtl};
+use crate::driver::{connect, set_ttl, Driver, SetTtl};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, Ttl};
 use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
@@ -88,7 +88,7 @@ impl RedisBuilder {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
         let conn = connect(&cfg).await?;
-        let redis = Redis::new(conn, &cfg.namespace);
+        let redis = Driver::new(conn, &cfg.namespace);
         tracing::debug!(namespace = %cfg.namespace, cluster = redis.is_cluster(), "redis backend connected");
         Ok(RedisBackend {
             redis,
@@ -132,7 +132,7 @@ fn capabilities(cfg: &RedisConfig) -> Capabilities {
 /// Keys follow the core's layout (`namespace:key`, locks `namespace:#lock:key`); they
 /// are binary-safe Redis keys, so any key round-trips and nothing can be injected.
 pub struct RedisBackend {
-    redis: Redis,
+    redis: Driver,
     caps: Capabilities,
     config: RedisConfig,
 }

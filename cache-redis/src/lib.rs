@@ -27,7 +27,7 @@
 
 mod backend;
 mod config;
-mod core;
+mod driver;
 mod error;
 
 pub use backend::{RedisBackend, RedisBuilder};

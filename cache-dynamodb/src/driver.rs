@@ -126,7 +126,7 @@ pub(crate) fn pk_of(item: &Item) -> Option<&str> {
 pub(crate) const ABSENT_OR_EXPIRED: &str = "attribute_not_exists(#pk) OR #exp_ms < :now";
 
 /// What every namespace's handle shares: the client and the settings of its calls.
-pub(crate) struct Shared {
+pub(crate) struct Driver {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) timeout: Duration,
@@ -226,7 +226,7 @@ fn gave_up(what: &str, left: usize) -> Error {
     )
 }
 
-impl Shared {
+impl Driver {
     /// With the test gate: a shared pass for an ordinary request.
     async fn pass(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
         match &self.gate {

@@ -281,7 +281,7 @@ pub(crate) fn set_ttl(expiry: Expiry) -> SetTtl {
 }
 
 /// The connection of one backend, with its namespace's keys and scripts.
-pub(crate) struct Redis {
+pub(crate) struct Driver {
     conn: parking_lot::Mutex<Option<Conn>>,
     namespace: String,
     cluster: bool,
@@ -296,10 +296,10 @@ pub(crate) struct Redis {
     set_locked_script: redis::Script,
 }
 
-impl Redis {
+impl Driver {
     pub(crate) fn new(conn: Conn, namespace: &str) -> Self {
         let cluster = matches!(conn, Conn::Cluster(_));
-        Redis {
+        Driver {
             cluster,
             split: cluster && namespace.contains('{') && !has_hash_tag(namespace),
             conn: parking_lot::Mutex::new(Some(conn)),

@@ -109,7 +109,7 @@ pub(crate) fn value_of(doc: Document) -> Option<Vec<u8>> {
 }
 
 /// What every namespace's handle shares: the client and the paths.
-pub(crate) struct Shared {
+pub(crate) struct Driver {
     pub(crate) db: FirestoreDb,
     /// `projects/P/databases/D`
     pub(crate) database: String,
@@ -126,8 +126,8 @@ pub(crate) enum Conditional {
     Failed,
 }
 
-impl Shared {
-    pub(crate) async fn connect(cfg: &FirestoreConfig) -> Result<Shared> {
+impl Driver {
+    pub(crate) async fn connect(cfg: &FirestoreConfig) -> Result<Driver> {
         if cfg.project_id.is_empty() {
             return Err(config("project_id is required"));
         }
@@ -174,7 +174,7 @@ impl Shared {
             .map_err(map_crate)
         })
         .await?;
-        let shared = Shared {
+        let driver = Driver {
             database: db.get_database_path().clone(),
             documents: db.get_documents_path().clone(),
             db,
@@ -184,13 +184,13 @@ impl Shared {
         // One read of a document that is never written: reachable, authorized, and the
         // database exists.
         within(BACKEND, cfg.connect_timeout, async {
-            shared
-                .batch_get_raw(vec![shared.name("cache-connection-check")], None)
+            driver
+                .batch_get_raw(vec![driver.name("cache-connection-check")], None)
                 .await
                 .map_err(map)
         })
         .await?;
-        Ok(shared)
+        Ok(driver)
     }
 
     /// The full name of the document `id` of the collection.

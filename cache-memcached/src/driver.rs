@@ -222,16 +222,16 @@ pub(crate) struct Server {
 }
 
 /// What every namespace's handle shares: the servers and the ring.
-pub(crate) struct Shared {
+pub(crate) struct Driver {
     pub(crate) servers: Vec<Server>,
     pub(crate) ring: Ring,
     pub(crate) timeout: Duration,
 }
 
-impl Shared {
+impl Driver {
     /// Connect once to every server (so a wrong address is an error now), then make
     /// the pools.
-    pub(crate) async fn connect(cfg: &MemcachedConfig) -> Result<Shared> {
+    pub(crate) async fn connect(cfg: &MemcachedConfig) -> Result<Driver> {
         if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() || cfg.pool_size == 0 {
             return Err(config(
                 "timeout, connect_timeout and pool_size must be positive",
@@ -277,7 +277,7 @@ impl Shared {
         }))
         .await;
         let servers = opened.into_iter().collect::<Result<Vec<_>>>()?;
-        Ok(Shared {
+        Ok(Driver {
             ring: Ring::new(&cfg.servers),
             servers,
             timeout: cfg.timeout,

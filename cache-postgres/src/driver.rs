@@ -481,7 +481,7 @@ impl Statements {
 }
 
 /// What every namespace's handle shares: the pool and the statements.
-pub(crate) struct Shared {
+pub(crate) struct Driver {
     pub(crate) pool: PgPool,
     pub(crate) sql: Arc<Statements>,
     pub(crate) timeout: Duration,
@@ -490,7 +490,7 @@ pub(crate) struct Shared {
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-impl Shared {
+impl Driver {
     /// Connect once (so a bad password or a missing database is an error now, not a
     /// retry loop), create the table if absent, and make the pool.
     pub(crate) async fn connect(
@@ -549,7 +549,7 @@ impl Shared {
             .build_unchecked(manager);
         // The checked connection is the pool's first.
         let _ = pool.add(first);
-        let shared = Arc::new(Shared {
+        let driver = Arc::new(Driver {
             pool,
             sql,
             timeout: cfg.timeout,
@@ -557,10 +557,10 @@ impl Shared {
             sweeper: std::sync::Mutex::new(None),
         });
         if let Some(every) = cfg.sweep_interval {
-            let handle = tokio::spawn(sweep_loop(Arc::downgrade(&shared), every));
-            *shared.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+            let handle = tokio::spawn(sweep_loop(Arc::downgrade(&driver), every));
+            *driver.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         }
-        Ok(shared)
+        Ok(driver)
     }
 
     /// Rows of the prepared statement `sql` with `params`: one round trip.
@@ -628,18 +628,18 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for Driver {
     fn drop(&mut self) {
         self.stop_sweeper();
     }
 }
 
-async fn sweep_loop(shared: Weak<Shared>, every: Duration) {
+async fn sweep_loop(driver: Weak<Driver>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let Some(s) = shared.upgrade() else { return };
+        let Some(s) = driver.upgrade() else { return };
         match s.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "swept expired rows"),

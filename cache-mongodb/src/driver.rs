@@ -165,16 +165,16 @@ pub(crate) fn value_of(d: &Document) -> Option<Vec<u8>> {
 
 /// What every namespace's handle shares: the database and the collection (each
 /// holds the driver's client and its pool).
-pub(crate) struct Shared {
+pub(crate) struct Driver {
     pub(crate) db: Database,
     pub(crate) coll: Collection<Document>,
     pub(crate) timeout: Duration,
 }
 
-impl Shared {
+impl Driver {
     /// Connect, ping (so a wrong password or an unreachable server is an error now),
     /// and create the indexes (idempotent).
-    pub(crate) async fn connect(cfg: &MongoConfig) -> Result<Shared> {
+    pub(crate) async fn connect(cfg: &MongoConfig) -> Result<Driver> {
         if cfg.timeout.is_zero() || cfg.connect_timeout.is_zero() || cfg.pool_size == 0 {
             return Err(config(
                 "timeout, connect_timeout and pool_size must be positive",
@@ -247,7 +247,7 @@ impl Shared {
             coll.create_indexes(indexes).await.map(drop).map_err(map)
         })
         .await?;
-        Ok(Shared {
+        Ok(Driver {
             db,
             coll,
             timeout: cfg.timeout,
