@@ -5,7 +5,7 @@
 //! than once: the count is what the lock changes. The parent test re-runs this test
 //! binary as the child processes (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ async fn computes(protection: bool) -> i64 {
         .unwrap();
     let url = common::url().await;
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &format!("{namespace},{protection}"),
         &[("CACHE_TEST_POSTGRES_URL", &url)],
     )

@@ -4,7 +4,7 @@
 //! within the timeout, and caching resumes within one second of the restart. The test
 //! runs its own server (initdb in a temporary folder) so it disturbs no one.
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use cache_postgres::PostgresBuilder;
 use std::path::{Path, PathBuf};

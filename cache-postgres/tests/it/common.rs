@@ -1,5 +1,4 @@
 //! Shared by the PostgreSQL integration tests: the server comes from `scripts/servers.sh`.
-#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_postgres::{PostgresBackend, PostgresBuilder};

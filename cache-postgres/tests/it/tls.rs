@@ -4,7 +4,7 @@
 // Most of this file needs the `tls` feature; without it the imports are unused.
 #![cfg_attr(not(feature = "tls"), allow(unused_imports))]
 
-mod common;
+use crate::common;
 use cache_core::{CacheBackend, ErrorKind, Expiry};
 use cache_postgres::PostgresBuilder;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Configuration and connection errors: each the right kind, at once, with a message
 //! that says what to do; secrets never in Debug output; identifiers never pasted.
 
-mod common;
+use crate::common;
 use cache_core::{CacheBackend, ErrorKind, Expiry};
 use cache_postgres::PostgresBuilder;
 use std::time::{Duration, Instant};

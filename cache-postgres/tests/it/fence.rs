@@ -3,7 +3,7 @@
 //! transactions held open on a raw connection (the conformance suite checks the
 //! sequential cases).
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, Expiry, LockToken};
 use std::future::Future;
 use std::sync::Arc;
