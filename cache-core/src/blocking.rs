@@ -272,4 +272,16 @@ impl<C: Codec> ComputeCall<'_, C> {
         let ComputeCall { handle, inner } = self;
         handle.run(inner.get_or_compute(|| async move { compute() }))?
     }
+
+    /// [`get_or_compute`](Self::get_or_compute) for a compute that decides, with its
+    /// value, whether to store it and for how long (see [`crate::Computed`]).
+    pub fn get_or_compute_with<T, E, F>(self, compute: F) -> Result<T, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> std::result::Result<crate::Computed<T>, E>,
+    {
+        let ComputeCall { handle, inner } = self;
+        handle.run(inner.get_or_compute_with(|| async move { compute() }))?
+    }
 }

@@ -5,7 +5,7 @@ use super::error::{ComputeError, Failure, Outcome};
 use super::landing::{downcast, received};
 use super::lookup::Found;
 use super::options::{call_setters, Options};
-use super::{Cacheable, IntoKey};
+use super::{Cacheable, Computed, IntoKey};
 use crate::cache::Cache;
 use crate::codec::Codec;
 use crate::envelope;
@@ -191,17 +191,34 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
 
     /// Look up the key; on a miss compute the value with `compute`, store it and
     /// return it. See [`ComputeCall`] for the rules.
-    pub async fn get_or_compute<T, E, F, Fut>(mut self, compute: F) -> Result<T, ComputeError<E>>
+    pub async fn get_or_compute<T, E, F, Fut>(self, compute: F) -> Result<T, ComputeError<E>>
     where
         T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
+        self.get_or_compute_with(|| async move { compute().await.map(Computed::store) })
+            .await
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) for a compute that decides, with its
+    /// value, whether to store it and for how long (see [`Computed`]).
+    pub async fn get_or_compute_with<T, E, F, Fut>(
+        mut self,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>>,
+    {
         let key = self.full_key()?;
         if self.skip {
             return compute()
                 .await
+                .map(Computed::into_value)
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
         let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);

@@ -5,7 +5,7 @@ use super::call::ComputeCall;
 use super::error::{ComputeError, Outcome};
 use super::landing::{downcast, received};
 use super::lookup::Found;
-use super::Cacheable;
+use super::{Cacheable, Computed};
 use crate::codec::Codec;
 use crate::envelope;
 use crate::error::{Error, Result};
@@ -39,7 +39,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     /// # }
     /// ```
     pub async fn get_or_compute_detached<T, E, F, Fut>(
-        mut self,
+        self,
         compute: F,
     ) -> Result<T, ComputeError<E>>
     where
@@ -48,10 +48,28 @@ impl<C: Codec> ComputeCall<'_, C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
+        self.get_or_compute_detached_with(|| async move { compute().await.map(Computed::store) })
+            .await
+    }
+
+    /// [`get_or_compute_detached`](Self::get_or_compute_detached) for a compute that
+    /// decides, with its value, whether to store it and for how long (see
+    /// [`Computed`]).
+    pub async fn get_or_compute_detached_with<T, E, F, Fut>(
+        mut self,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
+    {
         let key = self.full_key()?;
         if self.skip {
             return compute()
                 .await
+                .map(Computed::into_value)
                 .map_err(|e| ComputeError::Compute(Arc::new(e)));
         }
         let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
@@ -64,7 +82,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let (mut fallback, mut serve_now) = (None, false);
         let since = self.cache.inner.flights.mark();
@@ -128,7 +146,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         T: Cacheable,
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let cache = self.cache.clone();
         let settings = self.settings;

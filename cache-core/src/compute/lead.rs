@@ -2,11 +2,13 @@
 //! timed-out compute leaves.
 
 use super::call::ComputeCall;
+use super::computed::Computed;
 use super::error::Failure;
 use super::landing::{later, panic_message, unconfirmed_linger, Led, LINGER_MARGIN};
 use super::lock::{LockHold, Locked};
 use crate::codec::Codec;
 use crate::envelope::Meta;
+use crate::expiry::Expiry;
 use crate::flight::LeaderGuard;
 use crate::observe::Op;
 use serde::{de::DeserializeOwned, Serialize};
@@ -41,7 +43,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
+        Fut: Future<Output = std::result::Result<Computed<T>, E>>,
     {
         // A value read from the store is there: callers that began before it was
         // found may take it for the length of one store call.
@@ -69,14 +71,26 @@ impl<C: Codec> ComputeCall<'_, C> {
             Ran::Soft => {}
         }
         let (failure, panic) = match ran {
-            Ran::Done(Ok(v)) if flight.overtaken() => {
+            Ran::Done(Ok(c)) if !c.store => {
+                // The compute chose not to store it: the callers of this flight get
+                // it, later ones compute again.
+                held.release(self.options().timeout).await;
+                return Led::failed(Ok(c.value), None);
+            }
+            Ran::Done(Ok(Computed { value: v, .. })) if flight.overtaken() => {
                 // This process wrote, deleted or cleared the key meanwhile: that
                 // write wins; the value is returned, neither stored nor kept.
                 tracing::debug!(key = %obs.log_key(key), "the key was written meanwhile; the computed value is not stored");
                 held.release(self.options().timeout).await;
                 return Led::superseded(v, began);
             }
-            Ran::Done(Ok(v)) => return self.store(key, v, held, waited_out, took, began).await,
+            Ran::Done(Ok(Computed {
+                value: v, expiry, ..
+            })) => {
+                let expiry = expiry.unwrap_or(self.settings.expiry);
+                let stored = (held, waited_out, took, began);
+                return self.store(key, v, expiry, stored).await;
+            }
             Ran::Done(Err(e)) => (Failure::Compute(Arc::new(e)), None),
             Ran::Hard(d) => (Failure::TimedOut(d), None),
             Ran::Panicked(payload) => (
@@ -107,10 +121,8 @@ impl<C: Codec> ComputeCall<'_, C> {
         &self,
         key: &str,
         v: T,
-        mut held: LockHold<C>,
-        waited_out: bool,
-        took: Duration,
-        began: u64,
+        expiry: Expiry,
+        (mut held, waited_out, took, began): (LockHold<C>, bool, Duration, u64),
     ) -> Led<T, E>
     where
         T: Serialize,
@@ -118,7 +130,6 @@ impl<C: Codec> ComputeCall<'_, C> {
         let timeout = self.options().timeout;
         let log_key = || self.cache.inner.observe.log_key(key);
         let mut written = None;
-        let expiry = self.settings.expiry;
         match self.cache.encode_entry(&v, expiry, self.options(), took) {
             Ok((bytes, expiry)) => {
                 let backend = self.backend();

@@ -5,6 +5,7 @@
 //! - `options`: the options, written once for the [`CacheBuilder`](crate::CacheBuilder)
 //!   and both call builders;
 //! - `call`: the call builder and a call's road (key, read, single flight);
+//! - `computed`: a compute's value with its own expiry, or not to store;
 //! - `lookup`: reading a value and placing it (fresh, stale, kept, a miss);
 //! - `lead`: the leader's work (lock, compute, fenced write) and `lock` its held lock;
 //! - `landing`: what a flight's leader hands to its followers;
@@ -12,6 +13,7 @@
 //! - `error`: how a call fails.
 
 mod call;
+mod computed;
 mod detached;
 mod error;
 mod landing;
@@ -23,6 +25,7 @@ pub(crate) mod options;
 mod tests;
 
 pub use call::ComputeCall;
+pub use computed::Computed;
 pub use error::ComputeError;
 pub(crate) use options::Options;
 

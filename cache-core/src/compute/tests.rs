@@ -5,8 +5,8 @@ use super::landing::{received, unconfirmed_linger, Later};
 use super::lookup::refresh_early;
 use crate::envelope::{Meta, NEVER};
 use crate::{
-    async_trait, Cache, CacheBackend, Capabilities, ErrorKind, Expiry, LockToken, ManualClock,
-    Result,
+    async_trait, Cache, CacheBackend, Capabilities, Computed, ErrorKind, Expiry, LockToken,
+    ManualClock, Result,
 };
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -312,4 +312,90 @@ fn an_unstored_value_lingers_for_its_freshness_at_most_a_minute() {
         unconfirmed_linger(Expiry::After(Duration::ZERO)),
         Duration::ZERO
     );
+}
+
+#[tokio::test]
+async fn a_compute_chooses_its_expiry_or_not_to_store() {
+    let (cache, store, clock) = cache();
+    let runs = AtomicUsize::new(0);
+    let short = || {
+        cache
+            .cached("k")
+            .expiry(Duration::from_secs(60))
+            .get_or_compute_with(|| async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(Computed::store(1u32).expiry(Duration::from_secs(5)))
+            })
+    };
+    assert_eq!(short().await.unwrap(), 1);
+    assert_eq!(short().await.unwrap(), 1);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "a hit within the compute's expiry"
+    );
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(short().await.unwrap(), 1);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the compute's 5 s, not the call's 60 s"
+    );
+
+    let writes = store.calls("set_locked");
+    let pass = || {
+        cache.cached("p").get_or_compute_with(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(Computed::pass(2u32))
+        })
+    };
+    assert_eq!(pass().await.unwrap(), 2);
+    assert_eq!(pass().await.unwrap(), 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 4, "not stored: computed again");
+    assert_eq!(store.calls("set_locked"), writes, "nothing written");
+    assert!(store.locks.lock().is_empty(), "the lock was released");
+    assert_eq!(cache.get::<u32>("p").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn callers_waiting_on_a_compute_that_passes_get_its_value() {
+    let (cache, _, _) = cache();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (gate, open) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (cache, runs) = (cache.clone(), runs.clone());
+        tokio::spawn(async move {
+            cache
+                .cached("k")
+                .get_or_compute_with(|| async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    open.await.ok();
+                    Ok::<_, Infallible>(Computed::pass(3u32))
+                })
+                .await
+        })
+    };
+    while runs.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let follower = {
+        let (cache, runs) = (cache.clone(), runs.clone());
+        tokio::spawn(async move {
+            cache
+                .cached("k")
+                .get_or_compute_with(|| async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(Computed::pass(4u32))
+                })
+                .await
+        })
+    };
+    // The follower is waiting on the flight before the leader lands.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    gate.send(()).unwrap();
+    assert_eq!(leader.await.unwrap().unwrap(), 3);
+    assert_eq!(follower.await.unwrap().unwrap(), 3);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
