@@ -1,5 +1,4 @@
-//! Scenarios every networked backend's own tests run the same way (BACKENDS.md's
-//! evidence): a server killed and restarted during get-or-compute, a stampede across
+//! Scenarios every networked backend's own tests run the same way: a server killed and restarted during get-or-compute, a stampede across
 //! processes, and the blocking API from plain threads. The backend's test supplies
 //! what is store-specific (how to kill its server, how to count a compute).
 
