@@ -1,6 +1,7 @@
-//! Scenarios every networked backend's own tests run the same way: a server killed and restarted during get-or-compute, a stampede across
-//! processes, and the blocking API from plain threads. The backend's test supplies
-//! what is store-specific (how to kill its server, how to count a compute).
+//! Scenarios every networked backend's own tests run the same way: a server killed
+//! and restarted during get-or-compute, a stampede across processes, and the blocking
+//! API from plain threads. The backend's test supplies what is store-specific (how to
+//! kill its server, how to count a compute).
 
 use cache_core::{blocking, Cache};
 use std::future::Future;
