@@ -63,7 +63,7 @@ pub use expiry::Expiry;
 pub use key::KeyBuilder;
 pub use layer::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use layer::checked::Checked;
-pub use layer::lazy::LazyBackend;
+pub use layer::lazy::{BackendBuilder, LazyBackend};
 pub use observe::CacheStats;
 
 /// Re-exported so backend crates implement the trait with the same macro version.

@@ -12,7 +12,8 @@ use cache_core::raw::{
     LockState,
 };
 use cache_core::{
-    async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result,
+    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry,
+    LockToken, Result,
 };
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
@@ -514,17 +515,19 @@ impl FirestoreBackend {
     }
 }
 
-impl FirestoreBuilder {
-    /// Lazy start: a backend that connects in the background (see
-    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while the
-    /// store is down; until it is reachable, calls fail fast with `Unavailable` and
-    /// get-or-compute computes without the cache. Settings are checked at once;
-    /// errors only the server can tell (credentials, a missing database) show on the
-    /// calls as `Config` errors. Call it inside a tokio runtime.
-    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        let caps = capabilities(&self.config);
-        let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
+impl BackendBuilder for FirestoreBuilder {
+    type Backend = FirestoreBackend;
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&self.config)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn build(self) -> impl std::future::Future<Output = Result<FirestoreBackend>> + Send {
+        FirestoreBuilder::build(self)
     }
 }
 

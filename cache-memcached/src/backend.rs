@@ -9,7 +9,9 @@ use crate::driver::{
 use crate::error::BACKEND;
 use async_memcached::{AsciiProtocol, Client, Error as McError, MetaProtocol, MetaValue, Status};
 use cache_core::raw::validate_namespace;
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use cache_core::{
+    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -543,17 +545,19 @@ fn split_generation(values: Vec<MetaValue>, gen_key: &str) -> Read {
     }
 }
 
-impl MemcachedBuilder {
-    /// Lazy start: a backend that connects in the background (see
-    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while the
-    /// store is down; until it is reachable, calls fail fast with `Unavailable` and
-    /// get-or-compute computes without the cache. Settings are checked at once;
-    /// errors only the server can tell (credentials, a missing database) show on the
-    /// calls as `Config` errors. Call it inside a tokio runtime.
-    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        let caps = capabilities(&self.config);
-        let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
+impl BackendBuilder for MemcachedBuilder {
+    type Backend = MemcachedBackend;
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&self.config)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn build(self) -> impl std::future::Future<Output = Result<MemcachedBackend>> + Send {
+        MemcachedBuilder::build(self)
     }
 }
 

@@ -10,7 +10,9 @@ use cache_core::raw::{
     distinct, last_of_each, lock_state, overtaken, validate_namespace, KeyKind, KeyLayout,
     LockState,
 };
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use cache_core::{
+    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
+};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
@@ -327,17 +329,19 @@ fn owned_by(token: &LockToken) -> Document {
     doc! { "$in": [ token.as_str(), overtaken(token.as_str()) ] }
 }
 
-impl MongoBuilder {
-    /// Lazy start: a backend that connects in the background (see
-    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while the
-    /// store is down; until it is reachable, calls fail fast with `Unavailable` and
-    /// get-or-compute computes without the cache. Settings are checked at once;
-    /// errors only the server can tell (credentials, a missing database) show on the
-    /// calls as `Config` errors. Call it inside a tokio runtime.
-    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        let caps = capabilities(&self.config);
-        let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
+impl BackendBuilder for MongoBuilder {
+    type Backend = MongoBackend;
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&self.config)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn build(self) -> impl std::future::Future<Output = Result<MongoBackend>> + Send {
+        MongoBuilder::build(self)
     }
 }
 

@@ -4,7 +4,9 @@ use crate::config::PostgresConfig;
 use crate::driver::{body, token_bytes, ttl_ms, Driver, Sql, MAX_KEY_LEN};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use cache_core::{
+    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,17 +207,19 @@ impl Drop for PostgresBackend {
     }
 }
 
-impl PostgresBuilder {
-    /// Lazy start: a backend that connects in the background (see
-    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while the
-    /// store is down; until it is reachable, calls fail fast with `Unavailable` and
-    /// get-or-compute computes without the cache. Settings are checked at once;
-    /// errors only the server can tell (credentials, a missing database) show on the
-    /// calls as `Config` errors. Call it inside a tokio runtime.
-    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        let caps = capabilities(&self.config);
-        let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
+impl BackendBuilder for PostgresBuilder {
+    type Backend = PostgresBackend;
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&self.config)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn build(self) -> impl std::future::Future<Output = Result<PostgresBackend>> + Send {
+        PostgresBuilder::build(self)
     }
 }
 

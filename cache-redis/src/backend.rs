@@ -4,7 +4,9 @@ use crate::config::RedisConfig;
 use crate::driver::{connect, set_ttl, Driver, SetTtl};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, Ttl};
-use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
+use cache_core::{
+    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
+};
 use std::time::Duration;
 
 /// Builder for [`RedisBackend`].
@@ -96,26 +98,21 @@ impl RedisBuilder {
             config: cfg,
         })
     }
+}
 
-    /// Lazy start: a backend that connects in the background (see
-    /// [`LazyBackend`](cache_core::LazyBackend)), so the application starts while Redis
-    /// is down; until it is reachable, calls fail fast with `Unavailable` and
-    /// get-or-compute computes without the cache. Settings are checked at once; wrong
-    /// credentials show on the calls, as a `Config` error, once the server answers.
-    /// Call it inside a tokio runtime.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> cache_core::Result<()> {
-    /// let backend = cache_redis::RedisBackend::builder()
-    ///     .url("redis://127.0.0.1:6379")
-    ///     .build_lazy()?; // returns at once
-    /// let cache = cache_core::Cache::new(backend);
-    /// # Ok(()) }
-    /// ```
-    pub fn build_lazy(self) -> Result<cache_core::LazyBackend> {
-        let caps = capabilities(&self.config);
-        let namespace = self.config.namespace.clone();
-        cache_core::LazyBackend::spawn(caps, namespace, move || self.clone().build())
+impl BackendBuilder for RedisBuilder {
+    type Backend = RedisBackend;
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities(&self.config)
+    }
+
+    fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn build(self) -> impl std::future::Future<Output = Result<RedisBackend>> + Send {
+        RedisBuilder::build(self)
     }
 }
 

@@ -10,7 +10,7 @@
 
 mod app;
 
-use cache_core::{BreakerConfig, Cache};
+use cache_core::{BackendBuilder, BreakerConfig, Cache};
 use std::sync::Arc;
 
 #[tokio::main]

@@ -10,6 +10,47 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// A backend crate's builder: what its backend will be before it connects (the
+/// checks, spans and metrics labels of a [`LazyBackend`] need that at once), and how
+/// it connects. A backend writes the three required items; [`build_lazy`] comes with
+/// them.
+///
+/// [`build_lazy`]: BackendBuilder::build_lazy
+pub trait BackendBuilder: Clone + Send + Sync + Sized + 'static {
+    /// The backend it builds.
+    type Backend: CacheBackend;
+
+    /// The capabilities the built backend will have.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The namespace the built backend will use.
+    fn namespace(&self) -> &str;
+
+    /// Connect, and build the backend (the builder's own `build().await`).
+    fn build(self) -> impl Future<Output = Result<Self::Backend>> + Send;
+
+    /// Lazy start: a backend that connects in the background (see [`LazyBackend`]),
+    /// so the application starts while the store is down; until it is reachable,
+    /// calls fail fast with [`Unavailable`](ErrorKind::Unavailable) and get-or-compute
+    /// computes without the cache. Settings are checked at once; errors only the
+    /// server can tell (credentials, a missing database or table) show on the calls,
+    /// as [`Config`](ErrorKind::Config) errors, once the server answers. Call it inside
+    /// a tokio runtime.
+    ///
+    /// ```no_run
+    /// use cache_core::BackendBuilder; // brings build_lazy into scope
+    /// # fn demo(builder: impl BackendBuilder) -> cache_core::Result<()> {
+    /// let backend = builder.build_lazy()?; // returns at once
+    /// let cache = cache_core::Cache::new(backend);
+    /// # Ok(()) }
+    /// ```
+    fn build_lazy(self) -> Result<LazyBackend> {
+        let caps = self.capabilities();
+        let namespace = self.namespace().to_owned();
+        LazyBackend::spawn(caps, namespace, move || self.clone().build())
+    }
+}
+
 /// First and longest pause between connection attempts.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LONGEST_RETRY: Duration = Duration::from_secs(1);
@@ -24,8 +65,8 @@ const LONGEST_RETRY: Duration = Duration::from_secs(1);
 /// (the store unreachable, or answering that it is still loading its data or failing
 /// over); a `Config` error (wrong credentials, a missing database) ends the attempts
 /// and every call then returns it as a `Config` error. Backend
-/// builders offer it as `build_lazy()`; eager `build().await` stays the default,
-/// where such errors surface at once.
+/// builders offer it as [`BackendBuilder::build_lazy`]; eager `build().await` stays the
+/// default, where such errors surface at once.
 pub struct LazyBackend {
     caps: Capabilities,
     namespace: String,

@@ -2,6 +2,7 @@
 //! connects in the background when it is there.
 
 use crate::common;
+use cache_core::BackendBuilder;
 use conformance_tests::{random_namespace, scenarios, servers::OwnProcess};
 use std::time::Duration;
 

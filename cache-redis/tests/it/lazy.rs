@@ -2,6 +2,7 @@
 //! without it, and caches once Redis is up; wrong credentials become a `Config` error
 //! on the calls.
 
+use cache_core::BackendBuilder;
 use cache_core::{Cache, ErrorKind};
 use cache_redis::RedisBackend;
 use conformance_tests::servers::OwnProcess;

@@ -4,6 +4,7 @@
 //! transient: lazy start keeps trying, and calls fail open meanwhile.
 
 use crate::common;
+use cache_core::BackendBuilder;
 use cache_core::{Cache, ErrorKind};
 use cache_redis::RedisBackend;
 use conformance_tests::servers::OwnProcess;
