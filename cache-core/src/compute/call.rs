@@ -216,10 +216,7 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
     {
         let key = self.full_key()?;
         if self.skip {
-            return compute()
-                .await
-                .map(Computed::into_value)
-                .map_err(|e| ComputeError::Compute(Arc::new(e)));
+            return skipped(compute).await;
         }
         let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
         let body = async move {
@@ -300,4 +297,15 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         obs.reads(u64::from(hit), u64::from(!hit));
         tracing::Span::current().record("hit", hit);
     }
+}
+
+/// A skipped call: the compute alone, its error as every waiter would get it.
+pub(super) async fn skipped<T, E, Fut>(compute: impl FnOnce() -> Fut) -> Result<T, ComputeError<E>>
+where
+    Fut: Future<Output = std::result::Result<Computed<T>, E>>,
+{
+    compute()
+        .await
+        .map(Computed::into_value)
+        .map_err(|e| ComputeError::Compute(Arc::new(e)))
 }

@@ -1,7 +1,7 @@
 //! Get-or-compute with the compute on a task of its own: stale values served at once
 //! and refreshed in the background, a soft timeout that lets the compute go on.
 
-use super::call::ComputeCall;
+use super::call::{skipped, ComputeCall};
 use super::error::{ComputeError, Outcome};
 use super::landing::{downcast, received};
 use super::lookup::Found;
@@ -14,7 +14,6 @@ use crate::observe::{in_span, Op};
 use std::any::TypeId;
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 impl<C: Codec> ComputeCall<'_, C> {
     /// Like [`get_or_compute`](Self::get_or_compute), for a compute that can run on
@@ -67,10 +66,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     {
         let key = self.full_key()?;
         if self.skip {
-            return compute()
-                .await
-                .map(Computed::into_value)
-                .map_err(|e| ComputeError::Compute(Arc::new(e)));
+            return skipped(compute).await;
         }
         let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
         in_span(span, self.detached(key, compute)).await
