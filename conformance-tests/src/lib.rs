@@ -110,6 +110,21 @@ macro_rules! suite {
     };
 }
 
+/// The store-agnostic cases (their docs say "Store-agnostic:"): get-or-compute's own
+/// rules (single flight, errors, panics, skip, fail-open, compute timeouts, early
+/// refresh), which hold whatever the store. `cache-core` runs them once, on the memory
+/// backend; [`suite!`] leaves them out. Run them on your backend if its answers could
+/// change them (a slow or failing store is covered by [`FaultyBackend`]).
+#[macro_export]
+macro_rules! suite_once {
+    ($harness:expr) => {
+        $crate::suite_once!(mod once, $harness);
+    };
+    (mod $module:ident, $harness:expr) => {
+        $crate::__once_cases!($module, $harness);
+    };
+}
+
 /// This crate's README, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

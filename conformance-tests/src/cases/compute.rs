@@ -25,6 +25,7 @@ pub async fn compute_hit_does_not_recompute<H: Harness>(h: &H) {
 }
 
 /// 100 concurrent misses compute once, and all get the value.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_concurrent_misses_compute_once<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let calls = counter();
@@ -50,6 +51,7 @@ pub async fn compute_concurrent_misses_compute_once<H: Harness>(h: &H) {
 }
 
 /// A compute error reaches every waiter, and nothing is cached.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_error_reaches_waiters_and_is_not_cached<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let calls = counter();
@@ -88,6 +90,7 @@ pub async fn compute_error_reaches_waiters_and_is_not_cached<H: Harness>(h: &H) 
 }
 
 /// `skip` neither reads nor writes.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_skip_bypasses_cache<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let calls = counter();
@@ -165,6 +168,7 @@ pub async fn compute_expiry_is_honoured<H: Harness>(h: &H) {
 }
 
 /// A cached `None` is a hit, not a miss.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_cached_none_is_a_hit<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let calls = counter();
@@ -242,6 +246,7 @@ async fn follower_takes_over(follower: tokio::task::JoinHandle<u32>, why: &str) 
 }
 
 /// When the leader's future is dropped mid-compute, a waiter takes over.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let leader = spawn_leader(&cache, Duration::from_secs(60), false).await;
@@ -253,6 +258,7 @@ pub async fn compute_leader_dropped_waiters_take_over<H: Harness>(h: &H) {
 
 /// When the compute panics, it runs once: its waiters get the panic as an error
 /// (they neither hang nor run the compute again), its caller the panic itself.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_panic_reaches_waiters_once<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let leader = spawn_leader(&cache, Duration::from_millis(100), true).await;
@@ -309,6 +315,7 @@ pub async fn compute_lock_spans_caches<H: Harness>(h: &H) {
 /// while the store cannot be read, the process keeps what it computed for the
 /// value's freshness, at most a minute), and caching resumes when the backend
 /// recovers. Plain calls return the error.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_fails_open_on_errors<H: Harness>(h: &H) {
     let faulty = Arc::new(FaultyBackend::new(fresh(h).await));
     let cache = cache_of(faulty.clone());
@@ -345,6 +352,7 @@ pub async fn compute_fails_open_on_errors<H: Harness>(h: &H) {
 }
 
 /// A backend slower than the per-call timeout does not hold get-or-compute up.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_fails_open_on_slow_backend<H: Harness>(h: &H) {
     let faulty = Arc::new(FaultyBackend::new(fresh(h).await));
     let cache = cache_core::CacheBuilder::from_arc(faulty.clone())
@@ -363,6 +371,7 @@ pub async fn compute_fails_open_on_slow_backend<H: Harness>(h: &H) {
 
 /// Two callers asking one key for two different types at once never share a result:
 /// each gets a value of its own type.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn compute_same_key_two_types<H: Harness>(h: &H) {
     let cache = cache_of(fresh(h).await);
     let (n_calls, s_calls) = (counter(), counter());

@@ -155,6 +155,7 @@ pub async fn fail_safe_returns_the_kept_value_when_the_compute_fails<H: Harness>
 
 /// A compute past the hard timeout is given up: the kept value if there is one,
 /// else `TimedOut`, and nothing is cached.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn hard_timeout_gives_up_the_compute<H: Harness>(h: &H) {
     let (cache, clock) = clocked(fresh(h).await);
     let hard = Duration::from_millis(100);
@@ -194,6 +195,7 @@ pub async fn hard_timeout_gives_up_the_compute<H: Harness>(h: &H) {
 
 /// Past the soft timeout the kept value is returned; the compute goes on in the
 /// background and its result is cached.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn soft_timeout_serves_the_kept_value_and_caches_the_late_result<H: Harness>(h: &H) {
     let (cache, clock) = clocked(fresh(h).await);
     let calls = counter();
@@ -232,6 +234,7 @@ pub async fn soft_timeout_serves_the_kept_value_and_caches_the_late_result<H: Ha
 /// Early refresh (XFetch): far from expiry a value is never refreshed early; just
 /// before it, almost always (probability e^-0.1 = 0.90 per key here; at least half
 /// of the keys must refresh).
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn early_refresh_refreshes_near_expiry_only<H: Harness>(h: &H) {
     let (cache, clock) = clocked(fresh(h).await);
     // Fewer keys on slow servers (the suite runs its cases in parallel).

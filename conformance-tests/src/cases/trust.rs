@@ -76,6 +76,7 @@ pub async fn trust_fail_safe_never_undoes_an_app_delete<H: Harness>(h: &H) {
 /// A store slower than the call timeout: callers arriving one after another, whose
 /// reads time out after the first flight ended, take its value instead of computing
 /// again. One compute for the process.
+/// Store-agnostic: run once, by `cache-core` (see [`suite_once!`](crate::suite_once)).
 pub async fn trust_a_slow_store_computes_once<H: Harness>(h: &H) {
     let slow = Arc::new(FaultyBackend::new(fresh(h).await));
     slow.set_delay(Duration::from_millis(300));

@@ -1,0 +1,5 @@
+//! cache-core's integration tests, one binary (the observability tests, which install
+//! a global tracing subscriber, have their own).
+
+mod once;
+mod trust;
