@@ -5,7 +5,7 @@
 //! computes more than once. The parent test re-runs this test binary as the children
 //! (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use async_memcached::MetaProtocol;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
@@ -21,7 +21,7 @@ async fn computes(protection: bool) -> u64 {
     let namespace = conformance_tests::random_namespace();
     let servers = common::env("CACHE_TEST_MEMCACHED_SERVERS");
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &format!("{namespace},{protection}"),
         &[("CACHE_TEST_MEMCACHED_SERVERS", &servers)],
     )

@@ -3,7 +3,7 @@
 //! deadline, so one whose clock runs ahead by less never takes a live lock. Clocks are
 //! shifted with the hidden `clock_offset_ms` builder option, no sleeps.
 
-mod common;
+use crate::common;
 use cache_core::CacheBackend;
 use std::time::Duration;
 

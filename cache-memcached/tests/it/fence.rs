@@ -4,7 +4,7 @@
 //! `set_locked_with` runs another handle's write between the holder's check and its
 //! write: the window the conformance suite cannot reach.
 
-mod common;
+use crate::common;
 use async_memcached::{AsciiProtocol, MetaProtocol};
 use cache_core::{Bytes, CacheBackend, Expiry, LockToken};
 use cache_memcached::MemcachedBackend;

@@ -3,7 +3,7 @@
 //! and reaches other processes' reads at once and their writes within
 //! `generation_check`.
 
-mod common;
+use crate::common;
 use async_memcached::{AsciiProtocol, MetaProtocol};
 use cache_core::{Bytes, CacheBackend, Expiry};
 use std::time::Duration;

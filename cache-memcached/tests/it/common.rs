@@ -1,5 +1,4 @@
 //! Shared by the Memcached integration tests: the servers come from `scripts/servers.sh`.
-#![allow(dead_code, unused_imports)]
 
 use async_memcached::Client;
 use cache_core::{async_trait, CacheBackend};

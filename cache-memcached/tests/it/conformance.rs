@@ -1,8 +1,7 @@
 //! The conformance suite on Memcached: one server, and three with keys spread by
 //! consistent hashing.
 
-mod common;
-use common::MemcachedHarness;
+use crate::common::MemcachedHarness;
 
 conformance_tests::suite!(MemcachedHarness::single());
 conformance_tests::suite!(mod ring, MemcachedHarness::ring());

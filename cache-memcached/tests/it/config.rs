@@ -1,7 +1,7 @@
 //! Configuration and connection errors: each the right kind, at once, with a message
 //! that says what to do.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, ErrorKind, Expiry};
 use cache_memcached::{MemcachedBuilder, MemcachedConfig};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! second of the restart. One of three: only that server's keys miss; the other two
 //! keep serving hits.
 
-mod common;
+use crate::common;
 use cache_core::{Cache, CacheBackend};
 use cache_memcached::MemcachedBuilder;
 use conformance_tests::servers::OwnProcess;
