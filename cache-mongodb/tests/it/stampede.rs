@@ -5,7 +5,7 @@
 //! run computes more than once. The parent test re-runs this test binary as the
 //! children (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
 use mongodb::bson::{doc, Document};
@@ -24,7 +24,7 @@ async fn computes(protection: bool) -> i64 {
     let namespace = conformance_tests::random_namespace();
     let url = common::url().await;
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &format!("{namespace},{protection}"),
         &[("CACHE_TEST_MONGODB_URL", &url)],
     )

@@ -1,6 +1,6 @@
 //! Configuration and connection errors, indexes, and the TTL index at work.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, ErrorKind, Expiry};
 use cache_mongodb::{MongoBuilder, MongoConfig};
 use mongodb::bson::doc;

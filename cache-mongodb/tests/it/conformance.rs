@@ -1,8 +1,7 @@
 //! The conformance suite on MongoDB (SecantusDB here): the default collection, and one
 //! whose name is full of `$`, `.`, quotes and regex characters.
 
-mod common;
-use common::MongoHarness;
+use crate::common::MongoHarness;
 
 conformance_tests::suite!(MongoHarness::new());
 conformance_tests::suite!(mod hostile_collection, MongoHarness::hostile_collection());

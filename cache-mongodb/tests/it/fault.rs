@@ -2,7 +2,7 @@
 //! calls and start it again: every call returns its computed value while it is down,
 //! plain `get` fails within the timeout, and caching resumes within a second.
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use cache_mongodb::MongoBuilder;
 use conformance_tests::servers::OwnProcess;

@@ -1,5 +1,4 @@
 //! Shared by the MongoDB integration tests: the server comes from `scripts/servers.sh`.
-#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_mongodb::{MongoBackend, MongoBuilder};

@@ -2,7 +2,7 @@
 //! (expiry kept), tombstones for deletes, and locks of the older binary format
 //! respected. Read with a raw client.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, Expiry};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, DateTime, Document};
 use std::time::Duration;

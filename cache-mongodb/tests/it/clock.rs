@@ -2,7 +2,7 @@
 //! clients whose clocks run an hour ahead or behind (an injected offset, no sleeps)
 //! neither take a live lock nor write one that is dead at birth.
 
-mod common;
+use crate::common;
 use cache_core::CacheBackend;
 use std::time::Duration;
 
