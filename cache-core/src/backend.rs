@@ -14,8 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// The backend's short name (`"memory"`, `"redis"`, ...).
-    pub backend: &'static str,
+    /// The backend's short name (`"memory"`, `"redis"`, ...): in errors, spans and
+    /// metrics labels.
+    pub name: &'static str,
     /// Smallest TTL step the store honours (1 ms for most, 1 s for Memcached).
     pub ttl_precision: Duration,
     /// The store's own key length limit in bytes, if any. Longer keys still work:
@@ -38,9 +39,9 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Capabilities with millisecond TTLs, no limits, no native batch.
-    pub const fn new(backend: &'static str) -> Self {
+    pub const fn new(name: &'static str) -> Self {
         Capabilities {
-            backend,
+            name,
             ttl_precision: Duration::from_millis(1),
             max_key_len: None,
             max_value_size: None,

@@ -118,7 +118,7 @@ pub struct CircuitBreaker {
 impl std::fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("backend", &self.inner.capabilities().backend)
+            .field("backend", &self.inner.capabilities().name)
             .field("config", &self.config)
             .field("state", &self.state())
             .finish()
@@ -202,7 +202,7 @@ impl CircuitBreaker {
     }
 
     fn name(&self) -> &'static str {
-        self.inner.capabilities().backend
+        self.inner.capabilities().name
     }
 
     fn admit(&self) -> Result<Admit> {

@@ -47,7 +47,7 @@ pub struct Checked {
 impl std::fmt::Debug for Checked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checked")
-            .field("backend", &self.caps.backend)
+            .field("backend", &self.caps.name)
             .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
     }
@@ -69,13 +69,13 @@ impl Checked {
     }
 
     pub(crate) fn name(&self) -> &'static str {
-        self.caps.backend
+        self.caps.name
     }
 
     #[inline]
     pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(self.caps.backend).in_operation(op));
+            return Err(Error::closed(self.caps.name).in_operation(op));
         }
         Ok(())
     }
@@ -85,13 +85,13 @@ impl Checked {
     #[inline]
     pub(crate) fn valid(&self, op: &'static str, key: &str) -> Result<()> {
         self.check_open(op)?;
-        validate_key(self.caps.backend, key).map_err(|e| e.in_operation(op))
+        validate_key(self.caps.name, key).map_err(|e| e.in_operation(op))
     }
 
     pub(crate) fn check_value(&self, op: &'static str, len: usize) -> Result<()> {
         match self.caps.max_value_size {
             Some(max) if len > max => {
-                Err(Error::value_too_large(self.caps.backend, len, max).in_operation(op))
+                Err(Error::value_too_large(self.caps.name, len, max).in_operation(op))
             }
             _ => Ok(()),
         }
@@ -100,7 +100,7 @@ impl Checked {
     fn check_keys<'k>(&self, op: &'static str, keys: impl Iterator<Item = &'k str>) -> Result<()> {
         self.check_open(op)?;
         for k in keys {
-            validate_key(self.caps.backend, k).map_err(|e| e.in_operation(op))?;
+            validate_key(self.caps.name, k).map_err(|e| e.in_operation(op))?;
         }
         Ok(())
     }
@@ -224,7 +224,7 @@ impl Checked {
         self.check_open("acquire_lock")?;
         if ttl.is_zero() {
             return Err(
-                Error::invalid_input(self.caps.backend, "lock ttl must be positive")
+                Error::invalid_input(self.caps.name, "lock ttl must be positive")
                     .in_operation("acquire_lock"),
             );
         }
@@ -326,7 +326,7 @@ impl CacheBackend for Checked {
         if values.len() != keys.len() {
             return Err(Error::new(
                 crate::ErrorKind::Backend,
-                self.caps.backend,
+                self.caps.name,
                 format!(
                     "get_many returned {} values for {} keys; this is a bug in the backend",
                     values.len(),

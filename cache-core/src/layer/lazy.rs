@@ -85,7 +85,7 @@ struct State {
 impl std::fmt::Debug for LazyBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LazyBackend")
-            .field("backend", &self.caps.backend)
+            .field("backend", &self.caps.name)
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -107,11 +107,11 @@ impl LazyBackend {
         Fut: Future<Output = Result<B>> + Send + 'static,
     {
         let namespace = namespace.into();
-        crate::raw::validate_namespace(capabilities.backend, &namespace)?;
+        crate::raw::validate_namespace(capabilities.name, &namespace)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::new(
                 ErrorKind::Config,
-                capabilities.backend,
+                capabilities.name,
                 "build_lazy() needs a tokio runtime to connect in the background; call it from async code",
             )
         })?;
@@ -121,7 +121,7 @@ impl LazyBackend {
             since: Instant::now(),
             attempts: Default::default(),
         });
-        let task = handle.spawn(connect_loop(capabilities.backend, state.clone(), connect));
+        let task = handle.spawn(connect_loop(capabilities.name, state.clone(), connect));
         Ok(LazyBackend {
             caps: capabilities,
             namespace,
@@ -148,12 +148,12 @@ impl LazyBackend {
         Err(match failed {
             Some(why) => Error::new(
                 ErrorKind::Config,
-                self.caps.backend,
+                self.caps.name,
                 format!("the lazy connection gave up: {why}"),
             ),
             None => Error::new(
                 ErrorKind::Unavailable,
-                self.caps.backend,
+                self.caps.name,
                 format!(
                     "still connecting (lazy start, {} ms and {} attempts so far); calls fail fast until the store is reachable",
                     self.state.since.elapsed().as_millis(),

@@ -17,7 +17,7 @@ pub async fn use_after_close_is_an_error<H: Harness>(h: &H) {
 /// Errors name the operation that failed and the backend, and say what to do.
 pub async fn errors_name_the_operation<H: Harness>(h: &H) {
     let c = fresh(h).await;
-    let name = c.capabilities().backend;
+    let name = c.capabilities().name;
     let err = c.get("").await.unwrap_err();
     assert_eq!(err.operation(), Some("get"), "{err}");
     assert_eq!(err.backend(), Some(name), "{err}");
