@@ -1,7 +1,6 @@
 //! Shared by the DynamoDB integration tests: the server (moto) comes from
 //! `scripts/servers.sh`; the SDK gets static test credentials and a region, so it never
 //! looks for real ones.
-#![allow(dead_code, unused_imports)]
 
 use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use cache_core::{async_trait, CacheBackend};

@@ -1,6 +1,5 @@
 //! The conformance suite on DynamoDB (moto's server here).
 
-mod common;
-use common::DynamoHarness;
+use crate::common::DynamoHarness;
 
 conformance_tests::suite!(DynamoHarness::new());

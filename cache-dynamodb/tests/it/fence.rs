@@ -1,7 +1,7 @@
 //! Fenced writes on DynamoDB: what they cost in round trips (an SDK interceptor counts
 //! the requests), and what they leave in the table (read with a raw client).
 
-mod common;
+use crate::common;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;

@@ -4,7 +4,7 @@
 //! tables in memory, so the restart makes the table again (as a real outage would not
 //! need).
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use conformance_tests::servers::OwnProcess;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! Lazy start against the real server: fails fast while the store is unreachable,
 //! connects in the background when it is there.
 
-mod common;
+use crate::common;
+use cache_core::BackendBuilder;
 use conformance_tests::{random_namespace, scenarios, servers::OwnProcess};
 use std::time::Duration;
 

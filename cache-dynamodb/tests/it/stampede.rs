@@ -5,7 +5,7 @@
 //! same run computes more than once. The parent test re-runs this test binary as the
 //! children (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
@@ -29,7 +29,7 @@ async fn computes(protection: bool) -> u64 {
     let namespace = conformance_tests::random_namespace();
     let url = common::url().await;
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &format!("{namespace},{protection}"),
         &[("CACHE_TEST_DYNAMODB_URL", &url)],
     )

@@ -1,7 +1,7 @@
 //! Configuration and connection errors, the table helper, expiry on a store that never
 //! deletes, and the size limit as DynamoDB reports it.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, ErrorKind, Expiry};
 use cache_dynamodb::aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,

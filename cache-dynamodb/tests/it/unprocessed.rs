@@ -7,7 +7,7 @@
 //! never finishes. Batch writes are `clear`'s (writes of values are fenced
 //! transactions); batch reads are `get_many`'s and `delete_many`'s.
 
-mod common;
+use crate::common;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextMut,
 };
