@@ -6,7 +6,7 @@
 #   never a dependency of the crates), installed under .servers/firestore/ and started
 #   by a few lines of Node that bind it to 127.0.0.1 (its own start() binds 0.0.0.0).
 #   It ignores update-time preconditions and its commits are not atomic: the race
-#   tests of cache-firestore (tests/race.rs) fail on it unless
+#   tests of cache-firestore (tests/it/race.rs) fail on it unless
 #   CACHE_TEST_FIRESTORE_SKIP_RACES=1 is set (an explicit opt-out, never set here).
 # CACHE_TEST_FIRESTORE_EMULATOR=npm (or google) before `start` picks one by hand.
 #   FIRESTORE_EMULATOR_HOST        127.0.0.1:28080, where the firestore crate finds it
@@ -118,7 +118,7 @@ firestore_start() {
       _log "the npm Firestore emulator did not start:"; tail -5 "$dir/log" >&2; firestore_stop; return 1
     }
     _log "up: firestore (npm @firestore-emulator/server; ignores update-time preconditions) :$FIRESTORE_PORT"
-    _log "cache-firestore's tests/race.rs needs Google's emulator and fails on this one; CACHE_TEST_FIRESTORE_SKIP_RACES=1 skips it"
+    _log "cache-firestore's tests/it/race.rs needs Google's emulator and fails on this one; CACHE_TEST_FIRESTORE_SKIP_RACES=1 skips it"
   fi
 }
 

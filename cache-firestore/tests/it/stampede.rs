@@ -5,7 +5,7 @@
 //! computes more than once. The parent test re-runs this test binary as the children
 //! (`conformance_tests::scenarios::stampede_*`).
 
-mod common;
+use crate::common;
 use cache_core::Cache;
 use conformance_tests::scenarios::{stampede_child, stampede_child_args, stampede_parent};
 use firestore::FirestoreDb;
@@ -79,7 +79,7 @@ async fn computes(protection: bool) -> u64 {
     let namespace = conformance_tests::random_namespace();
     let host = common::host().await;
     stampede_parent(
-        "stampede_child_process",
+        "stampede::stampede_child_process",
         &format!("{namespace},{protection}"),
         &[
             ("CACHE_TEST_FIRESTORE_HOST", &host),

@@ -1,7 +1,8 @@
 //! Lazy start against the emulator: connects in the background (the unreachable half
 //! is in `unreachable.rs`, which points FIRESTORE_EMULATOR_HOST elsewhere).
 
-mod common;
+use crate::common;
+use cache_core::BackendBuilder;
 use conformance_tests::{random_namespace, scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! Configuration errors, values as bytes, expiry on a store that never deletes, and
 //! batches and `clear` past Firestore's per-call limits.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, ErrorKind, Expiry};
 use cache_firestore::FirestoreBuilder;
 use gcloud_sdk::google::firestore::v1::{

@@ -10,7 +10,7 @@
 //! An abandoned lock is made without sleeping: its holder's clock runs an hour behind,
 //! so its deadline has long passed on everyone else's.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, Expiry, LockToken};
 use cache_firestore::FirestoreBackend;
 use futures::future::join_all;

@@ -1,6 +1,5 @@
 //! The conformance suite on Firestore (the npm emulator here).
 
-mod common;
-use common::FirestoreHarness;
+use crate::common::FirestoreHarness;
 
 conformance_tests::suite!(FirestoreHarness::new());

@@ -1,7 +1,7 @@
 //! The blocking API over Firestore: the client is made inside the blocking cache's own
 //! runtime and used from plain threads.
 
-mod common;
+use crate::common;
 use cache_core::{blocking, Cache};
 use cache_firestore::FirestoreBuilder;
 

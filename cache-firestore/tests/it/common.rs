@@ -1,7 +1,6 @@
 //! Shared by the Firestore integration tests: the emulator comes from
 //! `scripts/servers.sh`, which exports `FIRESTORE_EMULATOR_HOST` (where the firestore
 //! crate finds it, sending no credentials).
-#![allow(dead_code, unused_imports)]
 
 use cache_core::{async_trait, CacheBackend};
 use cache_firestore::{FirestoreBackend, FirestoreBuilder};
@@ -63,4 +62,37 @@ impl Harness for FirestoreHarness {
     fn ttl_scale(&self) -> u32 {
         3
     }
+}
+
+/// Tells a process started by [`alone_in_a_process`] which test it runs.
+const ALONE: &str = "CACHE_FIRESTORE_TEST_ALONE";
+
+/// For a test that points `FIRESTORE_EMULATOR_HOST` elsewhere: the firestore crate
+/// reads the emulator's address from that process-wide variable only, so setting it
+/// would send the other tests of this binary, running alongside, to the wrong place.
+/// `test` is the caller's full name in the binary (`module::function`). In the test
+/// run this re-runs the binary for that test alone (`--exact`) in a process of its own,
+/// fails if it fails (or did not run), and returns false: the caller returns. In that
+/// process it returns true: the caller goes on, free to set the variable.
+pub fn alone_in_a_process(test: &str) -> bool {
+    if std::env::var(ALONE).ok().as_deref() == Some(test) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(ALONE, test)
+        .output()
+        .expect("the test's own process runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{test} failed in its own process:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test} did not run in its own process:\n{stdout}"
+    );
+    false
 }

@@ -1,13 +1,21 @@
 //! An emulator address where nothing listens: `build()` fails `Unavailable` or
-//! `Timeout` within the connect timeout. (A file of its own: the address is the
-//! process-wide `FIRESTORE_EMULATOR_HOST`.)
+//! `Timeout` within the connect timeout. (Each test in a process of its own: the
+//! address is the process-wide `FIRESTORE_EMULATOR_HOST`; see
+//! [`common::alone_in_a_process`].)
 
+use crate::common;
+use cache_core::BackendBuilder;
 use cache_core::ErrorKind;
 use cache_firestore::FirestoreBuilder;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
+    if !common::alone_in_a_process(
+        "unreachable::unreachable_emulator_is_unavailable_within_the_connect_timeout",
+    ) {
+        return;
+    }
     let port = conformance_tests::servers::OwnProcess::free_port();
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
     let started = Instant::now();
@@ -30,6 +38,11 @@ async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_start_fails_fast_while_the_emulator_is_unreachable() {
+    if !common::alone_in_a_process(
+        "unreachable::lazy_start_fails_fast_while_the_emulator_is_unreachable",
+    ) {
+        return;
+    }
     let port = conformance_tests::servers::OwnProcess::free_port();
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
     let down = FirestoreBuilder::default()

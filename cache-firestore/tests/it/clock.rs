@@ -6,7 +6,7 @@
 //! skew margin of 10 s and a lock live for 5 s more, a client 9 s ahead sees the
 //! deadline passed, and must still leave the lock alone.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, CacheBackend, Expiry};
 use cache_firestore::FirestoreBackend;
 use std::time::Duration;

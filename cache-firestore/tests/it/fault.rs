@@ -1,14 +1,15 @@
 //! Kill the server (an emulator of this test's own) during a loop of get-or-compute
 //! calls and start it again: every call returns its computed value while it is down,
-//! plain `get` fails within the timeout, and caching resumes within a second. (A file
-//! of its own: the emulator's address is the process-wide `FIRESTORE_EMULATOR_HOST`.)
+//! plain `get` fails within the timeout, and caching resumes within a second. (In a
+//! process of its own: the emulator's address is the process-wide
+//! `FIRESTORE_EMULATOR_HOST`; see [`common::alone_in_a_process`].)
 //!
 //! The emulator is the one `scripts/servers.sh` runs (`CACHE_TEST_FIRESTORE_LAUNCHER`,
 //! `launch.sh PORT`): Google's, whose launcher is a shell script with a `java` child,
 //! or the npm one. It runs in a process group of its own, and killing it kills the
 //! whole group, so no `java` outlives the test.
 
-mod common;
+use crate::common;
 use cache_core::{Bytes, Cache, CacheBackend, Expiry};
 use cache_firestore::FirestoreBuilder;
 use conformance_tests::servers::OwnProcess;
@@ -134,6 +135,9 @@ impl Drop for Emulator {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firestore_killed_and_restarted_during_get_or_compute() {
+    if !common::alone_in_a_process("fault::firestore_killed_and_restarted_during_get_or_compute") {
+        return;
+    }
     let launcher = common::env("CACHE_TEST_FIRESTORE_LAUNCHER");
     let port = OwnProcess::free_port();
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
