@@ -56,19 +56,19 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache");
 /// ```
 #[derive(Clone)]
 pub struct HttpCacheLayer {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<LayerState>,
 }
 
 /// What every clone of the layer and its services share.
-pub(crate) struct Shared {
+pub(crate) struct LayerState {
     pub cache: Cache,
-    pub settings: Settings,
+    pub settings: HttpSettings,
     pub flights: Arc<Flights>,
     pub budget: Budget,
 }
 
 #[derive(Clone)]
-pub(crate) struct Settings {
+pub(crate) struct HttpSettings {
     pub default_ttl: Option<Duration>,
     pub heuristic: f64,
     pub max_ttl: Duration,
@@ -115,9 +115,9 @@ impl HttpCacheLayer {
     /// revalidating at most once a second per URL, keys in the namespace `http`.
     pub fn new(cache: Cache) -> Self {
         HttpCacheLayer {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LayerState {
                 cache,
-                settings: Settings {
+                settings: HttpSettings {
                     default_ttl: None,
                     heuristic: 0.1,
                     max_ttl: Duration::from_secs(24 * 3600),
@@ -139,11 +139,11 @@ impl HttpCacheLayer {
         }
     }
 
-    fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
+    fn with(self, f: impl FnOnce(&mut HttpSettings)) -> Self {
         let mut settings = self.shared.settings.clone();
         f(&mut settings);
         HttpCacheLayer {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LayerState {
                 cache: self.shared.cache.clone(),
                 settings,
                 flights: Arc::default(),
@@ -250,10 +250,10 @@ impl HttpCacheLayer {
     }
 }
 
-impl Shared {
+impl LayerState {
     /// The key of a URL: host, path, and the query (or the chosen parameters, matched
     /// by their decoded names). Request headers select variants under it (see
-    /// [`Shared::variant_key`]), so invalidating the URL reaches every variant.
+    /// [`LayerState::variant_key`]), so invalidating the URL reaches every variant.
     pub fn primary_key(&self, host: &str, uri: &Uri) -> cache_core::Result<String> {
         let s = &self.settings;
         let query = match (&s.query, uri.query()) {

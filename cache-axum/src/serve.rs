@@ -2,7 +2,7 @@
 //! store, answer.
 
 use crate::flight::{follow, Landed, Role};
-use crate::layer::Shared;
+use crate::layer::LayerState;
 use crate::policy::{self, Asked, Conditions, Directives, Storable};
 use crate::stored::{Freshness, Slot, Stored};
 use crate::CACHE_STATUS;
@@ -35,7 +35,7 @@ struct Fetched {
     landed: Landed,
 }
 
-pub(crate) async fn serve<S>(shared: Arc<Shared>, inner: S, req: Request) -> Response
+pub(crate) async fn serve<S>(shared: Arc<LayerState>, inner: S, req: Request) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -165,7 +165,7 @@ where
     }
 }
 
-impl Shared {
+impl LayerState {
     pub(crate) fn now(&self) -> u64 {
         self.settings.clock.now_ms()
     }

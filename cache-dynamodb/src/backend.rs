@@ -6,7 +6,7 @@ use crate::driver::{
     ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
 };
 use crate::error::{config, BACKEND};
-use crate::fence::{self, Fenced, Guard, Op};
+use crate::fence::{self, Fenced, Guard, ValueWrite};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -413,7 +413,7 @@ impl DynamoBackend {
     }
 
     /// One key's fenced write.
-    async fn fenced_one(&self, key: &str, op: Op) -> Result<Fenced> {
+    async fn fenced_one(&self, key: &str, op: ValueWrite) -> Result<Fenced> {
         let mut done = self
             .fenced(vec![Fenced::new(self.lock_pk(key), op)])
             .await?;
@@ -581,11 +581,11 @@ impl CacheBackend for DynamoBackend {
             return self.delete(key).await.map(drop);
         };
         let item = item(self.value_pk(key), self.ns(), &value, exp);
-        self.fenced_one(key, Op::Put(item)).await.map(drop)
+        self.fenced_one(key, ValueWrite::Put(item)).await.map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let op = Op::Delete {
+        let op = ValueWrite::Delete {
             pk: self.value_pk(key),
             if_live: true,
         };
@@ -638,7 +638,7 @@ impl CacheBackend for DynamoBackend {
                 let (k, v) = &items[i];
                 Fenced::new(
                     self.lock_pk(k),
-                    Op::Put(item(self.value_pk(k), self.ns(), v, exp)),
+                    ValueWrite::Put(item(self.value_pk(k), self.ns(), v, exp)),
                 )
             })
             .collect();
@@ -652,7 +652,7 @@ impl CacheBackend for DynamoBackend {
         let writes = keys
             .iter()
             .zip(pks)
-            .map(|(k, pk)| Fenced::new(self.lock_pk(k), Op::Delete { pk, if_live: false }))
+            .map(|(k, pk)| Fenced::new(self.lock_pk(k), ValueWrite::Delete { pk, if_live: false }))
             .collect();
         self.fenced(writes).await?;
         Ok(live)
@@ -663,7 +663,10 @@ impl CacheBackend for DynamoBackend {
             return Ok(false);
         };
         let item = item(self.value_pk(key), self.ns(), &value, exp);
-        Ok(self.fenced_one(key, Op::PutIfAbsent(item)).await?.stored)
+        Ok(self
+            .fenced_one(key, ValueWrite::PutIfAbsent(item))
+            .await?
+            .stored)
     }
 
     async fn acquire_lock(&self, key: &str, ttl: Duration) -> Result<Option<LockToken>> {
@@ -734,8 +737,8 @@ impl CacheBackend for DynamoBackend {
         // The lock's deadline is not looked at: a takeover replaces the token, and an
         // app write marks or deletes any lock it finds.
         let op = match self.expires(expiry) {
-            Ok(exp) => Op::Put(item(self.value_pk(key), self.ns(), &value, exp)),
-            Err(()) => Op::Delete {
+            Ok(exp) => ValueWrite::Put(item(self.value_pk(key), self.ns(), &value, exp)),
+            Err(()) => ValueWrite::Delete {
                 pk: self.value_pk(key),
                 if_live: false,
             },

@@ -147,7 +147,7 @@ impl Guard {
 
 /// What a write does to the value item.
 #[derive(Debug, Clone)]
-pub(crate) enum Op {
+pub(crate) enum ValueWrite {
     /// Put the whole item.
     Put(Item),
     /// Put the whole item only where no live entry is (`set_if_absent`).
@@ -159,11 +159,11 @@ pub(crate) enum Op {
 }
 
 /// The transaction item of `op` on `table`, judged at `now` (epoch ms).
-pub(crate) fn value_item(op: &Op, table: &str, now: u64) -> Result<TransactWriteItem> {
+pub(crate) fn value_item(op: &ValueWrite, table: &str, now: u64) -> Result<TransactWriteItem> {
     op.item(table, now)
 }
 
-impl Op {
+impl ValueWrite {
     fn item(&self, table: &str, now: u64) -> Result<TransactWriteItem> {
         let names = |pairs: &[(&str, &str)]| {
             Some(
@@ -174,7 +174,7 @@ impl Op {
             )
         };
         Ok(match self {
-            Op::Put(item) => TransactWriteItem::builder()
+            ValueWrite::Put(item) => TransactWriteItem::builder()
                 .put(
                     Put::builder()
                         .table_name(table)
@@ -183,7 +183,7 @@ impl Op {
                         .map_err(building)?,
                 )
                 .build(),
-            Op::PutIfAbsent(item) => TransactWriteItem::builder()
+            ValueWrite::PutIfAbsent(item) => TransactWriteItem::builder()
                 .put(
                     Put::builder()
                         .table_name(table)
@@ -198,7 +198,7 @@ impl Op {
                         .map_err(building)?,
                 )
                 .build(),
-            Op::Delete { pk, if_live } => {
+            ValueWrite::Delete { pk, if_live } => {
                 let delete = Delete::builder()
                     .table_name(table)
                     .set_key(Some(key_of(pk.clone())));
@@ -225,7 +225,7 @@ impl Op {
     /// About how many bytes the item adds to a transaction.
     pub(crate) fn size(&self) -> usize {
         match self {
-            Op::Put(item) | Op::PutIfAbsent(item) => item
+            ValueWrite::Put(item) | ValueWrite::PutIfAbsent(item) => item
                 .iter()
                 .map(|(k, v)| {
                     k.len()
@@ -236,7 +236,7 @@ impl Op {
                         }
                 })
                 .sum::<usize>(),
-            Op::Delete { pk, .. } => pk.len(),
+            ValueWrite::Delete { pk, .. } => pk.len(),
         }
     }
 }
@@ -246,7 +246,7 @@ impl Op {
 pub(crate) struct Fenced {
     lock_pk: String,
     guard: Guard,
-    op: Op,
+    op: ValueWrite,
     done: bool,
     /// A put was made (false: `set_if_absent` found a live entry).
     pub(crate) stored: bool,
@@ -255,7 +255,7 @@ pub(crate) struct Fenced {
 }
 
 impl Fenced {
-    pub(crate) fn new(lock_pk: String, op: Op) -> Self {
+    pub(crate) fn new(lock_pk: String, op: ValueWrite) -> Self {
         Fenced {
             lock_pk,
             guard: Guard::Free,
@@ -297,7 +297,7 @@ impl Fenced {
             "TransactionConflict" => conflict = true,
             "ConditionalCheckFailed" => match &mut self.op {
                 // A live entry is there: nothing is stored, so no lock needs a mark.
-                Op::PutIfAbsent(_) => {
+                ValueWrite::PutIfAbsent(_) => {
                     self.done = true;
                     return Ok(conflict);
                 }
@@ -307,7 +307,7 @@ impl Fenced {
                 // attempt, the value since expired), and one that met another
                 // transaction tells nothing: delete again without the condition,
                 // with the guard (updated below if the lock's check failed).
-                Op::Delete { if_live, .. } if *if_live => {
+                ValueWrite::Delete { if_live, .. } if *if_live => {
                     *if_live = false;
                     if self.guard == Guard::Free && lock.code == "None" {
                         self.done = true;
@@ -378,9 +378,9 @@ pub(crate) async fn run(
                 let w = &mut writes[i];
                 w.done = true;
                 match w.op {
-                    Op::Put(_) | Op::PutIfAbsent(_) => w.stored = true,
-                    Op::Delete { if_live: true, .. } => w.was_live = true,
-                    Op::Delete { if_live: false, .. } => {}
+                    ValueWrite::Put(_) | ValueWrite::PutIfAbsent(_) => w.stored = true,
+                    ValueWrite::Delete { if_live: true, .. } => w.was_live = true,
+                    ValueWrite::Delete { if_live: false, .. } => {}
                 }
             }
             return Ok(());
@@ -491,7 +491,7 @@ mod tests {
     fn delete_if_live() -> Fenced {
         Fenced::new(
             "ns:#lock:k".into(),
-            Op::Delete {
+            ValueWrite::Delete {
                 pk: "ns:k".into(),
                 if_live: true,
             },
@@ -499,7 +499,7 @@ mod tests {
     }
 
     fn if_live(w: &Fenced) -> bool {
-        matches!(w.op, Op::Delete { if_live: true, .. })
+        matches!(w.op, ValueWrite::Delete { if_live: true, .. })
     }
 
     /// A delete whose value was found not live is done only when its guard passed as
@@ -599,7 +599,7 @@ mod tests {
     #[test]
     fn a_set_if_absent_that_finds_a_live_entry_is_done_without_a_mark() {
         let item = crate::driver::item("ns:k".into(), "ns", b"v", None);
-        let mut w = Fenced::new("ns:#lock:k".into(), Op::PutIfAbsent(item));
+        let mut w = Fenced::new("ns:#lock:k".into(), ValueWrite::PutIfAbsent(item));
         w.learn(
             &reason("ConditionalCheckFailed", Some(lock(b"t", 2_000_000))),
             &reason("ConditionalCheckFailed", None),
@@ -624,7 +624,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         let mut put = Fenced::new(
             "ns:#lock:k".into(),
-            Op::Put(crate::driver::item("ns:k".into(), "ns", b"v", None)),
+            ValueWrite::Put(crate::driver::item("ns:k".into(), "ns", b"v", None)),
         );
         assert!(put
             .learn(
@@ -640,7 +640,7 @@ mod tests {
     fn chunks_stay_within_the_transaction_limits() {
         let put = |k: usize, len: usize| {
             let item = crate::driver::item(format!("ns:k{k}"), "ns", &vec![0u8; len], None);
-            Fenced::new(format!("ns:#lock:k{k}"), Op::Put(item))
+            Fenced::new(format!("ns:#lock:k{k}"), ValueWrite::Put(item))
         };
         let small = chunks((0..120).map(|k| put(k, 10)).collect());
         assert_eq!(
