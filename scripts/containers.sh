@@ -104,7 +104,8 @@ left() { podman ps -a -q --filter "label=$LABEL"; }
 # (every networked store through a container: Redis, Memcached and PostgreSQL from
 # Debian packages, SecantusDB and moto from PyPI, the Firestore emulator from npm),
 # but the cases that need more than the one server a container gives (a cluster, TLS,
-# a ring of three).
+# a ring of three). Each crate's integration tests are one binary, `it`; the suite is its
+# module `conformance`.
 SUITE_SKIP=(--skip cluster:: --skip tls:: --skip ring::)
 
 suite() {
@@ -112,19 +113,19 @@ suite() {
   eval "$(bash "$0" env)"
   local v
   for v in $(compgen -e | grep '^CACHE_TEST_' | grep -v '_IMAGE$'); do unset "$v"; done
-  cargo test --workspace --all-features --test conformance -- "${SUITE_SKIP[@]}"
+  cargo test --workspace --all-features --test it -- conformance:: "${SUITE_SKIP[@]}"
   bash "$0" check
 
   # A test process killed (no exit hook) leaves its container; the next one removes it.
   local bin pid n=0
-  bin=$(cargo test --workspace --all-features --test conformance --no-run --message-format=json 2>/dev/null |
+  bin=$(cargo test --workspace --all-features --test it --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["package_id"].split("#")[0].endswith("/cache-redis"):
         print(m["executable"])')
-  [[ -x "$bin" ]] || { log "cannot find the Redis conformance binary"; return 1; }
-  "$bin" --test-threads 1 "${SUITE_SKIP[@]}" >/dev/null 2>&1 &
+  [[ -x "$bin" ]] || { log "cannot find the Redis test binary"; return 1; }
+  "$bin" --test-threads 1 conformance:: "${SUITE_SKIP[@]}" >/dev/null 2>&1 &
   pid=$!
   until [[ -n "$(left)" ]]; do
     ((n++ < 600)) || { log "no container came up for the killed run"; kill -9 "$pid"; return 1; }
@@ -133,7 +134,7 @@ for line in sys.stdin:
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   [[ -n "$(left)" ]] || { log "expected the killed run's container to be left"; return 1; }
   log "killed a test run: its container is left, as expected"
-  "$bin" "${SUITE_SKIP[@]}" get_now_agrees_with_get >/dev/null
+  "$bin" "${SUITE_SKIP[@]}" conformance::conformance::get_now_agrees_with_get >/dev/null
   bash "$0" check
   bash "$0" stop
 }
