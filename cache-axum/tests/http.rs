@@ -237,7 +237,7 @@ async fn a_stopped_redis_makes_endpoints_uncached_never_failing() {
         .await
         .unwrap();
     let cache = Cache::builder(backend)
-        .timeout(Duration::from_millis(200))
+        .store_timeout(Duration::from_millis(200))
         .circuit_breaker(BreakerConfig::default())
         .build();
     let app = start(cache).await;

@@ -57,7 +57,7 @@ impl<C: Codec> CacheBuilder<C> {
         self.default_expiry = expiry.into();
         self
     }
-    // timeout, stampede_protection, lock_timeout, lock_wait, stale_while_revalidate,
+    // store_timeout, stampede_protection, lock_ttl, lock_wait, stale_while_revalidate,
     // fail_safe, fail_safe_throttle, soft_timeout, hard_timeout, early_refresh: the
     // cache's defaults for get-or-compute (each call may set its own).
     option_setters!(compute);

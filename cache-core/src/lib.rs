@@ -88,7 +88,7 @@ pub use async_trait::async_trait;
 /// - `exclude = [arg, ...]`: arguments left out of the default key (connections, ...);
 /// - `expiry = <expr>`: an integer literal counts seconds, else anything `Into<Expiry>`;
 /// - `namespace = "ns"`, `stampede_protection = bool`;
-/// - `lock_timeout`, `lock_wait`, `timeout`: an integer literal counts seconds, else a
+/// - `lock_ttl`, `lock_wait`, `store_timeout`: an integer literal counts seconds, else a
 ///   `Duration`;
 /// - `skip = <bool expr>`, `refresh = <bool expr>`: per call, may use the arguments.
 ///

@@ -140,24 +140,24 @@ fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Option
                 let method = format_ident!("{}", name);
                 o.calls.push(quote!(.#method(#v)));
             }
-            "lock_timeout" => {
+            "lock_ttl" => {
                 let d = duration(&v);
-                o.calls.push(quote!(.lock_timeout(#d)));
+                o.calls.push(quote!(.lock_ttl(#d)));
             }
             "lock_wait" => {
                 let d = duration(&v);
                 o.calls.push(quote!(.lock_wait(#d)));
             }
-            "timeout" => {
+            "store_timeout" => {
                 let d = duration(&v);
-                o.calls.push(quote!(.timeout(#d)));
+                o.calls.push(quote!(.store_timeout(#d)));
             }
             other => {
                 return Err(Error::new(
                     nv.path.span(),
                     format!(
                     "unknown option `{other}`; expected cache, key, exclude, expiry, namespace, \
-                         stampede_protection, lock_timeout, lock_wait, timeout, skip or refresh"
+                         stampede_protection, lock_ttl, lock_wait, store_timeout, skip or refresh"
                 ),
                 ))
             }

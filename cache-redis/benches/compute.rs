@@ -87,7 +87,7 @@ async fn main() {
         .await
         .unwrap();
     let cache: Cache = Cache::builder(backend)
-        .timeout(Duration::from_secs(5))
+        .store_timeout(Duration::from_secs(5))
         .default_expiry(Duration::from_secs(60))
         .build();
     let raw = ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())

@@ -46,7 +46,7 @@ struct NotFound;
     key = format!("user:{id}"),
     namespace = "users",
     skip = bypass,
-    lock_timeout = 5,
+    lock_ttl = 5,
     lock_wait = Duration::from_secs(5),
     stampede_protection = true,
 )]

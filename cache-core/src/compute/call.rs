@@ -91,7 +91,7 @@ impl<C: Codec> Cache<C> {
     ///     .cached(KeyBuilder::new("users::name").arg(&user_id))
     ///     .namespace("users")
     ///     .expiry(Duration::from_secs(30))
-    ///     .lock_timeout(Duration::from_secs(5))
+    ///     .lock_ttl(Duration::from_secs(5))
     ///     .get_or_compute(|| async { Ok::<_, std::io::Error>(format!("user {user_id}")) })
     ///     .await
     ///     .unwrap();
@@ -151,10 +151,10 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         };
         validate_key(backend, &key)?;
         let o = self.options();
-        if o.stampede_protection && o.lock_timeout.is_zero() {
+        if o.stampede_protection && o.lock_ttl.is_zero() {
             return Err(Error::invalid_input(
                 backend,
-                "lock_timeout must be positive (or turn stampede protection off)",
+                "lock_ttl must be positive (or turn stampede protection off)",
             ));
         }
         Ok(key)
@@ -173,7 +173,7 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         }
         let obs = &self.cache.inner.observe;
         let started = obs.start();
-        let timeout = self.options().timeout;
+        let timeout = self.options().store_timeout;
         let outcome = tokio::time::timeout(timeout, fut).await;
         obs.latency(op, started);
         let err = match outcome {

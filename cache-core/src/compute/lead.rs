@@ -47,7 +47,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     {
         // A value read from the store is there: callers that began before it was
         // found may take it for the length of one store call.
-        let read_linger = later(self.options().timeout + LINGER_MARGIN);
+        let read_linger = later(self.options().store_timeout + LINGER_MARGIN);
         let (mut held, waited_out) = match self.lock(key, fallback.as_ref().map(|f| &f.1)).await {
             Locked::Found(v) => return Led::value(v, read_linger),
             Locked::Compute { held, waited_out } => (held, waited_out),
@@ -74,14 +74,14 @@ impl<C: Codec> ComputeCall<'_, C> {
             Ran::Done(Ok(c)) if !c.store => {
                 // The compute chose not to store it: the callers of this flight get
                 // it, later ones compute again.
-                held.release(self.options().timeout).await;
+                held.release(self.options().store_timeout).await;
                 return Led::failed(Ok(c.value), None);
             }
             Ran::Done(Ok(Computed { value: v, .. })) if flight.overtaken() => {
                 // This process wrote, deleted or cleared the key meanwhile: that
                 // write wins; the value is returned, neither stored nor kept.
                 tracing::debug!(key = %obs.log_key(key), "the key was written meanwhile; the computed value is not stored");
-                held.release(self.options().timeout).await;
+                held.release(self.options().store_timeout).await;
                 return Led::superseded(v, began);
             }
             Ran::Done(Ok(Computed {
@@ -98,7 +98,7 @@ impl<C: Codec> ComputeCall<'_, C> {
                 Some(payload),
             ),
             Ran::Soft => {
-                held.release(self.options().timeout).await;
+                held.release(self.options().store_timeout).await;
                 if fallback.is_some() {
                     obs.stale_served();
                 }
@@ -111,7 +111,7 @@ impl<C: Codec> ComputeCall<'_, C> {
                 };
             }
         };
-        held.release(self.options().timeout).await;
+        held.release(self.options().store_timeout).await;
         self.failed(key, failure, panic, fallback)
     }
 
@@ -127,7 +127,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     where
         T: Serialize,
     {
-        let timeout = self.options().timeout;
+        let timeout = self.options().store_timeout;
         let log_key = || self.cache.inner.observe.log_key(key);
         let mut written = None;
         match self.cache.encode_entry(&v, expiry, self.options(), took) {
@@ -218,7 +218,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         // were under way when this landed: they are of this flight, and must not ask
         // the failing origin again (a panic is not kept).
         let linger = match panic {
-            None => later(self.options().timeout + LINGER_MARGIN),
+            None => later(self.options().store_timeout + LINGER_MARGIN),
             Some(_) => later(Duration::ZERO),
         };
         Led {

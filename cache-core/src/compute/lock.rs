@@ -40,7 +40,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         let deadline = later(o.lock_wait);
         let mut pause = Duration::from_millis(5);
         loop {
-            let acquire = self.backend().acquire_lock_valid(key, o.lock_timeout);
+            let acquire = self.backend().acquire_lock_valid(key, o.lock_ttl);
             match self.guarded(Op::AcquireLock, key, acquire).await {
                 Some(Some(token)) => {
                     held = LockHold::new(self.cache, key, token);
@@ -72,7 +72,7 @@ impl<C: Codec> ComputeCall<'_, C> {
                 let same =
                     matches!((fallback, meta), (Some(f), Some(m)) if f.written_at == m.written_at);
                 if !same {
-                    held.release(o.timeout).await;
+                    held.release(o.store_timeout).await;
                     return Locked::Found(v);
                 }
             }

@@ -8,9 +8,9 @@ use std::time::Duration;
 /// The options every get-or-compute call carries (a background refresh a copy).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Options {
-    pub(crate) timeout: Duration,
+    pub(crate) store_timeout: Duration,
     pub(crate) stampede_protection: bool,
-    pub(crate) lock_timeout: Duration,
+    pub(crate) lock_ttl: Duration,
     pub(crate) lock_wait: Duration,
     pub(crate) stale_for: Duration,
     pub(crate) fail_safe_for: Duration,
@@ -23,9 +23,9 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            timeout: Duration::from_secs(1),
+            store_timeout: Duration::from_secs(1),
             stampede_protection: true,
-            lock_timeout: Duration::from_secs(30),
+            lock_ttl: Duration::from_secs(30),
             lock_wait: Duration::from_secs(5),
             stale_for: Duration::ZERO,
             fail_safe_for: Duration::ZERO,
@@ -50,8 +50,9 @@ macro_rules! option_setters {
     ($($path:ident).+) => {
         /// Bound on each store call get-or-compute makes (default 1 s); past it the
         /// call fails open: the value is computed and returned, a warning is logged.
-        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.$($path).+.timeout = timeout;
+        /// Plain calls (`get`, `set`, ...) are bounded by the backend's own timeout.
+        pub fn store_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.$($path).+.store_timeout = timeout;
             self
         }
         /// Whether get-or-compute takes the store's lock on a miss, so that one
@@ -61,10 +62,10 @@ macro_rules! option_setters {
             self
         }
         /// How long get-or-compute's lock lives before it frees itself (default 30 s,
-        /// as in the Python library); it must be positive while stampede protection is
-        /// on.
-        pub fn lock_timeout(mut self, d: std::time::Duration) -> Self {
-            self.$($path).+.lock_timeout = d;
+        /// the Python library's `lock_timeout`); it must be positive while stampede
+        /// protection is on. A compute that outlives it stores nothing.
+        pub fn lock_ttl(mut self, d: std::time::Duration) -> Self {
+            self.$($path).+.lock_ttl = d;
             self
         }
         /// How long get-or-compute waits for another holder of the lock before

@@ -170,11 +170,11 @@ async fn a_bad_key_or_namespace_reaches_no_store_call() {
     assert!(matches!(err, crate::ComputeError::Cache(_)), "{err:?}");
     let err = cache
         .cached("k")
-        .lock_timeout(Duration::ZERO)
+        .lock_ttl(Duration::ZERO)
         .get_or_compute(&compute)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("lock_timeout"), "{err}");
+    assert!(err.to_string().contains("lock_ttl"), "{err}");
     assert_eq!((store.total(), n.load(Ordering::SeqCst)), (0, 0));
 }
 

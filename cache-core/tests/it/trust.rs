@@ -612,7 +612,7 @@ async fn followers_of_a_failed_compute_use_their_own_fail_safe_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_costs_at_most_one_more_compute() {
     let cache = Cache::builder(memory())
-        .lock_timeout(Duration::from_millis(30))
+        .lock_ttl(Duration::from_millis(30))
         .build();
     let computes = Arc::new(AtomicUsize::new(0));
     let calls: Vec<_> = (0..8)

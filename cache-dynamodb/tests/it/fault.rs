@@ -41,7 +41,7 @@ async fn dynamodb_killed_and_restarted_during_get_or_compute() {
         .connect_timeout(Duration::from_secs(5));
     create_table(&builder);
     let cache = Cache::builder(builder.clone().build().await.unwrap())
-        .timeout(timeout)
+        .store_timeout(timeout)
         .build();
     let report = conformance_tests::scenarios::fault_cycle(
         &cache,

@@ -68,7 +68,7 @@ async fn stampede_child_process() {
     let backend = common::backend(namespace).await;
     let cache = Cache::builder(backend)
         .stampede_protection(protection.parse().unwrap())
-        .timeout(Duration::from_secs(5))
+        .store_timeout(Duration::from_secs(5))
         .build();
     let client = common::raw_client().await;
     let namespace = namespace.to_owned();

@@ -111,7 +111,7 @@ async fn stampede_child_process() {
     let db = backend.db().clone();
     let cache = Cache::builder(backend)
         .stampede_protection(protection.parse().unwrap())
-        .timeout(Duration::from_secs(5))
+        .store_timeout(Duration::from_secs(5))
         .build();
     let namespace = namespace.to_owned();
     stampede_child(&cache, move || {

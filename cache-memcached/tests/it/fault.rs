@@ -45,7 +45,7 @@ async fn memcached_killed_and_restarted_during_get_or_compute() {
         .build()
         .await
         .unwrap();
-    let cache = Cache::builder(backend).timeout(timeout).build();
+    let cache = Cache::builder(backend).store_timeout(timeout).build();
     let report = conformance_tests::scenarios::fault_cycle(
         &cache,
         timeout,
@@ -73,7 +73,7 @@ async fn one_of_three_servers_down_costs_only_its_keys() {
     for s in 0..3 {
         assert!(on.contains(&s), "the ring left server {s} without keys");
     }
-    let cache = Cache::builder(backend).timeout(timeout).build();
+    let cache = Cache::builder(backend).store_timeout(timeout).build();
     let computes = Arc::new(AtomicUsize::new(0));
     let call = |key: String| {
         let (cache, computes) = (cache.clone(), computes.clone());

@@ -61,7 +61,7 @@ async fn stampede_child_process() {
         .unwrap();
     let cache = Cache::builder(backend)
         .stampede_protection(protection.parse().unwrap())
-        .timeout(Duration::from_secs(5))
+        .store_timeout(Duration::from_secs(5))
         .build();
     let counter = Arc::new(tokio::sync::Mutex::new(
         common::raw(&common::url().await).await,

@@ -20,7 +20,7 @@ async fn mongodb_killed_and_restarted_during_get_or_compute() {
         .build()
         .await
         .unwrap();
-    let cache = Cache::builder(backend).timeout(timeout).build();
+    let cache = Cache::builder(backend).store_timeout(timeout).build();
     let report = conformance_tests::scenarios::fault_cycle(
         &cache,
         timeout,

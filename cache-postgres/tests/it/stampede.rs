@@ -73,7 +73,7 @@ async fn stampede_child_process() {
         .unwrap();
     let cache = Cache::builder(backend)
         .stampede_protection(protection.parse().unwrap())
-        .timeout(Duration::from_secs(5))
+        .store_timeout(Duration::from_secs(5))
         .build();
     // Counted with an atomic upsert on a connection of its own.
     let counter = Arc::new(raw().await);

@@ -21,7 +21,7 @@ async fn breaker_skips_a_killed_redis_and_closes_when_it_is_back() {
         .await
         .unwrap();
     let cache = Cache::builder(backend)
-        .timeout(timeout)
+        .store_timeout(timeout)
         .circuit_breaker(BreakerConfig::default())
         .build();
     let computes = Arc::new(AtomicUsize::new(0));

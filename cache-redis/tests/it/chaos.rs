@@ -37,7 +37,7 @@ async fn store_and_origin_outages_reach_no_caller() {
         .await
         .unwrap();
     let cache = Cache::builder(backend)
-        .timeout(Duration::from_secs(1))
+        .store_timeout(Duration::from_secs(1))
         .default_expiry(window)
         .stale_while_revalidate(Duration::from_secs(30))
         .fail_safe(Duration::from_secs(60))
@@ -172,17 +172,17 @@ async fn no_read_returns_a_value_older_than_a_completed_write() {
     };
     let fresh = Duration::from_millis(200);
     let cache = Cache::builder(open().await)
-        .timeout(Duration::from_secs(1))
+        .store_timeout(Duration::from_secs(1))
         .default_expiry(fresh)
         .stale_while_revalidate(Duration::from_secs(30))
         .fail_safe(Duration::from_secs(60))
         .fail_safe_throttle(fresh)
-        .lock_timeout(Duration::from_millis(60))
+        .lock_ttl(Duration::from_millis(60))
         .lock_wait(Duration::from_millis(150))
         .circuit_breaker(BreakerConfig::default().retry_after(Duration::from_millis(300)))
         .build();
     let app = Cache::builder(open().await)
-        .timeout(Duration::from_secs(1))
+        .store_timeout(Duration::from_secs(1))
         .build();
     let versions = Arc::new(Versions {
         origin: Default::default(),

@@ -19,7 +19,7 @@ async fn redis_killed_and_restarted_during_get_or_compute() {
         .build()
         .await
         .unwrap();
-    let cache = Cache::builder(backend).timeout(timeout).build();
+    let cache = Cache::builder(backend).store_timeout(timeout).build();
     // Plain get is bounded by the driver's timeouts and its quick reconnect retries
     // (about 1 s).
     let report = conformance_tests::scenarios::fault_cycle(

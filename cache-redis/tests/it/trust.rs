@@ -19,7 +19,7 @@ async fn a_lock_timeout_of_duration_max_still_caches() {
         &conformance_tests::random_namespace(),
     )
     .await;
-    let cache = Cache::builder(backend).lock_timeout(Duration::MAX).build();
+    let cache = Cache::builder(backend).lock_ttl(Duration::MAX).build();
     let computes = Arc::new(AtomicUsize::new(0));
     for _ in 0..3 {
         let c = computes.clone();

@@ -356,7 +356,7 @@ pub async fn compute_fails_open_on_errors<H: Harness>(h: &H) {
 pub async fn compute_fails_open_on_slow_backend<H: Harness>(h: &H) {
     let faulty = Arc::new(FaultyBackend::new(fresh(h).await));
     let cache = cache_core::CacheBuilder::from_arc(faulty.clone())
-        .timeout(Duration::from_millis(100))
+        .store_timeout(Duration::from_millis(100))
         .build();
     faulty.set_delay(Duration::from_secs(30));
     let v = tokio::time::timeout(

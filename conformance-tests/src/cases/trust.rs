@@ -81,7 +81,7 @@ pub async fn trust_a_slow_store_computes_once<H: Harness>(h: &H) {
     let slow = Arc::new(FaultyBackend::new(fresh(h).await));
     slow.set_delay(Duration::from_millis(300));
     let cache = CacheBuilder::from_arc(slow.clone())
-        .timeout(Duration::from_millis(20))
+        .store_timeout(Duration::from_millis(20))
         .default_expiry(FRESH)
         .build();
     let calls = counter();
@@ -324,7 +324,7 @@ pub async fn trust_a_late_lock_holder_never_overwrites<H: Harness>(h: &H) {
     let (ttl, grace) = short_ttl(h, &*store);
     let cache = CacheBuilder::from_arc(store)
         .default_expiry(FRESH)
-        .lock_timeout(ttl)
+        .lock_ttl(ttl)
         .build();
     let newer = cache_of(other.clone());
     let got: u32 = cache
