@@ -13,4 +13,8 @@ source scripts/servers.sh
 stores=()
 while (($#)) && [[ -f "scripts/servers/$1.sh" ]]; do stores+=("$1"); shift; done
 servers_up "${stores[@]}"
-cargo test --workspace --all-features "$@"
+# The whole workspace, unless the arguments name packages (`-p`/`--package`, which
+# `--workspace` would override).
+scope=(--workspace)
+for a in "$@"; do [[ "$a" == -p || "$a" == --package || "$a" == --package=* ]] && scope=(); done
+cargo test "${scope[@]}" --all-features "$@"

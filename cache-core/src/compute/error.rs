@@ -71,8 +71,6 @@ impl<E: std::error::Error + 'static> std::error::Error for ComputeError<E> {
     }
 }
 
-/// The options of a call; a background refresh carries a copy.
-
 impl<E> From<Error> for ComputeError<E> {
     fn from(e: Error) -> Self {
         ComputeError::Cache(e)

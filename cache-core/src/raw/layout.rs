@@ -39,7 +39,7 @@ impl KeyKind {
 const LOCK_MARKER: &str = "#lock:";
 
 /// How a backend's store limits keys: the one mapping from (namespace, kind, key) to a
-/// store key (see the [module docs](self)).
+/// store key (see the [module docs](crate::raw)).
 ///
 /// ```
 /// use cache_core::raw::{KeyKind, KeyLayout};
