@@ -2,8 +2,8 @@
 
 use crate::config::DynamoConfig;
 use crate::driver::{
-    self, delete_request, is_live, item, key_of, lock_item, n, pk, pk_of, value_of, Driver, Item,
-    ABSENT_OR_EXPIRED, BATCH_GET, BATCH_WRITE, EXPIRES_MS, MAX_KEY_LEN, NS, NS_INDEX, PK, VALUE,
+    self, delete_request, is_live, item, lock_item, pk, pk_of, value_of, Driver, Item, BATCH_GET,
+    BATCH_WRITE, MAX_KEY_LEN, VALUE,
 };
 use crate::error::{config, BACKEND};
 use crate::fence::{self, Fenced, Guard, ValueWrite};
@@ -276,17 +276,6 @@ impl std::fmt::Debug for DynamoBackend {
     }
 }
 
-fn blob(bytes: &[u8]) -> AttributeValue {
-    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))
-}
-
-fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 impl DynamoBackend {
     /// A builder with the defaults of [`DynamoConfig`].
     pub fn builder() -> DynamoBuilder {
@@ -345,22 +334,8 @@ impl DynamoBackend {
 
     /// The live item under `pk`, with the attributes of `projection` (`None`: all).
     async fn get_item(&self, pk: String, projection: Option<&str>) -> Result<Option<Item>> {
-        let s = &self.driver;
-        let out = s
-            .call(
-                s.client
-                    .get_item()
-                    .table_name(&s.table)
-                    .set_key(Some(key_of(pk)))
-                    .consistent_read(s.consistent)
-                    .set_projection_expression(projection.map(str::to_owned))
-                    .set_expression_attribute_names(
-                        projection.map(|_| names(&[("#pk", PK), ("#exp_ms", EXPIRES_MS)])),
-                    )
-                    .send(),
-            )
-            .await?;
-        Ok(out.item.filter(|i| is_live(i, self.now())))
+        let item = self.driver.get_item(pk, projection).await?;
+        Ok(item.filter(|i| is_live(i, self.now())))
     }
 
     /// The live items of `pks` (any number, duplicates allowed), by partition key.
@@ -442,42 +417,14 @@ impl DynamoBackend {
         .map(drop)
     }
 
-    /// Every key of the index query `ns = namespace`, page by page.
-    async fn keys_of(&self, namespace: &str) -> Result<Vec<String>> {
-        let s = &self.driver;
-        let mut start: Option<Item> = None;
-        let mut out = Vec::new();
-        loop {
-            let page = s
-                .call(
-                    s.client
-                        .query()
-                        .table_name(&s.table)
-                        .index_name(NS_INDEX)
-                        .key_condition_expression("#ns = :ns")
-                        .expression_attribute_names("#ns", NS)
-                        .expression_attribute_values(":ns", AttributeValue::S(namespace.to_owned()))
-                        .set_exclusive_start_key(start.take())
-                        .send(),
-                )
-                .await?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|i| pk_of(i).map(str::to_owned)),
-            );
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(distinct(out)),
-            }
-        }
-    }
-
     /// `clear`, first step: mark the namespace's held locks overtaken (they stay
     /// held), each on condition that its token did not change meanwhile; delete the
     /// ones whose deadline passed more than `max_clock_skew` ago.
     async fn overtake_all(&self) -> Result<()> {
-        let pks = self.keys_of(&KeyLayout::lock_namespace(self.ns())).await?;
+        let pks = self
+            .driver
+            .keys_of(&KeyLayout::lock_namespace(self.ns()))
+            .await?;
         if pks.is_empty() {
             return Ok(());
         }
@@ -488,7 +435,6 @@ impl DynamoBackend {
         .await?;
         let (now, skew) = (self.now(), self.skew_ms());
         let s = &self.driver;
-        let blob = |b: &[u8]| AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b));
         try_join_all(pages.into_iter().flatten().filter_map(|lock| {
             let pk = pk_of(&lock)?.to_owned();
             let guard = Guard::of(Some(&lock), now, skew);
@@ -499,33 +445,9 @@ impl DynamoBackend {
                     Guard::Mark(token) => {
                         let mut marked = b"!".to_vec();
                         marked.extend_from_slice(&token);
-                        s.conditional(|| {
-                            s.client
-                                .update_item()
-                                .table_name(&s.table)
-                                .set_key(Some(key_of(pk.clone())))
-                                .update_expression("SET #v = :marked")
-                                .condition_expression("#v = :token")
-                                .expression_attribute_names("#v", VALUE)
-                                .expression_attribute_values(":marked", blob(&marked))
-                                .expression_attribute_values(":token", blob(&token))
-                                .send()
-                        })
-                        .await
+                        s.replace_value(&pk, &token, &marked).await
                     }
-                    Guard::Stale(Some(v)) => {
-                        s.conditional(|| {
-                            s.client
-                                .delete_item()
-                                .table_name(&s.table)
-                                .set_key(Some(key_of(pk.clone())))
-                                .condition_expression("#v = :v")
-                                .expression_attribute_names("#v", VALUE)
-                                .expression_attribute_values(":v", blob(&v))
-                                .send()
-                        })
-                        .await
-                    }
+                    Guard::Stale(Some(v)) => s.delete_if_value(&pk, &[&v]).await,
                     _ => Ok(true),
                 }
             })
@@ -605,7 +527,7 @@ impl CacheBackend for DynamoBackend {
         // this namespace from its index (never a scan, never a pattern), deleted with
         // batch writes.
         self.overtake_all().await?;
-        let pks = self.keys_of(self.ns()).await?;
+        let pks = self.driver.keys_of(self.ns()).await?;
         self.delete_pks(pks).await
     }
 
@@ -684,45 +606,18 @@ impl CacheBackend for DynamoBackend {
         // Free, or its deadline passed more than `max_clock_skew` ago on this clock:
         // the deadline was written with the holder's clock, which may run behind.
         let stale = self.now().saturating_sub(self.skew_ms());
-        let s = &self.driver;
-        let won = s
-            .conditional(|| {
-                s.client
-                    .put_item()
-                    .table_name(&s.table)
-                    .set_item(Some(lock.clone()))
-                    .condition_expression(ABSENT_OR_EXPIRED)
-                    .set_expression_attribute_names(Some(names(&[
-                        ("#pk", PK),
-                        ("#exp_ms", EXPIRES_MS),
-                    ])))
-                    .expression_attribute_values(":now", n(stale))
-                    .send()
-            })
-            .await?;
+        let won = self.driver.put_lock(lock, stale).await?;
         Ok(won.then_some(token))
     }
 
     async fn release_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         // Held or overtaken, as long as it is this token's. An expired lock that
         // nobody took since is still the token's and goes too.
-        let s = &self.driver;
-        let lock_pk = self.lock_pk(key);
-        s.conditional(|| {
-            s.client
-                .delete_item()
-                .table_name(&s.table)
-                .set_key(Some(key_of(lock_pk.clone())))
-                .condition_expression("#v = :token OR #v = :overtaken")
-                .expression_attribute_names("#v", VALUE)
-                .expression_attribute_values(":token", blob(token.as_str().as_bytes()))
-                .expression_attribute_values(
-                    ":overtaken",
-                    blob(overtaken(token.as_str()).as_bytes()),
-                )
-                .send()
-        })
-        .await
+        let marked = overtaken(token.as_str());
+        let owned: [&[u8]; 2] = [token.as_str().as_bytes(), marked.as_bytes()];
+        self.driver
+            .delete_if_value(&self.lock_pk(key), &owned)
+            .await
     }
 
     async fn set_locked(
@@ -747,31 +642,9 @@ impl CacheBackend for DynamoBackend {
         let lock_pk = self.lock_pk(key);
         within(BACKEND, s.timeout, async {
             for attempt in 0..8u64 {
-                let take = aws_sdk_dynamodb::types::Delete::builder()
-                    .table_name(&s.table)
-                    .set_key(Some(key_of(lock_pk.clone())))
-                    .condition_expression("#v = :token")
-                    .expression_attribute_names("#v", VALUE)
-                    .expression_attribute_values(":token", blob(token.as_str().as_bytes()))
-                    .return_values_on_condition_check_failure(
-                        aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build()
-                    .map_err(|e| {
-                        cache_core::Error::new(
-                            cache_core::ErrorKind::Backend,
-                            BACKEND,
-                            "cannot build a TransactWriteItems",
-                        )
-                        .with_source(e)
-                    })?;
-                let items = vec![
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .delete(take)
-                        .build(),
-                    fence::value_item(&op, &s.table, self.now())?,
-                ];
-                let Some(reasons) = s.transact(items).await? else {
+                let held = token.as_str().as_bytes();
+                let done = s.take_lock_and_write(&lock_pk, held, &op, self.now());
+                let Some(reasons) = done.await? else {
                     return Ok(true);
                 };
                 let code = |i: usize| reasons.get(i).map_or("None", |r| r.code.as_str());

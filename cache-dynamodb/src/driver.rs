@@ -3,6 +3,7 @@
 
 use crate::config::DynamoConfig;
 use crate::error::{config, map, BACKEND};
+use crate::fence::ValueWrite;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -402,6 +403,173 @@ impl Driver {
         })
         .await
     }
+}
+
+/// The requests the backend sends, built here: the backend says what to do with which
+/// keys, the driver how DynamoDB is asked.
+impl Driver {
+    /// The item under `pk`, live or not, with the attributes of `projection` (`None`:
+    /// all).
+    pub(crate) async fn get_item(
+        &self,
+        pk: String,
+        projection: Option<&str>,
+    ) -> Result<Option<Item>> {
+        let out = self
+            .call(
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(pk)))
+                    .consistent_read(self.consistent)
+                    .set_projection_expression(projection.map(str::to_owned))
+                    .set_expression_attribute_names(
+                        projection.map(|_| names(&[("#pk", PK), ("#exp_ms", EXPIRES_MS)])),
+                    )
+                    .send(),
+            )
+            .await?;
+        Ok(out.item)
+    }
+
+    /// Every partition key of the index query `ns = namespace`, page by page.
+    pub(crate) async fn keys_of(&self, namespace: &str) -> Result<Vec<String>> {
+        let mut start: Option<Item> = None;
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .call(
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(NS_INDEX)
+                        .key_condition_expression("#ns = :ns")
+                        .expression_attribute_names("#ns", NS)
+                        .expression_attribute_values(":ns", AttributeValue::S(namespace.to_owned()))
+                        .set_exclusive_start_key(start.take())
+                        .send(),
+                )
+                .await?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| pk_of(i).map(str::to_owned)),
+            );
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(cache_core::raw::distinct(out)),
+            }
+        }
+    }
+
+    /// Put `lock` where no live lock is: none, or one whose deadline (`exp_ms`) is
+    /// before `stale_before`. True if it was put.
+    pub(crate) async fn put_lock(&self, lock: Item, stale_before: u64) -> Result<bool> {
+        self.conditional(|| {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(lock.clone()))
+                .condition_expression(ABSENT_OR_EXPIRED)
+                .set_expression_attribute_names(Some(names(&[
+                    ("#pk", PK),
+                    ("#exp_ms", EXPIRES_MS),
+                ])))
+                .expression_attribute_values(":now", n(stale_before))
+                .send()
+        })
+        .await
+    }
+
+    /// Set the value of the item under `pk` to `to` if it is still `was`.
+    pub(crate) async fn replace_value(&self, pk: &str, was: &[u8], to: &[u8]) -> Result<bool> {
+        self.conditional(|| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(pk.to_owned())))
+                .update_expression("SET #v = :to")
+                .condition_expression("#v = :was")
+                .expression_attribute_names("#v", VALUE)
+                .expression_attribute_values(":to", blob(to))
+                .expression_attribute_values(":was", blob(was))
+                .send()
+        })
+        .await
+    }
+
+    /// Delete the item under `pk` if its value is one of `values`. True if deleted.
+    pub(crate) async fn delete_if_value(&self, pk: &str, values: &[&[u8]]) -> Result<bool> {
+        let condition = (0..values.len())
+            .map(|i| format!("#v = :v{i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        self.conditional(|| {
+            let mut request = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(pk.to_owned())))
+                .condition_expression(condition.clone())
+                .expression_attribute_names("#v", VALUE);
+            for (i, v) in values.iter().enumerate() {
+                request = request.expression_attribute_values(format!(":v{i}"), blob(v));
+            }
+            request.send()
+        })
+        .await
+    }
+
+    /// One `TransactWriteItems` (see [`transact`](Self::transact)): delete the lock
+    /// under `lock_pk` on condition that it holds `token` (its old item comes back in
+    /// the cancellation reason when it does not), and `write` the value item, judged
+    /// at `now`.
+    pub(crate) async fn take_lock_and_write(
+        &self,
+        lock_pk: &str,
+        token: &[u8],
+        write: &ValueWrite,
+        now: u64,
+    ) -> Result<Option<Vec<crate::fence::Reason>>> {
+        let take = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(lock_pk.to_owned())))
+            .condition_expression("#v = :token")
+            .expression_attribute_names("#v", VALUE)
+            .expression_attribute_values(":token", blob(token))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    BACKEND,
+                    "cannot build a TransactWriteItems",
+                )
+                .with_source(e)
+            })?;
+        let items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .delete(take)
+                .build(),
+            crate::fence::value_item(write, &self.table, now)?,
+        ];
+        self.transact(items).await
+    }
+}
+
+/// A binary attribute.
+pub(crate) fn blob(bytes: &[u8]) -> AttributeValue {
+    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))
+}
+
+/// Expression attribute names from `(#name, attribute)` pairs.
+pub(crate) fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 pub(crate) fn delete_request(pk: String) -> Result<WriteRequest> {
