@@ -38,6 +38,11 @@
 //! store prove that `clear` touches only its own. Cases adapt to the backend's declared
 //! [`Capabilities`](cache_core::Capabilities) (TTL precision, key and value limits) but
 //! never skip a behaviour.
+//!
+//! Beside the suite, [`scenarios!`] expands a networked backend's
+//! [`scenarios::ScenarioSpec`] into the scenario tests every such backend runs the same
+//! way (the blocking API, lazy start, a stampede across processes, a server killed
+//! during get-or-compute).
 #![warn(missing_docs)]
 
 pub mod bench;

@@ -1,5 +1,6 @@
 //! The integration tests of cache-redis, in one test binary (one link instead of one
-//! per file): each module is what was a test file of its own; `common` is shared.
+//! per file): each module is what was a test file of its own; `common` is shared;
+//! `scenarios` (blocking API, lazy start, stampede, fault) comes from [`RedisSpec`].
 
 mod auth;
 mod blocking;
@@ -7,8 +8,60 @@ mod breaker;
 mod chaos;
 mod common;
 mod conformance;
-mod fault;
 mod lazy;
 mod namespaces;
-mod stampede;
 mod trust;
+
+use cache_redis::RedisBuilder;
+use conformance_tests::servers::{self, OwnProcess};
+use std::time::Duration;
+
+/// What the shared scenarios need from Redis.
+struct RedisSpec;
+
+impl conformance_tests::scenarios::ScenarioSpec for RedisSpec {
+    type Builder = RedisBuilder;
+    type Server = OwnProcess;
+
+    async fn builder(&self, namespace: &str) -> RedisBuilder {
+        common::builder(&common::Target::Single, namespace)
+            .await
+            .timeout(Duration::from_secs(5))
+    }
+
+    fn unreachable(&self, port: u16) -> Option<RedisBuilder> {
+        Some(
+            RedisBuilder::new(format!("redis://127.0.0.1:{port}"))
+                .connect_timeout(Duration::from_millis(300)),
+        )
+    }
+
+    async fn child_env(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "CACHE_TEST_REDIS_URL",
+            servers::address(&servers::REDIS).await,
+        )]
+    }
+
+    fn own_server(&self) -> OwnProcess {
+        OwnProcess::redis(OwnProcess::free_port(), &[])
+    }
+
+    async fn on_own_server(&self, port: u16, timeout: Duration) -> RedisBuilder {
+        RedisBuilder::new(format!("redis://127.0.0.1:{port}"))
+            .namespace("fault")
+            .timeout(timeout)
+    }
+
+    fn fault_timeout(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+
+    /// Plain get is bounded by the driver's timeouts and its quick reconnect retries
+    /// (about 1 s).
+    fn fault_plain_get_bound(&self, _timeout: Duration) -> Duration {
+        Duration::from_secs(3)
+    }
+}
+
+conformance_tests::scenarios!(RedisSpec);

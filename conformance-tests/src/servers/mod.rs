@@ -46,7 +46,7 @@ mod own;
 pub mod ready;
 mod specs;
 
-pub use own::OwnProcess;
+pub use own::{OwnProcess, OwnServer};
 pub use specs::*;
 
 /// The variable's value, or `None`.

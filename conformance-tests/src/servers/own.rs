@@ -1,6 +1,18 @@
-//! [`OwnProcess`]: a server process of a test's own, on a free port.
+//! [`OwnProcess`]: a server process of a test's own, on a free port; [`OwnServer`]:
+//! what the fault scenario does with one.
 
 use super::env;
+
+/// A server of a test's own, on 127.0.0.1, that a test kills and starts again
+/// ([`OwnProcess`], or a store's own kind: a PostgreSQL stopped with `pg_ctl`, say).
+pub trait OwnServer {
+    /// The port it listens on.
+    fn port(&self) -> u16;
+    /// Kill it, as a crash would, and wait until it is gone.
+    fn kill(&mut self);
+    /// Start it again on the same port, and wait until it serves.
+    fn restart(&mut self);
+}
 
 /// A server process of a test's own (to kill and restart), on 127.0.0.1; killed
 /// when dropped.
@@ -79,6 +91,20 @@ impl OwnProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl OwnServer for OwnProcess {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn kill(&mut self) {
+        OwnProcess::kill(self);
+    }
+
+    fn restart(&mut self) {
+        OwnProcess::restart(self);
     }
 }
 

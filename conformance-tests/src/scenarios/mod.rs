@@ -1,13 +1,18 @@
 //! Scenarios every networked backend's own tests run the same way: a server killed
-//! and restarted during get-or-compute, a stampede across processes, and the blocking
-//! API from plain threads. The backend's test supplies what is store-specific (how to
-//! kill its server, how to count a compute).
+//! and restarted during get-or-compute, a stampede across processes, lazy start, and the
+//! blocking API from plain threads. Each is a public function here; [`ScenarioSpec`] says
+//! what differs per store (how to make its builder, how to run a server of a test's
+//! own), and [`scenarios!`](crate::scenarios!) expands the spec into one test per
+//! scenario.
 
 use cache_core::{blocking, Cache};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod spec;
+pub use spec::*;
 
 /// What [`fault_cycle`] saw.
 #[derive(Debug, Clone, Copy)]
@@ -162,8 +167,10 @@ fn unix_ms() -> u64 {
 /// Parent side: run this test binary's test `child_test` in
 /// [`STAMPEDE_PROCESSES`] processes, all starting their calls at the same instant,
 /// with `args` (what the child reads back with [`stampede_child_args`]) and `env`.
-/// Asserts that every caller of every child got the value.
-pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)]) {
+/// Asserts that every caller of every child got the value, and returns how many
+/// computes ran in all the children together (each child counts the computes that ran
+/// in its process and prints the number).
+pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)]) -> u64 {
     let start_at = unix_ms() + 2000;
     let exe = std::env::current_exe().expect("the test binary's path");
     let children: Vec<_> = (0..STAMPEDE_PROCESSES)
@@ -177,7 +184,7 @@ pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)])
             tokio::task::spawn_blocking(move || cmd.output())
         })
         .collect();
-    let mut total = 0;
+    let (mut total, mut computes) = (0, 0);
     for child in children {
         let out = child
             .await
@@ -186,19 +193,24 @@ pub async fn stampede_parent(child_test: &str, args: &str, env: &[(&str, &str)])
         let stdout = String::from_utf8_lossy(&out.stdout);
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "child failed:\n{stdout}");
-        total += stdout
-            .lines()
-            .find_map(|l| l.split_once("STAMPEDE-OK ").map(|(_, n)| n))
-            .unwrap_or_else(|| panic!("child printed no result:\n{stdout}"))
-            .trim()
-            .parse::<usize>()
-            .expect("a count");
+        let printed = |label: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.split_once(label).map(|(_, n)| n))
+                .unwrap_or_else(|| panic!("child printed no {label}:\n{stdout}"))
+                .trim()
+                .parse::<u64>()
+                .expect("a count")
+        };
+        total += printed("STAMPEDE-OK ");
+        computes += printed("STAMPEDE-COMPUTES ");
     }
     assert_eq!(
         total,
-        STAMPEDE_PROCESSES * STAMPEDE_TASKS,
+        (STAMPEDE_PROCESSES * STAMPEDE_TASKS) as u64,
         "every caller got the value"
     );
+    computes
 }
 
 /// The parent test's assertions: `computes(true)` (children with stampede protection)
@@ -232,7 +244,8 @@ pub fn stampede_child_args() -> Option<String> {
 
 /// Child side: wait for the common start, then [`STAMPEDE_TASKS`] concurrent
 /// get-or-compute calls of one cold key whose 200 ms compute runs `count` (an atomic
-/// increment on the store, say); prints the result for [`stampede_parent`].
+/// increment on the store, say, or nothing); prints for [`stampede_parent`] how many
+/// callers got the value and how many computes ran in this process.
 pub async fn stampede_child<F, Fut>(cache: &Cache, count: F)
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
@@ -243,12 +256,14 @@ where
         .and_then(|v| v.split(',').next().and_then(|s| s.parse().ok()))
         .expect("run by stampede_parent");
     tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(unix_ms()))).await;
+    let computes = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..STAMPEDE_TASKS)
         .map(|_| {
-            let (cache, count) = (cache.clone(), count.clone());
+            let (cache, count, computes) = (cache.clone(), count.clone(), computes.clone());
             tokio::spawn(async move {
                 cache
                     .get_or_compute("cold-key", || async move {
+                        computes.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         count().await;
                         Ok::<_, std::io::Error>("the value".to_string())
@@ -265,6 +280,7 @@ where
         }
     }
     println!("STAMPEDE-OK {ok}");
+    println!("STAMPEDE-COMPUTES {}", computes.load(Ordering::SeqCst));
 }
 
 /// Lazy start, both ways: `down` (built lazily against an address where nothing
