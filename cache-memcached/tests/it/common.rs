@@ -3,7 +3,8 @@
 use async_memcached::Client;
 use cache_core::{async_trait, CacheBackend};
 use cache_memcached::{MemcachedBackend, MemcachedBuilder};
-use conformance_tests::{servers, Harness};
+use conformance_tests::servers::{self, OwnProcess};
+use conformance_tests::Harness;
 pub use servers::env;
 use std::sync::Arc;
 
@@ -80,4 +81,28 @@ impl Harness for MemcachedHarness {
             .await;
         Arc::new(store.with_namespace(namespace).expect("valid namespace"))
     }
+}
+
+/// A memcached of a test's own on `port` (`CACHE_TEST_MEMCACHED_BIN`), to kill and restart.
+pub fn memcached(port: u16) -> OwnProcess {
+    let bin = env("CACHE_TEST_MEMCACHED_BIN");
+    let port_s = port.to_string();
+    let mut args = vec!["-l", "127.0.0.1", "-p", &port_s, "-U", "0", "-m", "16"];
+    // memcached refuses to run as root unless told which user to be.
+    if is_root() {
+        args.extend(["-u", "root"]);
+    }
+    OwnProcess::start(&bin, &args, port)
+}
+
+/// Whether this process runs as root (its real uid in /proc/self/status is 0).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }

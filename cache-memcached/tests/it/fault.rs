@@ -1,7 +1,6 @@
-//! Servers killed mid-loop and started again. One server: get-or-compute never fails
-//! while it is down, plain calls fail within the timeout, caching resumes within a
-//! second of the restart. One of three: only that server's keys miss; the other two
-//! keep serving hits.
+//! One of three servers killed mid-loop and started again: only that server's keys
+//! miss; the other two keep serving hits. (One server killed and restarted is the
+//! shared `scenarios::fault_killed_and_restarted`.)
 
 use crate::common;
 use cache_core::{Cache, CacheBackend};
@@ -11,55 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn memcached(port: u16) -> OwnProcess {
-    let bin = common::env("CACHE_TEST_MEMCACHED_BIN");
-    let port_s = port.to_string();
-    let mut args = vec!["-l", "127.0.0.1", "-p", &port_s, "-U", "0", "-m", "16"];
-    // memcached refuses to run as root unless told which user to be.
-    if is_root() {
-        args.extend(["-u", "root"]);
-    }
-    OwnProcess::start(&bin, &args, port)
-}
-
-/// Whether this process runs as root (its real uid in /proc/self/status is 0).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memcached_killed_and_restarted_during_get_or_compute() {
-    let server = std::cell::RefCell::new(memcached(OwnProcess::free_port()));
-    let port = server.borrow().port;
-    let timeout = Duration::from_millis(200);
-    let backend = MemcachedBuilder::new(format!("127.0.0.1:{port}"))
-        .namespace("fault")
-        .timeout(timeout)
-        .build()
-        .await
-        .unwrap();
-    let cache = Cache::builder(backend).store_timeout(timeout).build();
-    let report = conformance_tests::scenarios::fault_cycle(
-        &cache,
-        timeout,
-        timeout * 3,
-        || server.borrow_mut().kill(),
-        || server.borrow_mut().restart(),
-    )
-    .await;
-    eprintln!("{report:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_servers_down_costs_only_its_keys() {
-    let mut servers: Vec<OwnProcess> = (0..3).map(|_| memcached(OwnProcess::free_port())).collect();
+    let mut servers: Vec<OwnProcess> = (0..3)
+        .map(|_| common::memcached(OwnProcess::free_port()))
+        .collect();
     let timeout = Duration::from_millis(200);
     let backend = MemcachedBuilder::default()
         .servers(servers.iter().map(|s| format!("127.0.0.1:{}", s.port)))
