@@ -5,7 +5,8 @@
 use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use cache_core::{async_trait, CacheBackend};
 use cache_dynamodb::{DynamoBackend, DynamoBuilder};
-use conformance_tests::{servers, Harness};
+use conformance_tests::servers::{self, OwnProcess, OwnServer};
+use conformance_tests::Harness;
 pub use servers::env;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,5 +150,60 @@ impl Harness for DynamoHarness {
     /// set/get run, two calls of an expiry case can be more than 500 ms apart.
     fn ttl_scale(&self) -> u32 {
         6
+    }
+}
+
+/// A moto of a test's own (`CACHE_TEST_DYNAMODB_SERVER`) with the table `table`: moto
+/// keeps its tables in memory, so each start makes the table again (as a real outage
+/// would not need).
+pub struct OwnMoto {
+    process: OwnProcess,
+    table: &'static str,
+}
+
+impl OwnMoto {
+    pub fn start(table: &'static str) -> Self {
+        let port = OwnProcess::free_port();
+        let process = OwnProcess::start(
+            &env("CACHE_TEST_DYNAMODB_SERVER"),
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            port,
+        );
+        let moto = OwnMoto { process, table };
+        moto.create_table();
+        moto
+    }
+
+    /// From a thread and a runtime of its own: `restart` is called from synchronous
+    /// code inside the test's runtime.
+    fn create_table(&self) {
+        let builder = builder_at(&format!("http://127.0.0.1:{}", self.process.port))
+            .table(self.table)
+            .connect_timeout(Duration::from_secs(5));
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(builder.create_table())
+        })
+        .join()
+        .unwrap()
+        .expect("the table is made on the test's own moto");
+    }
+}
+
+impl OwnServer for OwnMoto {
+    fn port(&self) -> u16 {
+        self.process.port
+    }
+
+    fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    fn restart(&mut self) {
+        self.process.restart();
+        self.create_table();
     }
 }
