@@ -190,10 +190,9 @@ impl<C: Codec> Cache<C> {
                 crate::Origin::Codec(self.inner.codec.name()),
                 "the stored value has a header this version does not know (written by a newer version of the library, or not by it)",
             )),
-            Opened::Enveloped(meta, payload) => match meta.age(self.inner.clock.now_ms()) {
+            Opened::Enveloped(meta, payload) => match meta.age_by(|| self.inner.clock.now_ms()) {
                 Age::Fresh => self.inner.codec.decode(payload).map(Some),
-                // Kept past its expiry for get-or-compute (stale, or for fail-safe),
-                // or expired and not yet removed by the store.
+                // Kept past its expiry for get-or-compute (stale, or for fail-safe).
                 Age::Stale | Age::Kept | Age::Gone => Ok(None),
             },
         }

@@ -141,8 +141,21 @@ impl Meta {
         }
     }
 
-    /// Where the value stands at `now` (the reader's clock): the one classification,
-    /// used by plain reads (which serve [`Age::Fresh`] only) and get-or-compute.
+    /// Where the value stands for a plain read (which serves [`Age::Fresh`] only): a
+    /// value not kept past its freshness is fresh while the store holds it (the store's
+    /// expiry is the value's, and the clock is not read: a read of the clock is a
+    /// quarter of an in-process typed get); a value kept past it
+    /// (stale-while-revalidate, fail-safe) is placed by [`age`](Self::age) at `now`, the
+    /// cache's clock, as get-or-compute places every value.
+    #[inline]
+    pub(crate) fn age_by(&self, now: impl FnOnce() -> u64) -> Age {
+        if self.keep_until == self.fresh_until {
+            return Age::Fresh;
+        }
+        self.age(now())
+    }
+
+    /// Where the value stands at `now`, by its header alone: the one classification.
     #[inline]
     pub(crate) fn age(&self, now: u64) -> Age {
         if now < self.fresh_until {
@@ -230,6 +243,19 @@ mod tests {
         .unwrap();
         assert_eq!((never.fresh_until, never.keep_until), (NEVER, NEVER));
         assert_eq!(never.age(u64::MAX - 1), Age::Fresh);
+        let unkept = Meta::new(
+            0,
+            Expiry::After(Duration::from_secs(1)),
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(
+            unkept.age_by(|| unreachable!("a value not kept is the store's to expire")),
+            Age::Fresh
+        );
+        assert_eq!(m.age_by(|| 12_000), Age::Stale);
         assert_eq!(
             (m.age(10_999), m.age(11_000), m.age(16_000), m.age(71_000)),
             (Age::Fresh, Age::Stale, Age::Kept, Age::Gone)

@@ -217,7 +217,7 @@ impl LeaderGuard<'_> {
     }
 
     /// Land with an outcome that followers take only if it began after them (see
-    /// `compute.rs`), kept for nobody else; counts as a landing, so that a flight
+    /// `compute/lead.rs`), kept for nobody else; counts as a landing, so that a flight
     /// that takes off after this one began after every caller waiting on it.
     pub(crate) fn supersede(mut self, outcome: Arc<dyn Any + Send + Sync>) {
         self.flights.landings.fetch_add(1, Ordering::AcqRel);

@@ -34,7 +34,7 @@ pub(crate) struct Settings {
 /// 2. On a miss, callers of one [`Cache`] asking for the same key (and type) wait for
 ///    one leader.
 /// 3. With stampede protection, the leader takes the backend's lock (it frees itself
-///    after the lock timeout), re-reads, computes, and writes with
+///    after its TTL, [`lock_ttl`](Self::lock_ttl)), re-reads, computes, and writes with
 ///    [`CacheBackend::set_locked`](crate::CacheBackend::set_locked), which releases
 ///    the lock: the value is stored only while the lock is still the leader's and no
 ///    `set`, `delete` or `clear` of the key (by any process, on backends with

@@ -47,7 +47,10 @@ impl<T> Computed<T> {
     }
 
     /// Return `value` without storing it: the callers waiting on this compute in
-    /// this process get it too, later callers compute again.
+    /// this process get it too (unless this process wrote, deleted or cleared the key
+    /// meanwhile: then only those who asked before the compute began), later callers
+    /// compute again. Nothing is written, so a write by another process meanwhile is
+    /// not seen: the value reaches this flight's callers only.
     pub fn pass(value: T) -> Self {
         Computed {
             value,

@@ -16,9 +16,9 @@ pub(super) struct Led<T, E> {
     pub(super) open: bool,
     pub(super) panic: Option<Box<dyn std::any::Any + Send>>,
     /// The value may be older than a write made while it was computed: the leader's
-    /// own caller (who asked before that write) gets it; followers who asked after
+    /// own caller (who asked before that write) gets it; followers who asked before
     /// the compute began ([`Flights::mark`](crate::flight::Flights::mark) taken then)
-    /// get it too, the others look again.
+    /// get it too, the others (who may have asked after the write) look again.
     pub(super) superseded: Option<u64>,
     /// What followers get when it differs from `out`.
     pub(super) shared: Option<Outcome<T, E>>,

@@ -73,8 +73,12 @@ impl<C: Codec> ComputeCall<'_, C> {
         let (failure, panic) = match ran {
             Ran::Done(Ok(c)) if !c.store => {
                 // The compute chose not to store it: the callers of this flight get
-                // it, later ones compute again.
+                // it (unless it was superseded, as a stored value would be), later
+                // ones compute again.
                 held.release(self.options().store_timeout).await;
+                if flight.overtaken() || waited_out {
+                    return Led::superseded(c.value, began);
+                }
                 return Led::failed(Ok(c.value), None);
             }
             Ran::Done(Ok(Computed { value: v, .. })) if flight.overtaken() => {

@@ -82,7 +82,7 @@ impl<C: Codec> ComputeCall<'_, C> {
 }
 
 /// A held lock; released explicitly, by the fenced write, or in the background if the
-/// leader is dropped. Every release goes through the cache's checks.
+/// leader is dropped (through the cache's checking layer, even after the cache closed).
 pub(super) struct LockHold<C: Codec> {
     inner: Option<(Cache<C>, String, LockToken)>,
 }
@@ -113,7 +113,7 @@ impl<C: Codec> LockHold<C> {
     /// call: others wait on this lock.
     pub(super) async fn release(&mut self, timeout: Duration) {
         if let Some((cache, key, token)) = self.inner.take() {
-            let release = cache.inner.backend.release_lock_valid(&key, &token);
+            let release = cache.inner.backend.release_held_lock(&key, &token);
             match tokio::time::timeout(timeout, release).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
@@ -130,7 +130,7 @@ impl<C: Codec> Drop for LockHold<C> {
         if let Some((cache, key, token)) = self.inner.take() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {
-                    if let Err(e) = cache.inner.backend.release_lock_valid(&key, &token).await {
+                    if let Err(e) = cache.inner.backend.release_held_lock(&key, &token).await {
                         tracing::warn!(error = %e, "releasing an abandoned lock failed; it expires by itself");
                     }
                 });

@@ -32,8 +32,9 @@ impl<C: Codec> ComputeCall<'_, C> {
         }
     }
 
-    /// Read and place the value: fresh, stale, kept for fail-safe, or a miss (by
-    /// [`Meta::age`](envelope::Meta::age), as plain reads do). A value with no header
+    /// Read and place the value: fresh, stale, kept for fail-safe, or a miss, by
+    /// [`Meta::age`](envelope::Meta::age) on the cache's clock (plain reads apply the
+    /// same classification to values kept past their expiry only). A value with no header
     /// (written by [`Cache::set`](crate::Cache::set), or before headers existed) is
     /// fresh until the store expires it; a header of another version, or a value
     /// that no longer decodes, is a miss. `early`: a fresh value may be picked for

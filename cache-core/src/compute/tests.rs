@@ -211,24 +211,27 @@ async fn options_set_on_the_builder_are_defaults_and_a_call_overrides_them() {
 }
 
 #[tokio::test]
-async fn plain_get_and_get_or_compute_place_a_value_by_one_clock() {
+async fn plain_get_reads_a_kept_value_by_the_clock_and_an_unkept_one_by_the_store() {
     let (cache, _, clock) = cache();
-    let (n, compute) = computes();
-    let call = || {
-        cache
-            .cached("k")
-            .expiry(Duration::from_secs(10))
-            .get_or_compute(&compute)
-    };
-    call().await.unwrap();
-    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(7));
-    // Past its expiry on the cache's clock (the store has not removed it): neither
-    // serves it. Before, plain get trusted the store's TTL for values not kept past
-    // their expiry, and returned what get-or-compute computed again.
+    let (_, compute) = computes();
+    cache
+        .cached("kept")
+        .expiry(Duration::from_secs(10))
+        .fail_safe(Duration::from_secs(60))
+        .get_or_compute(&compute)
+        .await
+        .unwrap();
+    cache
+        .cached("unkept")
+        .expiry(Duration::from_secs(10))
+        .get_or_compute(&compute)
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(11));
-    assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
-    call().await.unwrap();
-    assert_eq!(n.load(Ordering::SeqCst), 2);
+    // Kept for fail-safe past its expiry on the cache's clock: not served by plain get.
+    assert_eq!(cache.get::<u32>("kept").await.unwrap(), None);
+    // Not kept: its lifetime is the store's (this store never expires anything).
+    assert_eq!(cache.get::<u32>("unkept").await.unwrap(), Some(7));
 }
 
 #[tokio::test]
@@ -398,4 +401,72 @@ async fn callers_waiting_on_a_compute_that_passes_get_its_value() {
     assert_eq!(leader.await.unwrap().unwrap(), 3);
     assert_eq!(follower.await.unwrap().unwrap(), 3);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_passed_value_superseded_by_a_delete_reaches_only_those_who_asked_before() {
+    let (cache, _, _) = cache();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (gate, open) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (cache, started) = (cache.clone(), started.clone());
+        tokio::spawn(async move {
+            cache
+                .cached("k")
+                .get_or_compute_with(|| async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    open.await.ok();
+                    Ok::<_, Infallible>(Computed::pass(3u32))
+                })
+                .await
+        })
+    };
+    while started.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The application deletes the key while the compute runs; a caller asking after
+    // that must not get the value computed before it.
+    cache.delete("k").await.unwrap();
+    let follower = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .cached("k")
+                .get_or_compute_with(|| async { Ok::<_, Infallible>(Computed::pass(4u32)) })
+                .await
+        })
+    };
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    gate.send(()).unwrap();
+    assert_eq!(leader.await.unwrap().unwrap(), 3, "its own caller gets it");
+    assert_eq!(follower.await.unwrap().unwrap(), 4, "computed again");
+}
+
+#[tokio::test]
+async fn a_lock_held_when_the_cache_closes_is_still_released() {
+    let (cache, store, _) = cache();
+    let (gate, open) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_compute("k", || async move {
+                    open.await.ok();
+                    Ok::<_, Infallible>(1u32)
+                })
+                .await
+        })
+    };
+    while store.locks.lock().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    cache.close().await.unwrap();
+    gate.send(()).unwrap();
+    assert_eq!(leader.await.unwrap().unwrap(), 1, "computed, not stored");
+    assert!(
+        store.locks.lock().is_empty(),
+        "other processes do not wait out its TTL"
+    );
 }

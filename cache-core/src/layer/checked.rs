@@ -196,11 +196,11 @@ impl Checked {
 
     /// [`get`](Self::get) of a checked key.
     pub(crate) async fn get_valid(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check_open("get")?;
         if let Some(answer) = self.inner.get_now(key) {
-            self.check_open("get")?;
             return answer.map_err(|e| e.in_operation("get"));
         }
-        self.get_awaited_valid(key).await
+        self.inner.get(key).await.map_err(|e| e.in_operation("get"))
     }
 
     /// [`set`](Self::set) of a checked key.
@@ -237,6 +237,16 @@ impl Checked {
     /// [`release_lock`](CacheBackend::release_lock) of a checked key.
     pub(crate) async fn release_lock_valid(&self, key: &str, token: &LockToken) -> Result<bool> {
         self.check_open("release_lock")?;
+        self.inner
+            .release_lock(key, token)
+            .await
+            .map_err(|e| e.in_operation("release_lock"))
+    }
+
+    /// Release a lock this cache took, even after [`close`](CacheBackend::close): the
+    /// one call that still reaches the store then, so that a lock held when the cache
+    /// closed does not keep other processes waiting for its TTL.
+    pub(crate) async fn release_held_lock(&self, key: &str, token: &LockToken) -> Result<bool> {
         self.inner
             .release_lock(key, token)
             .await
