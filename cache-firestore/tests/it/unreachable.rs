@@ -1,17 +1,17 @@
 //! An emulator address where nothing listens: `build()` fails `Unavailable` or
 //! `Timeout` within the connect timeout. (Each test in a process of its own: the
 //! address is the process-wide `FIRESTORE_EMULATOR_HOST`; see
-//! [`common::alone_in_a_process`].)
+//! `conformance_tests::scenarios::alone_in_a_process`.)
 
-use crate::common;
 use cache_core::BackendBuilder;
 use cache_core::ErrorKind;
 use cache_firestore::FirestoreBuilder;
+use conformance_tests::scenarios::alone_in_a_process;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
-    if !common::alone_in_a_process(
+    if !alone_in_a_process(
         "unreachable::unreachable_emulator_is_unavailable_within_the_connect_timeout",
     ) {
         return;
@@ -38,9 +38,7 @@ async fn unreachable_emulator_is_unavailable_within_the_connect_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_start_fails_fast_while_the_emulator_is_unreachable() {
-    if !common::alone_in_a_process(
-        "unreachable::lazy_start_fails_fast_while_the_emulator_is_unreachable",
-    ) {
+    if !alone_in_a_process("unreachable::lazy_start_fails_fast_while_the_emulator_is_unreachable") {
         return;
     }
     let port = conformance_tests::servers::OwnProcess::free_port();
