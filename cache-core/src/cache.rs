@@ -5,7 +5,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::codec::{Codec, MessagePack};
 use crate::compute::Options;
-use crate::envelope::{self, Age, Meta, Opened};
+use crate::envelope::{self, Meta, Opened};
 use crate::error::Result;
 use crate::expiry::Expiry;
 use crate::flight::Flights;
@@ -139,12 +139,9 @@ impl<C: Codec> Cache<C> {
     /// expiry (stale, or for fail-safe) reads as `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let backend = &self.inner.backend;
-        // The key is checked once; an in-process store answers here, without a future.
-        let answer = match backend.valid("get", key) {
-            Ok(()) => backend.decode_now_valid(key, |b| self.decode_entry(b)),
-            Err(e) => Some(Err(e)),
-        };
-        if let Some(answer) = answer {
+        // The key is checked once, here (a bad one answers at once); an in-process
+        // store answers here too, without a future.
+        if let Some(answer) = backend.decode_now(key, |b| self.decode_entry(b)) {
             self.inner.observe.outcome_now(Op::Get, key, &answer, found);
             return answer;
         }
@@ -190,11 +187,15 @@ impl<C: Codec> Cache<C> {
                 crate::Origin::Codec(self.inner.codec.name()),
                 "the stored value has a header this version does not know (written by a newer version of the library, or not by it)",
             )),
-            Opened::Enveloped(meta, payload) => match meta.age_by(|| self.inner.clock.now_ms()) {
-                Age::Fresh => self.inner.codec.decode(payload).map(Some),
-                // Kept past its expiry for get-or-compute (stale, or for fail-safe).
-                Age::Stale | Age::Kept | Age::Gone => Ok(None),
-            },
+            Opened::Enveloped(meta, payload) => {
+                // Kept past its expiry for get-or-compute (stale, or for fail-safe):
+                // placed by the cache's clock; otherwise the store's expiry is its own.
+                // (`Meta::age` is not `Fresh` past `fresh_until`.)
+                if meta.outlives_freshness() && self.inner.clock.now_ms() >= meta.fresh_until {
+                    return Ok(None);
+                }
+                self.inner.codec.decode(payload).map(Some)
+            }
         }
     }
 

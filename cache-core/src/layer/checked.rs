@@ -134,12 +134,15 @@ impl Checked {
         if let Err(e) = self.valid("get", key) {
             return Some(Err(e));
         }
-        self.read_now_valid(key, read)
+        self.inner
+            .read_now(key, read)
+            .map(|answer| answer.map_err(|e| e.in_operation("get")))
     }
 
     /// `decode` of the value under `key`, read in place through
     /// [`read_now`](Self::read_now) (`Ok(None)` if there is none): `None` when the
-    /// backend must be awaited.
+    /// backend must be awaited. The key is checked, also when `None` is returned: the
+    /// store's own `get` may follow without a second check.
     #[inline]
     pub fn decode_now<T>(
         &self,
@@ -149,7 +152,14 @@ impl Checked {
         if let Err(e) = self.valid("get", key) {
             return Some(Err(e));
         }
-        self.decode_now_valid(key, decode)
+        let mut answer = Ok(None);
+        match self
+            .inner
+            .read_now(key, &mut |bytes| answer = decode(bytes))?
+        {
+            Err(e) => Some(Err(e.in_operation("get"))),
+            Ok(_) => Some(answer),
+        }
     }
 
     /// [`CacheBackend::set`] through the checks.
@@ -163,30 +173,6 @@ impl Checked {
 /// key once per call, get-or-compute once for all its store calls): every other
 /// check still runs.
 impl Checked {
-    #[inline]
-    fn read_now_valid(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Option<Result<bool>> {
-        if let Err(e) = self.check_open("get") {
-            return Some(Err(e));
-        }
-        self.inner
-            .read_now(key, read)
-            .map(|answer| answer.map_err(|e| e.in_operation("get")))
-    }
-
-    /// [`decode_now`](Self::decode_now) of a checked key.
-    #[inline]
-    pub(crate) fn decode_now_valid<T>(
-        &self,
-        key: &str,
-        decode: impl Fn(&[u8]) -> Result<Option<T>>,
-    ) -> Option<Result<Option<T>>> {
-        let mut answer = Ok(None);
-        match self.read_now_valid(key, &mut |bytes| answer = decode(bytes))? {
-            Err(e) => Some(Err(e)),
-            Ok(_) => Some(answer),
-        }
-    }
-
     /// The store's `get` of a checked key, without asking the in-process probes
     /// (the caller asked them, or the store has none).
     pub(crate) async fn get_awaited_valid(&self, key: &str) -> Result<Option<Bytes>> {
