@@ -31,33 +31,42 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::*;
 
 #[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use cache_memory::{self as memory, MemoryBackend, MemoryBuilder, MemoryConfig};
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cache_redis::{self as redis, RedisBackend, RedisBuilder, RedisConfig};
 
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use cache_postgres::{self as postgres, PostgresBackend, PostgresBuilder, PostgresConfig};
 
 #[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use cache_memcached::{self as memcached, MemcachedBackend, MemcachedBuilder, MemcachedConfig};
 
 #[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub use cache_mongodb::{self as mongodb, MongoBackend, MongoBuilder, MongoConfig};
 
 #[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use cache_dynamodb::{self as dynamodb, DynamoBackend, DynamoBuilder, DynamoConfig};
 
 #[cfg(feature = "firestore")]
+#[cfg_attr(docsrs, doc(cfg(feature = "firestore")))]
 pub use cache_firestore::{self as firestore, FirestoreBackend, FirestoreBuilder, FirestoreConfig};
 
 /// axum and tower wiring (`cache-axum`): `HttpCacheLayer`, the `AppCache` extractor,
 /// `serve`.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use cache_axum as axum;
 
 /// The repository README's examples, compiled and run as doc tests (they use every store).
