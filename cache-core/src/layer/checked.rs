@@ -111,10 +111,7 @@ impl Checked {
     /// [`CacheBackend::get`] through the checks.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.valid("get", key)?;
-        if let Some(answer) = self.inner.get_now(key) {
-            return answer.map_err(|e| e.in_operation("get"));
-        }
-        self.get_awaited_valid(key).await
+        self.get_valid(key).await
     }
 
     /// [`CacheBackend::get_now`] through the checks: `None` when the backend must
