@@ -222,28 +222,31 @@ async fn batches_and_clear_past_the_per_call_limits() {
 async fn the_sweep_deletes_expired_documents_of_its_namespace() {
     use cache_firestore::FirestoreBackend;
     let ns = conformance_tests::random_namespace();
-    let backend: FirestoreBackend = common::builder(&ns)
-        .await
-        .sweep_interval(Duration::from_millis(100))
-        .build()
-        .await
-        .unwrap();
+    // The documents are written by a backend without a sweep, so that none can be swept
+    // before they are counted (under load the writes can outlast a sweep interval).
+    let writer = common::backend(&ns).await;
     let other = common::backend(&conformance_tests::random_namespace()).await;
     let soon = Expiry::After(Duration::from_millis(20));
     let items: Vec<(String, Bytes)> = (0..30)
         .map(|i| (format!("e{i}"), Bytes::from_static(b"x")))
         .collect();
     let refs: Vec<(&str, Bytes)> = items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    backend.set_many(&refs, soon).await.unwrap();
+    writer.set_many(&refs, soon).await.unwrap();
     other
         .set("e0", Bytes::from_static(b"x"), soon)
         .await
         .unwrap();
-    backend
+    writer
         .set("live", Bytes::from_static(b"v"), Expiry::Never)
         .await
         .unwrap();
-    assert_eq!(count_docs(backend.db(), &ns).await, 31);
+    assert_eq!(count_docs(writer.db(), &ns).await, 31);
+    let backend: FirestoreBackend = common::builder(&ns)
+        .await
+        .sweep_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
     // The background sweep (never called here) leaves only the live document.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while count_docs(backend.db(), &ns).await > 1 {
