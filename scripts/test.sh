@@ -13,6 +13,9 @@ source scripts/servers.sh
 stores=()
 while (($#)) && [[ -f "scripts/servers/$1.sh" ]]; do stores+=("$1"); shift; done
 servers_up "${stores[@]}"
+# The tests mostly wait on the servers: more threads than cores (libtest's default) halve
+# the suite's time here. Set RUST_TEST_THREADS to choose another number.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 # The whole workspace, unless the arguments name packages (`-p`/`--package`, which
 # `--workspace` would override).
 scope=(--workspace)
