@@ -50,6 +50,22 @@ impl Capabilities {
             fenced_writes: false,
         }
     }
+    /// Capabilities of a store that processes share over the network, as every
+    /// networked backend of this workspace declares them: millisecond TTLs, the store's
+    /// key length limit (if any) and the largest value accepted, native batch calls,
+    /// distributed locks and fenced writes. Adjust with the setters.
+    pub const fn networked(
+        name: &'static str,
+        max_key_len: Option<usize>,
+        max_value_size: usize,
+    ) -> Self {
+        Capabilities::new(name)
+            .max_key_len(max_key_len)
+            .max_value_size(Some(max_value_size))
+            .native_batch(true)
+            .distributed_locks(true)
+            .fenced_writes(true)
+    }
     /// Set [`Capabilities::ttl_precision`].
     pub const fn ttl_precision(mut self, d: Duration) -> Self {
         self.ttl_precision = d;

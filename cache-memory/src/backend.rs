@@ -27,34 +27,13 @@ pub struct MemoryBuilder {
 }
 
 impl MemoryBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: MemoryConfig) -> Self {
-        MemoryBuilder { config }
-    }
-    /// See [`MemoryConfig::max_entries`].
-    pub fn max_entries(mut self, n: usize) -> Self {
-        self.config.max_entries = n;
-        self
-    }
-    /// See [`MemoryConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`MemoryConfig::sweep_interval`].
-    pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
-        self.config.sweep_interval = every;
-        self
-    }
-    /// See [`MemoryConfig::shards`].
-    pub fn shards(mut self, n: usize) -> Self {
-        self.config.shards = n;
-        self
-    }
-    /// See [`MemoryConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
+    cache_core::builder_setters! { config: MemoryConfig;
+        from_config,
+        max_entries(n: usize),
+        namespace,
+        sweep_interval(every: Option<Duration>),
+        shards(n: usize),
+        max_value_size,
     }
     /// Create a new store and a backend on it. Errors are [`Config`](cache_core::ErrorKind::Config)
     /// errors for invalid settings.
@@ -150,13 +129,7 @@ impl Drop for MemoryBackend {
 
 #[async_trait]
 impl CacheBackend for MemoryBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         Some(Ok(self.with_key(KeyKind::Value, key, Store::get)))

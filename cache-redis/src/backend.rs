@@ -4,9 +4,7 @@ use crate::config::RedisConfig;
 use crate::driver::{connect, set_ttl, Driver, SetTtl};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind, Ttl};
-use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
-};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use std::time::Duration;
 
 /// Builder for [`RedisBackend`].
@@ -34,10 +32,6 @@ pub struct RedisBuilder {
 }
 
 impl RedisBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: RedisConfig) -> Self {
-        RedisBuilder { config }
-    }
     /// A single server at `url` (`redis://` or `rediss://`).
     pub fn new(url: impl Into<String>) -> Self {
         Self::default().url(url)
@@ -52,35 +46,11 @@ impl RedisBuilder {
         b.config.cluster_urls = urls.into_iter().map(Into::into).collect();
         b
     }
-    /// See [`RedisConfig::url`].
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.config.url = url.into();
-        self
-    }
-    /// See [`RedisConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`RedisConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`RedisConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`RedisConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
-    }
-    /// See [`RedisConfig::tls_ca_file`].
-    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.config.tls_ca_file = Some(path.into());
-        self
+    cache_core::builder_setters! { config: RedisConfig;
+        from_config,
+        url(url: impl Into<String>) = url.into(),
+        namespace, timeout, connect_timeout, max_value_size,
+        tls_ca_file(path: impl Into<std::path::PathBuf>) = Some(path.into()),
     }
 
     /// Connect. A bad URL, a wrong password or an invalid namespace is a
@@ -94,35 +64,13 @@ impl RedisBuilder {
         tracing::debug!(namespace = %cfg.namespace, cluster = redis.is_cluster(), "redis backend connected");
         Ok(RedisBackend {
             redis,
-            caps: capabilities(&cfg),
+            caps: cfg.capabilities(),
             config: cfg,
         })
     }
 }
 
-impl BackendBuilder for RedisBuilder {
-    type Backend = RedisBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<RedisBackend>> + Send {
-        RedisBuilder::build(self)
-    }
-}
-
-fn capabilities(cfg: &RedisConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_value_size(Some(cfg.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: RedisBuilder => RedisBackend, RedisConfig::capabilities);
 
 /// A cache backend on Redis or Redis Cluster.
 ///
@@ -134,25 +82,9 @@ pub struct RedisBackend {
     config: RedisConfig,
 }
 
-impl std::fmt::Debug for RedisBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend")
-            .field("config", &self.config)
-            .finish()
-    }
-}
+cache_core::backend_handle!(RedisBackend: RedisBuilder, RedisConfig);
 
 impl RedisBackend {
-    /// A builder with the defaults of [`RedisConfig`].
-    pub fn builder() -> RedisBuilder {
-        RedisBuilder::default()
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.redis.is_cluster()
@@ -161,13 +93,7 @@ impl RedisBackend {
 
 #[async_trait]
 impl CacheBackend for RedisBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let k = self.redis.key(KeyKind::Value, key);

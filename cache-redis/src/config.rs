@@ -1,7 +1,8 @@
 //! Settings of the Redis backend.
 
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,28 +49,21 @@ impl Default for RedisConfig {
     }
 }
 
-pub(crate) use cache_core::raw::redact_url;
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &redact_url(&self.url))
-            .field(
-                "cluster_urls",
-                &self
-                    .cluster_urls
-                    .iter()
-                    .map(|u| redact_url(u))
-                    .collect::<Vec<_>>(),
-            )
-            .field("namespace", &self.namespace)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_value_size", &self.max_value_size)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .finish()
+impl RedisConfig {
+    /// What a backend of these settings can do (known before it connects): Redis keys
+    /// have no practical length limit.
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, None, self.max_value_size)
     }
 }
+
+pub(crate) use cache_core::raw::redact_url;
+
+cache_core::config_debug!(RedisConfig {
+    url => redact_url,
+    cluster_urls => |urls: &Vec<String>| urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+    namespace, timeout, connect_timeout, max_value_size, tls_ca_file,
+});
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,7 @@ mod layout;
 mod locks;
 mod redact;
 mod rules;
+mod scaffold;
 #[cfg(test)]
 mod tests;
 mod time;
