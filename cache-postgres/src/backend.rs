@@ -1,12 +1,10 @@
 //! `PostgresBuilder` and `PostgresBackend`: a thin `CacheBackend` over the driver side.
 
 use crate::config::PostgresConfig;
-use crate::driver::{body, token_bytes, ttl_ms, Driver, Sql, MAX_KEY_LEN};
+use crate::driver::{body, token_bytes, ttl_ms, Driver, Sql};
 use crate::error::BACKEND;
 use cache_core::raw::{validate_namespace, KeyKind};
-use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
-};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +34,6 @@ pub struct PostgresBuilder {
 }
 
 impl PostgresBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: PostgresConfig) -> Self {
-        PostgresBuilder { config, pg: None }
-    }
     /// A builder for the server a driver config describes (its `Debug` hides the
     /// password too). It wins over [`dsn`](Self::dsn).
     pub fn from_pg_config(pg: tokio_postgres::Config) -> Self {
@@ -52,60 +46,18 @@ impl PostgresBuilder {
     pub fn new(dsn: impl Into<String>) -> Self {
         Self::default().dsn(dsn)
     }
-    /// See [`PostgresConfig::dsn`].
-    pub fn dsn(mut self, dsn: impl Into<String>) -> Self {
-        self.config.dsn = dsn.into();
-        self
-    }
-    /// See [`PostgresConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`PostgresConfig::schema`].
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.config.schema = schema.into();
-        self
-    }
-    /// See [`PostgresConfig::table`].
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.config.table = table.into();
-        self
-    }
-    /// See [`PostgresConfig::unlogged`].
-    pub fn unlogged(mut self, unlogged: bool) -> Self {
-        self.config.unlogged = unlogged;
-        self
-    }
-    /// See [`PostgresConfig::pool_size`].
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.config.pool_size = n;
-        self
-    }
-    /// See [`PostgresConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`PostgresConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`PostgresConfig::sweep_interval`].
-    pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
-        self.config.sweep_interval = every;
-        self
-    }
-    /// See [`PostgresConfig::tls_ca_file`] (needs the `tls` feature).
-    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.config.tls_ca_file = Some(path.into());
-        self
-    }
-    /// See [`PostgresConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
+    cache_core::builder_setters! { config: PostgresConfig;
+        from_config,
+        dsn(dsn: impl Into<String>) = dsn.into(),
+        namespace,
+        schema(schema: impl Into<String>) = schema.into(),
+        table(table: impl Into<String>) = table.into(),
+        unlogged(unlogged: bool),
+        pool_size, timeout, connect_timeout,
+        sweep_interval(every: Option<Duration>),
+        /// Needs the `tls` feature.
+        tls_ca_file(path: impl Into<std::path::PathBuf>) = Some(path.into()),
+        max_value_size,
     }
 
     /// Connect once, create the table if absent, and make the pool. A bad DSN, a
@@ -133,41 +85,21 @@ pub struct PostgresBackend {
     closed: AtomicBool,
 }
 
-impl std::fmt::Debug for PostgresBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresBackend")
-            .field("config", &self.config)
-            .finish()
-    }
+cache_core::backend_handle! {
+    PostgresBackend: PostgresBuilder, PostgresConfig;
+    /// Another backend on the same pool and table with its own namespace.
+    with_namespace: on_driver(driver.clone(), config),
 }
 
 impl PostgresBackend {
-    /// A builder with the defaults of [`PostgresConfig`].
-    pub fn builder() -> PostgresBuilder {
-        PostgresBuilder::default()
-    }
-
     fn on_driver(driver: Arc<Driver>, config: PostgresConfig) -> Self {
         driver.handles.fetch_add(1, Ordering::AcqRel);
         PostgresBackend {
             driver,
-            caps: capabilities(&config),
+            caps: config.capabilities(),
             config,
             closed: AtomicBool::new(false),
         }
-    }
-
-    /// Another backend on the same pool and table with its own namespace.
-    pub fn with_namespace(&self, namespace: &str) -> Result<PostgresBackend> {
-        validate_namespace(BACKEND, namespace)?;
-        let mut config = self.config.clone();
-        config.namespace = namespace.to_owned();
-        Ok(PostgresBackend::on_driver(self.driver.clone(), config))
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
     }
 
     /// Delete expired rows of every namespace now (what the background sweep does);
@@ -207,41 +139,11 @@ impl Drop for PostgresBackend {
     }
 }
 
-impl BackendBuilder for PostgresBuilder {
-    type Backend = PostgresBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<PostgresBackend>> + Send {
-        PostgresBuilder::build(self)
-    }
-}
-
-/// What a backend of `config` can do (known before it connects).
-fn capabilities(config: &PostgresConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_key_len(Some(MAX_KEY_LEN))
-        .max_value_size(Some(config.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: PostgresBuilder => PostgresBackend, PostgresConfig::capabilities);
 
 #[async_trait]
 impl CacheBackend for PostgresBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let rows = self

@@ -1,7 +1,9 @@
 //! Settings of the PostgreSQL backend.
 
+use crate::driver::MAX_KEY_LEN;
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +67,13 @@ impl Default for PostgresConfig {
     }
 }
 
+impl PostgresConfig {
+    /// What a backend of these settings can do (known before it connects).
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, Some(MAX_KEY_LEN), self.max_value_size)
+    }
+}
+
 /// The DSN with its password replaced by `***`, for Debug and logs. Handles both
 /// the URL form and the `key=value` form.
 pub(crate) fn redact_dsn(dsn: &str) -> String {
@@ -115,23 +124,11 @@ pub(crate) fn redact_dsn(dsn: &str) -> String {
     out
 }
 
-impl fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("dsn", &redact_dsn(&self.dsn))
-            .field("namespace", &self.namespace)
-            .field("schema", &self.schema)
-            .field("table", &self.table)
-            .field("unlogged", &self.unlogged)
-            .field("pool_size", &self.pool_size)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("max_value_size", &self.max_value_size)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .finish()
-    }
-}
+cache_core::config_debug!(PostgresConfig {
+    dsn => redact_dsn,
+    namespace, schema, table, unlogged, pool_size, timeout, connect_timeout, sweep_interval,
+    max_value_size, tls_ca_file,
+});
 
 #[cfg(test)]
 mod tests {
