@@ -4,14 +4,12 @@ use crate::config::MemcachedConfig;
 use crate::driver::{
     deadline, decode, encode, generation_key, held_key, is_live, lock_key, parse_generation,
     read_generation, tombstone, tombstone_lifetime, ttl_flag, value_key, Driver, Generations,
-    HEADER, MAX_KEY_LEN,
+    HEADER,
 };
 use crate::error::BACKEND;
 use async_memcached::{AsciiProtocol, Client, Error as McError, MetaProtocol, MetaValue, Status};
 use cache_core::raw::validate_namespace;
-use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
-};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -40,13 +38,6 @@ pub struct MemcachedBuilder {
 }
 
 impl MemcachedBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: MemcachedConfig) -> Self {
-        MemcachedBuilder {
-            config,
-            clock_offset_ms: 0,
-        }
-    }
     /// A builder for the one server at `addr` (`host:port`).
     pub fn new(addr: impl Into<String>) -> Self {
         Self::default().servers([addr.into()])
@@ -60,47 +51,12 @@ impl MemcachedBuilder {
         self.config.servers = servers.into_iter().map(Into::into).collect();
         self
     }
-    /// See [`MemcachedConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`MemcachedConfig::pool_size`].
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.config.pool_size = n;
-        self
-    }
-    /// See [`MemcachedConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`MemcachedConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`MemcachedConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
-    }
-    /// See [`MemcachedConfig::generation_check`].
-    pub fn generation_check(mut self, trust: Duration) -> Self {
-        self.config.generation_check = trust;
-        self
-    }
-    /// See [`MemcachedConfig::max_clock_skew`].
-    pub fn max_clock_skew(mut self, skew: Duration) -> Self {
-        self.config.max_clock_skew = skew;
-        self
-    }
-    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
-    /// behind) of the system's, to play a client whose clock is off.
-    #[doc(hidden)]
-    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
-        self.clock_offset_ms = offset_ms;
-        self
+    cache_core::builder_setters! { config: MemcachedConfig;
+        from_config,
+        namespace, pool_size, timeout, connect_timeout, max_value_size,
+        generation_check(trust: Duration),
+        max_clock_skew,
+        test_clock_offset_ms => clock_offset_ms,
     }
 
     /// Connect once to every server and make the pools. A bad setting is a
@@ -133,12 +89,10 @@ pub struct MemcachedBackend {
     clock_offset_ms: i64,
 }
 
-impl std::fmt::Debug for MemcachedBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemcachedBackend")
-            .field("config", &self.config)
-            .finish()
-    }
+cache_core::backend_handle! {
+    MemcachedBackend: MemcachedBuilder, MemcachedConfig;
+    /// Another backend on the same servers and pools with its own namespace.
+    with_namespace: on_driver(driver.clone(), config, clock_offset_ms),
 }
 
 /// What one server answered for one pipelined read: the generation it holds now
@@ -182,16 +136,11 @@ fn lost(r: std::result::Result<Option<MetaValue>, McError>) -> std::result::Resu
 }
 
 impl MemcachedBackend {
-    /// A builder with the defaults of [`MemcachedConfig`].
-    pub fn builder() -> MemcachedBuilder {
-        MemcachedBuilder::default()
-    }
-
     fn on_driver(driver: Arc<Driver>, config: MemcachedConfig, clock_offset_ms: i64) -> Self {
         MemcachedBackend {
             generations: Generations::new(driver.servers.len(), config.generation_check),
             driver,
-            caps: capabilities(&config),
+            caps: config.capabilities(),
             config,
             clock_offset_ms,
         }
@@ -200,23 +149,6 @@ impl MemcachedBackend {
     /// This process's clock in Unix ms (shifted in tests of clock skew).
     fn now(&self) -> u64 {
         cache_core::raw::shifted_now_ms(self.clock_offset_ms)
-    }
-
-    /// Another backend on the same servers and pools with its own namespace.
-    pub fn with_namespace(&self, namespace: &str) -> Result<MemcachedBackend> {
-        validate_namespace(BACKEND, namespace)?;
-        let mut config = self.config.clone();
-        config.namespace = namespace.to_owned();
-        Ok(MemcachedBackend::on_driver(
-            self.driver.clone(),
-            config,
-            self.clock_offset_ms,
-        ))
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
     }
 
     /// The servers' addresses, in ring order of the configuration.
@@ -545,41 +477,11 @@ fn split_generation(values: Vec<MetaValue>, gen_key: &str) -> Read {
     }
 }
 
-impl BackendBuilder for MemcachedBuilder {
-    type Backend = MemcachedBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<MemcachedBackend>> + Send {
-        MemcachedBuilder::build(self)
-    }
-}
-
-/// What a backend of `config` can do (known before it connects).
-fn capabilities(config: &MemcachedConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_key_len(Some(MAX_KEY_LEN))
-        .max_value_size(Some(config.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: MemcachedBuilder => MemcachedBackend, MemcachedConfig::capabilities);
 
 #[async_trait]
 impl CacheBackend for MemcachedBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let s = self.server_of(key);

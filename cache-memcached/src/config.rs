@@ -1,5 +1,8 @@
 //! Settings of the Memcached backend.
 
+use crate::driver::MAX_KEY_LEN;
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -56,5 +59,12 @@ impl Default for MemcachedConfig {
             generation_check: Duration::from_secs(1),
             max_clock_skew: Duration::from_secs(1),
         }
+    }
+}
+
+impl MemcachedConfig {
+    /// What a backend of these settings can do (known before it connects).
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, Some(MAX_KEY_LEN), self.max_value_size)
     }
 }
