@@ -3,16 +3,14 @@
 use crate::config::MongoConfig;
 use crate::driver::{
     acquire_pipeline, entry, expires_at, has_value, id, is_live, overtake_pipeline, tombstone,
-    value_of, Clock, Driver, EXPIRES, MAX_KEY_LEN, NS, VALUE, WRITE,
+    value_of, Clock, Driver, EXPIRES, NS, VALUE, WRITE,
 };
 use crate::error::{is_duplicate_key, map, BACKEND, DUPLICATE_KEY};
 use cache_core::raw::{
     distinct, last_of_each, lock_state, overtaken, validate_namespace, KeyKind, KeyLayout,
     LockState,
 };
-use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
-};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
@@ -39,75 +37,34 @@ use std::time::Duration;
 #[must_use]
 pub struct MongoBuilder {
     config: MongoConfig,
-    clock: Clock,
+    /// Tests only: how far this client's clock is shifted, in ms.
+    clock_offset_ms: i64,
 }
 
 impl MongoBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: MongoConfig) -> Self {
-        MongoBuilder {
-            config,
-            clock: Clock::default(),
-        }
-    }
     /// A builder for the server at `uri`.
     pub fn new(uri: impl Into<String>) -> Self {
         Self::default().uri(uri)
     }
-    /// See [`MongoConfig::uri`].
-    pub fn uri(mut self, uri: impl Into<String>) -> Self {
-        self.config.uri = uri.into();
-        self
-    }
-    /// See [`MongoConfig::database`].
-    pub fn database(mut self, database: impl Into<String>) -> Self {
-        self.config.database = Some(database.into());
-        self
-    }
-    /// See [`MongoConfig::collection`].
-    pub fn collection(mut self, collection: impl Into<String>) -> Self {
-        self.config.collection = collection.into();
-        self
-    }
-    /// See [`MongoConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`MongoConfig::pool_size`].
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.config.pool_size = n;
-        self
-    }
-    /// See [`MongoConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`MongoConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`MongoConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
-    }
-
-    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
-    /// behind) of the system's, to play a client whose clock is off.
-    #[doc(hidden)]
-    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
-        self.clock = Clock { offset_ms };
-        self
+    cache_core::builder_setters! { config: MongoConfig;
+        from_config,
+        uri(uri: impl Into<String>) = uri.into(),
+        database(database: impl Into<String>) = Some(database.into()),
+        collection(collection: impl Into<String>) = collection.into(),
+        namespace, pool_size, timeout, connect_timeout, max_value_size,
+        test_clock_offset_ms => clock_offset_ms,
     }
 
     /// Connect, ping and create the indexes if absent. A bad URI, wrong credentials or
     /// a conflicting index is a [`Config`](cache_core::ErrorKind::Config) error; an
     /// unreachable server is `Unavailable` or `Timeout` within the connect timeout.
     pub async fn build(self) -> Result<MongoBackend> {
-        let (cfg, clock) = (self.config, self.clock);
+        let (cfg, clock) = (
+            self.config,
+            Clock {
+                offset_ms: self.clock_offset_ms,
+            },
+        );
         validate_namespace(BACKEND, &cfg.namespace)?;
         if cfg.max_value_size > 16 * 1024 * 1024 - 16 * 1024 {
             return Err(crate::error::config(
@@ -132,44 +89,20 @@ pub struct MongoBackend {
     clock: Clock,
 }
 
-impl std::fmt::Debug for MongoBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MongoBackend")
-            .field("config", &self.config)
-            .finish()
-    }
+cache_core::backend_handle! {
+    MongoBackend: MongoBuilder, MongoConfig;
+    /// Another backend on the same client and collection with its own namespace.
+    with_namespace: on_driver(driver.clone(), config, clock),
 }
 
 impl MongoBackend {
-    /// A builder with the defaults of [`MongoConfig`].
-    pub fn builder() -> MongoBuilder {
-        MongoBuilder::default()
-    }
-
     fn on_driver(driver: Arc<Driver>, config: MongoConfig, clock: Clock) -> Self {
         MongoBackend {
             driver,
-            caps: capabilities(&config),
+            caps: config.capabilities(),
             config,
             clock,
         }
-    }
-
-    /// Another backend on the same client and collection with its own namespace.
-    pub fn with_namespace(&self, namespace: &str) -> Result<MongoBackend> {
-        validate_namespace(BACKEND, namespace)?;
-        let mut config = self.config.clone();
-        config.namespace = namespace.to_owned();
-        Ok(MongoBackend::on_driver(
-            self.driver.clone(),
-            config,
-            self.clock,
-        ))
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
     }
 
     fn ns(&self) -> &str {
@@ -329,41 +262,11 @@ fn owned_by(token: &LockToken) -> Document {
     doc! { "$in": [ token.as_str(), overtaken(token.as_str()) ] }
 }
 
-impl BackendBuilder for MongoBuilder {
-    type Backend = MongoBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<MongoBackend>> + Send {
-        MongoBuilder::build(self)
-    }
-}
-
-/// What a backend of `config` can do (known before it connects).
-fn capabilities(config: &MongoConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_key_len(Some(MAX_KEY_LEN))
-        .max_value_size(Some(config.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: MongoBuilder => MongoBackend, MongoConfig::capabilities);
 
 #[async_trait]
 impl CacheBackend for MongoBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         // The whole document: it has only these fields, and a projection costs the

@@ -1,7 +1,9 @@
 //! Settings of the MongoDB backend.
 
+use crate::driver::MAX_KEY_LEN;
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::time::Duration;
 
 /// Settings of [`MongoBackend`](crate::MongoBackend), loadable with serde.
@@ -48,20 +50,17 @@ impl Default for MongoConfig {
     }
 }
 
-impl fmt::Debug for MongoConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MongoConfig")
-            .field("uri", &cache_core::raw::redact_url(&self.uri))
-            .field("database", &self.database)
-            .field("collection", &self.collection)
-            .field("namespace", &self.namespace)
-            .field("pool_size", &self.pool_size)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_value_size", &self.max_value_size)
-            .finish()
+impl MongoConfig {
+    /// What a backend of these settings can do (known before it connects).
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, Some(MAX_KEY_LEN), self.max_value_size)
     }
 }
+
+cache_core::config_debug!(MongoConfig {
+    uri => cache_core::raw::redact_url,
+    database, collection, namespace, pool_size, timeout, connect_timeout, max_value_size,
+});
 
 #[cfg(test)]
 mod tests {
