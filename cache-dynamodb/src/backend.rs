@@ -3,7 +3,7 @@
 use crate::config::DynamoConfig;
 use crate::driver::{
     self, delete_request, is_live, item, lock_item, pk, pk_of, value_of, Driver, Item, BATCH_GET,
-    BATCH_WRITE, MAX_KEY_LEN, VALUE,
+    BATCH_WRITE, VALUE,
 };
 use crate::error::{config, BACKEND};
 use crate::fence::{self, Fenced, Guard, ValueWrite};
@@ -11,9 +11,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use cache_core::raw::{distinct, last_of_each, lock_state, overtaken, within, KeyKind, KeyLayout};
-use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result,
-};
+use cache_core::{async_trait, Bytes, CacheBackend, Capabilities, Expiry, LockToken, Result};
 use futures::future::try_join_all;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,13 +82,6 @@ fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 }
 
 impl DynamoBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: DynamoConfig) -> Self {
-        DynamoBuilder {
-            config,
-            ..Self::default()
-        }
-    }
     /// AWS settings (credentials, region, retries) from your own `SdkConfig`.
     pub fn sdk_config(mut self, sdk: &aws_config::SdkConfig) -> Self {
         self.sdk = Some(sdk.clone());
@@ -117,57 +108,16 @@ impl DynamoBuilder {
         ));
         self
     }
-    /// See [`DynamoConfig::table`].
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.config.table = table.into();
-        self
-    }
-    /// See [`DynamoConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`DynamoConfig::endpoint`].
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.config.endpoint = Some(url.into());
-        self
-    }
-    /// See [`DynamoConfig::region`].
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.config.region = Some(region.into());
-        self
-    }
-    /// See [`DynamoConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`DynamoConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`DynamoConfig::consistent_reads`].
-    pub fn consistent_reads(mut self, on: bool) -> Self {
-        self.config.consistent_reads = on;
-        self
-    }
-    /// See [`DynamoConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
-    }
-    /// See [`DynamoConfig::max_clock_skew`].
-    pub fn max_clock_skew(mut self, skew: Duration) -> Self {
-        self.config.max_clock_skew = skew;
-        self
-    }
-    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
-    /// behind) of the system's, to play a client whose clock is off.
-    #[doc(hidden)]
-    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
-        self.clock_offset_ms = offset_ms;
-        self
+    cache_core::builder_setters! { config: DynamoConfig;
+        from_config,
+        table(table: impl Into<String>) = table.into(),
+        namespace,
+        endpoint(url: impl Into<String>) = Some(url.into()),
+        region(region: impl Into<String>) = Some(region.into()),
+        timeout, connect_timeout,
+        consistent_reads(on: bool),
+        max_value_size, max_clock_skew,
+        test_clock_offset_ms => clock_offset_ms,
     }
     /// Tests only: run this backend's transactions alone, never beside its other
     /// requests. moto rolls a cancelled transaction back by restoring a copy of the
@@ -268,44 +218,20 @@ pub struct DynamoBackend {
     clock_offset_ms: i64,
 }
 
-impl std::fmt::Debug for DynamoBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoBackend")
-            .field("config", &self.config)
-            .finish()
-    }
+cache_core::backend_handle! {
+    DynamoBackend: DynamoBuilder, DynamoConfig;
+    /// Another backend on the same client and table with its own namespace.
+    with_namespace: on_driver(driver.clone(), config, clock_offset_ms),
 }
 
 impl DynamoBackend {
-    /// A builder with the defaults of [`DynamoConfig`].
-    pub fn builder() -> DynamoBuilder {
-        DynamoBuilder::default()
-    }
-
     fn on_driver(driver: Arc<Driver>, config: DynamoConfig, clock_offset_ms: i64) -> Self {
         DynamoBackend {
             driver,
-            caps: capabilities(&config),
+            caps: config.capabilities(),
             config,
             clock_offset_ms,
         }
-    }
-
-    /// Another backend on the same client and table with its own namespace.
-    pub fn with_namespace(&self, namespace: &str) -> Result<DynamoBackend> {
-        cache_core::raw::validate_namespace(BACKEND, namespace)?;
-        let mut config = self.config.clone();
-        config.namespace = namespace.to_owned();
-        Ok(DynamoBackend::on_driver(
-            self.driver.clone(),
-            config,
-            self.clock_offset_ms,
-        ))
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
     }
 
     /// The SDK client, for calls this crate does not make.
@@ -457,41 +383,11 @@ impl DynamoBackend {
     }
 }
 
-impl BackendBuilder for DynamoBuilder {
-    type Backend = DynamoBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<DynamoBackend>> + Send {
-        DynamoBuilder::build(self)
-    }
-}
-
-/// What a backend of `config` can do (known before it connects).
-fn capabilities(config: &DynamoConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_key_len(Some(MAX_KEY_LEN))
-        .max_value_size(Some(config.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: DynamoBuilder => DynamoBackend, DynamoConfig::capabilities);
 
 #[async_trait]
 impl CacheBackend for DynamoBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let found = self.get_item(self.value_pk(key), None).await?;

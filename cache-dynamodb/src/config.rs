@@ -1,7 +1,9 @@
 //! Settings of the DynamoDB backend.
 
+use crate::driver::MAX_KEY_LEN;
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::time::Duration;
 
 /// Largest value that fits an item with the longest key, namespace and expiry, with
@@ -69,24 +71,18 @@ impl Default for DynamoConfig {
     }
 }
 
-impl fmt::Debug for DynamoConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DynamoConfig")
-            .field("table", &self.table)
-            .field("namespace", &self.namespace)
-            .field(
-                "endpoint",
-                &self.endpoint.as_deref().map(cache_core::raw::redact_url),
-            )
-            .field("region", &self.region)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("consistent_reads", &self.consistent_reads)
-            .field("max_value_size", &self.max_value_size)
-            .field("max_clock_skew", &self.max_clock_skew)
-            .finish()
+impl DynamoConfig {
+    /// What a backend of these settings can do (known before it connects).
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, Some(MAX_KEY_LEN), self.max_value_size)
     }
 }
+
+cache_core::config_debug!(DynamoConfig {
+    table, namespace,
+    endpoint => |url: &Option<String>| url.as_deref().map(cache_core::raw::redact_url),
+    region, timeout, connect_timeout, consistent_reads, max_value_size, max_clock_skew,
+});
 
 #[cfg(test)]
 mod tests {
