@@ -179,7 +179,7 @@ impl<C: Codec> Cache<C> {
 
     /// Decode a stored value: header or not (see the envelope module).
     #[inline]
-    fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
+    pub(crate) fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
         match envelope::open(bytes) {
             Opened::Bare(b) => self.inner.codec.decode(b).map(Some),
             Opened::Unknown => Err(crate::Error::from_origin(

@@ -334,3 +334,318 @@ async fn spans_name_the_call_and_never_the_value() {
     assert!(with_keys.contains("key=\"user:42\""), "{with_keys}");
     assert!(!with_keys.contains("secret-value"), "{with_keys}");
 }
+
+/// Fifty concurrent get-or-compute calls on one cold key: one leader computes, the
+/// 49 that waited on it are coalesced, not misses.
+#[tokio::test]
+async fn callers_that_waited_on_a_compute_are_coalesced_not_misses() {
+    let cache = Cache::new(memory("coalesced"));
+    let calls = AtomicUsize::new(0);
+    let answers = futures::future::join_all((0..50).map(|_| {
+        cache.get_or_compute("cold", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            // Long enough for every caller to join the flight first.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, std::io::Error>(7u32)
+        })
+    }))
+    .await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(7))));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one compute");
+    let s = cache.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.coalesced, s.computes),
+        (0, 1, 49, 1),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.hit_ratio(),
+        Some(0.0),
+        "coalesced calls are not reads of the store"
+    );
+    // Detached calls count the same way.
+    let answers = futures::future::join_all((0..5).map(|_| {
+        cache
+            .cached("cold-detached")
+            .get_or_compute_detached(|| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(8u32)
+            })
+    }))
+    .await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(8))));
+    let s = cache.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.coalesced, s.computes),
+        (0, 2, 53, 2),
+        "{s:?}"
+    );
+}
+
+/// A caller that polls another process's lock and then finds its value is coalesced
+/// (two caches over one store stand for two processes: they share no flight).
+#[tokio::test]
+async fn a_caller_that_found_another_processs_value_is_coalesced() {
+    let store: Arc<dyn cache_core::CacheBackend> = Arc::new(memory("two-processes"));
+    let (a, b) = (Cache::from_arc(store.clone()), Cache::from_arc(store));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let first = a.get_or_compute("k", || async move {
+        let _ = started_tx.send(());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        Ok::<_, std::io::Error>(1u32)
+    });
+    let second = async {
+        started_rx.await.unwrap(); // a holds the lock now
+        b.get_or_compute("k", || async {
+            panic!("b must not compute: a holds the lock and writes the value")
+        })
+        .await
+        .map_err(|e: cache_core::ComputeError<std::io::Error>| e.to_string())
+    };
+    let (x, y) = tokio::join!(first, second);
+    assert_eq!((x.unwrap(), y.unwrap()), (1, 1));
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.misses, sa.coalesced, sa.computes), (1, 0, 1), "{sa:?}");
+    assert_eq!((sb.misses, sb.coalesced, sb.computes), (0, 1, 0), "{sb:?}");
+}
+
+#[tokio::test]
+async fn stats_serialise_as_one_json_object() {
+    let cache = Cache::new(memory("json"));
+    assert_eq!(
+        serde_json::to_value(cache.stats()).unwrap(),
+        serde_json::json!({
+            "hits": 0, "misses": 0, "coalesced": 0, "stale_served": 0, "computes": 0,
+            "compute_errors": 0, "compute_seconds": 0.0, "hit_ratio": null, "errors": {}
+        })
+    );
+    cache.set("a", &1u8, Duration::from_secs(60)).await.unwrap();
+    let _ = cache.get::<u8>("a").await.unwrap();
+    let _ = cache.get::<u8>("b").await.unwrap();
+    let _ = cache.get::<u8>("").await;
+    let v = serde_json::to_value(cache.stats()).unwrap();
+    assert_eq!(
+        (v["hits"].as_u64(), v["misses"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["hit_ratio"].as_f64(), Some(0.5));
+    assert_eq!(v["errors"], serde_json::json!({"invalid_input": 1}));
+    assert_eq!(v.as_object().unwrap().len(), 9, "{v}");
+}
+
+/// The Prometheus text parses line by line: HELP and TYPE once per metric, then one
+/// sample per cache with its labels, escaped.
+#[tokio::test]
+async fn stats_render_as_prometheus_text() {
+    let cache = Cache::new(memory("prom"));
+    let _ = cache.get::<u8>("a").await.unwrap();
+    let _: u8 = cache
+        .get_or_compute("c", || async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
+    let _ = cache.get::<u8>("").await;
+    let (s, empty) = (cache.stats(), cache_core::CacheStats::default());
+    let text = cache_core::observe::prometheus_text([
+        (&s, &[("cache", "users"), ("bad-name", "a\"b\\c\nd")][..]),
+        (&empty, &[("cache", "http")][..]),
+    ]);
+    let mut types = std::collections::HashMap::new();
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(kind, "counter");
+            assert!(
+                types.insert(name.to_owned(), ()).is_none(),
+                "one TYPE: {name}"
+            );
+        } else if line.starts_with("# HELP ") {
+        } else {
+            // name{labels} value
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            let name = series.split('{').next().unwrap();
+            assert!(types.contains_key(name), "sample after its TYPE: {line}");
+            assert!(samples.insert(series.to_owned(), value).is_none(), "{line}");
+        }
+    }
+    let users = r#"cache="users",bad_name="a\"b\\c\nd""#;
+    let at = |name: &str, labels: &str| samples[&format!("{name}{{{labels}}}")];
+    assert_eq!(at("cache_hits_total", users), 0.0);
+    assert_eq!(at("cache_misses_total", users), 2.0);
+    assert_eq!(at("cache_computes_total", users), 1.0);
+    assert_eq!(at("cache_coalesced_total", r#"cache="http""#), 0.0);
+    assert!(at("cache_compute_seconds_total", users) >= 0.0);
+    assert_eq!(
+        at(
+            "cache_errors_total",
+            &format!(r#"{users},kind="invalid_input""#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        at("cache_errors_total", r#"cache="http",kind="timeout""#),
+        0.0
+    );
+    assert_eq!(types.len(), 8);
+    assert_eq!(samples.len(), 2 * (7 + 8), "{text}");
+    assert_eq!(
+        s.to_prometheus(&[])
+            .lines()
+            .find(|l| l.starts_with("cache_hits_total")),
+        Some("cache_hits_total 0")
+    );
+}
+
+/// Each metric's value by `name{label=value,...}` (labels in the order given).
+fn snapshot(snapshotter: &metrics_util::debugging::Snapshotter) -> Vec<(String, usize)> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let k = key.key();
+            let labels: Vec<String> = k
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let n = match value {
+                DebugValue::Counter(n) => n as usize,
+                DebugValue::Histogram(v) => v.len(),
+                DebugValue::Gauge(_) => 0,
+            };
+            (format!("{}{{{}}}", k.name(), labels.join(",")), n)
+        })
+        .collect()
+}
+
+/// A get-or-compute with `.namespace("users")` is labelled `users`, in its metrics
+/// and its span; the cache's other calls keep the backend's namespace.
+#[tokio::test]
+async fn per_call_namespaces_label_metrics_and_spans() {
+    let spans = spans();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // This test's thread (a current-thread runtime) records into `recorder`.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let cache = Cache::new(memory("traced-backend-ns"));
+    for _ in 0..2 {
+        let _: u8 = cache
+            .cached("u1")
+            .namespace("traced-users")
+            .get_or_compute(|| async { Ok::<_, std::io::Error>(1) })
+            .await
+            .unwrap();
+    }
+    let _ = cache.get::<u8>("x").await.unwrap();
+    let seen = snapshot(&snapshotter);
+    let value = |name: &str, ns: &str| {
+        let key = format!("{name}{{backend=memory,namespace={ns}}}");
+        seen.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("{key} in {seen:#?}"))
+    };
+    assert_eq!(value("cache_hits_total", "traced-users"), 1);
+    assert_eq!(value("cache_misses_total", "traced-users"), 1);
+    assert_eq!(value("cache_computes_total", "traced-users"), 1);
+    assert_eq!(
+        value("cache_misses_total", "traced-backend-ns"),
+        1,
+        "the plain get"
+    );
+    assert_eq!(value("cache_hits_total", "traced-backend-ns"), 0);
+    let ours: Vec<String> = spans
+        .0
+        .lock()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .filter(|s| s.contains("namespace=traced-users") || s.contains("traced-backend-ns"))
+        .collect();
+    let gc: Vec<&String> = ours
+        .iter()
+        .filter(|s| s.contains("get_or_compute"))
+        .collect();
+    assert_eq!(gc.len(), 2, "{ours:#?}");
+    assert!(
+        gc.iter().all(|s| s.contains("namespace=traced-users")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter()
+            .any(|s| s.contains("op=\"get\"") && s.contains("namespace=traced-backend-ns")),
+        "{ours:#?}"
+    );
+}
+
+/// Per-call namespaces past the limit share one label: the series stay bounded.
+#[tokio::test]
+async fn per_call_namespace_labels_are_bounded() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let cache = Cache::new(memory("bounded"));
+    for i in 0..100 {
+        let _: u8 = cache
+            .cached("k")
+            .namespace(format!("ns{i}"))
+            .get_or_compute(|| async { Ok::<_, std::io::Error>(1) })
+            .await
+            .unwrap();
+    }
+    let seen = snapshot(&snapshotter);
+    let misses: Vec<&(String, usize)> = seen
+        .iter()
+        .filter(|(k, _)| k.starts_with("cache_misses_total{"))
+        .collect();
+    // The backend's own, 64 per-call namespaces, and `_other`.
+    assert_eq!(misses.len(), 1 + 64 + 1, "{misses:#?}");
+    let other = misses
+        .iter()
+        .find(|(k, _)| k.ends_with("namespace=_other}"))
+        .unwrap();
+    assert_eq!(other.1, 100 - 64);
+    assert_eq!(cache.stats().misses, 100);
+}
+
+/// A recorder installed after the cache was built gets its counts from then on.
+/// (The only test of this binary that installs a global recorder.)
+#[tokio::test]
+async fn a_recorder_installed_after_the_cache_was_built_works() {
+    let cache = Cache::new(memory("late-recorder"));
+    cache.set("a", &1u8, Duration::from_secs(60)).await.unwrap();
+    let _ = cache.get::<u8>("a").await.unwrap(); // before: in stats only
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("no other global recorder in this binary");
+    let _ = cache.get::<u8>("a").await.unwrap();
+    let _ = cache.get::<u8>("b").await.unwrap();
+    let _: u8 = cache
+        .cached("c")
+        .namespace("late-users")
+        .get_or_compute(|| async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
+    let seen = snapshot(&snapshotter);
+    let value = |key: &str| {
+        seen.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("{key} in {seen:#?}"))
+    };
+    assert_eq!(
+        value("cache_hits_total{backend=memory,namespace=late-recorder}"),
+        1
+    );
+    assert_eq!(
+        value("cache_misses_total{backend=memory,namespace=late-recorder}"),
+        1
+    );
+    assert_eq!(
+        value("cache_misses_total{backend=memory,namespace=late-users}"),
+        1
+    );
+    assert_eq!(cache.stats().hits, 2, "stats count from the start");
+}

@@ -12,7 +12,7 @@ use crate::envelope;
 use crate::error::{Error, Result};
 use crate::expiry::Expiry;
 use crate::flight::{follow, Role};
-use crate::observe::{in_span, Op};
+use crate::observe::{in_span, Op, Scope, Scoped};
 use crate::raw::{validate_key, validate_namespace};
 use crate::Checked;
 use std::any::TypeId;
@@ -55,6 +55,8 @@ pub struct ComputeCall<'a, C: Codec> {
     /// Set after the first failed backend call: the rest of this call skips the
     /// backend, so a down store costs one timeout, not one per step.
     pub(super) degraded: AtomicBool,
+    /// The labels of this call's metrics and span (its namespace's).
+    pub(super) scope: Scope,
 }
 
 impl<C: Codec> Cache<C> {
@@ -125,7 +127,13 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
             skip: false,
             settings,
             degraded: AtomicBool::new(false),
+            scope: Scope::default(),
         }
+    }
+
+    /// This call's metrics, stats and span, under its namespace's labels.
+    pub(super) fn observe(&self) -> Scoped<'_> {
+        self.cache.inner.observe.scoped(&self.scope)
     }
 
     pub(super) fn options(&self) -> &Options {
@@ -171,7 +179,7 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         if self.degraded.load(Ordering::Relaxed) {
             return None;
         }
-        let obs = &self.cache.inner.observe;
+        let obs = self.observe();
         let started = obs.start();
         let timeout = self.options().store_timeout;
         let outcome = tokio::time::timeout(timeout, fut).await;
@@ -218,12 +226,15 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         if self.skip {
             return skipped(compute).await;
         }
-        let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
+        self.scope = self.cache.inner.observe.scope(self.namespace.as_deref());
+        let span = self.observe().span(Op::GetOrCompute, &key);
         let body = async move {
             let flights = &self.cache.inner.flights;
             // Flights are keyed by the outcome's type too, so a follower's downcast holds.
             let ty = TypeId::of::<Outcome<T, E>>();
             let mut first = true;
+            // The first read found no fresh value: a miss or coalesced, once known.
+            let mut missed = false;
             // Taken once: a caller that looks again after a superseded flight still
             // asked at this point.
             let since = flights.mark();
@@ -232,14 +243,19 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
                 if !self.settings.refresh {
                     let found = self.lookup::<T>(&key, true).await;
                     if std::mem::take(&mut first) {
-                        self.count(&found);
+                        missed = self.count(&found);
                     }
                     match found {
-                        Found::Fresh(v, _) => return Ok(v),
+                        Found::Fresh(v, _) => {
+                            // After a flight this caller waited on went away.
+                            self.settle(missed, true);
+                            return Ok(v);
+                        }
                         // Refreshed here, in the caller; served if the compute fails.
                         Found::Stale(v, m) | Found::Kept(v, m) => {
                             if self.cache.throttled(&key) {
-                                self.cache.inner.observe.stale_served();
+                                self.settle(missed, false);
+                                self.observe().stale_served();
                                 return Ok(v);
                             }
                             fallback = Some((v, m))
@@ -251,6 +267,7 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
                 match flights.join(ty, &key, since, read_failed) {
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
+                            self.settle(missed, true);
                             return self.or_own(out, fallback).map_err(Into::into);
                         }
                     }
@@ -258,11 +275,13 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
                         // `None`: the leader went away (dropped), or its value may be
                         // older than this caller; take over.
                         if let Some(out) = received::<T, E>(follow(rx).await, since) {
+                            self.settle(missed, true);
                             return self.or_own(out, fallback).map_err(Into::into);
                         }
                     }
                     Role::Leader(guard) => {
                         let led = self.lead(&key, compute, fallback, true, &guard).await;
+                        self.settle(missed, led.coalesced);
                         return led.land(guard).map_err(Into::into);
                     }
                 }
@@ -282,20 +301,31 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
     ) -> Outcome<T, E> {
         match (out, fallback) {
             (Err(Failure::Compute(_) | Failure::TimedOut(_)), Some((v, _))) => {
-                self.cache.inner.observe.stale_served();
+                self.observe().stale_served();
                 Ok(v)
             }
             (out, _) => out,
         }
     }
 
-    /// Count a lookup for the stats and on the current span: a fresh value is a hit,
-    /// anything else (absent, stale, kept) a miss.
-    pub(super) fn count<T>(&self, found: &Found<T>) {
+    /// Count a lookup for the stats and on the current span: a fresh value is a hit;
+    /// anything else (absent, stale, kept) is left to [`settle`](Self::settle), and
+    /// `true` says so.
+    pub(super) fn count<T>(&self, found: &Found<T>) -> bool {
         let hit = matches!(found, Found::Fresh(..));
-        let obs = &self.cache.inner.observe;
-        obs.reads(u64::from(hit), u64::from(!hit));
-        tracing::Span::current().record("hit", hit);
+        if hit {
+            self.observe().reads(1, 0);
+            tracing::Span::current().record("hit", true);
+        }
+        !hit
+    }
+
+    /// Count a read [`count`](Self::count) left (`missed`): a miss, or coalesced when
+    /// this caller took another caller's compute.
+    pub(super) fn settle(&self, missed: bool, coalesced: bool) {
+        if missed {
+            self.observe().missed(coalesced);
+        }
     }
 }
 

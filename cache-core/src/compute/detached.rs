@@ -68,7 +68,8 @@ impl<C: Codec> ComputeCall<'_, C> {
         if self.skip {
             return skipped(compute).await;
         }
-        let span = self.cache.inner.observe.span(Op::GetOrCompute, &key);
+        self.scope = self.cache.inner.observe.scope(self.namespace.as_deref());
+        let span = self.observe().span(Op::GetOrCompute, &key);
         in_span(span, self.detached(key, compute)).await
     }
 
@@ -80,16 +81,17 @@ impl<C: Codec> ComputeCall<'_, C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
-        let (mut fallback, mut serve_now) = (None, false);
+        let (mut fallback, mut serve_now, mut missed) = (None, false, false);
         let since = self.cache.inner.flights.mark();
         if !self.settings.refresh {
             let found = self.lookup::<T>(&key, true).await;
-            self.count(&found);
+            missed = self.count(&found);
             match found {
                 Found::Fresh(v, _) => return Ok(v),
                 // After a fail-safe answer, not refreshed again within the throttle.
                 Found::Stale(v, _) | Found::Kept(v, _) if self.cache.throttled(&key) => {
-                    self.cache.inner.observe.stale_served();
+                    self.settle(missed, false);
+                    self.observe().stale_served();
                     return Ok(v);
                 }
                 Found::Stale(v, m) => (fallback, serve_now) = (Some((v, m)), true),
@@ -99,9 +101,10 @@ impl<C: Codec> ComputeCall<'_, C> {
         }
         let read_failed = self.degraded.load(Ordering::Relaxed);
         let task = self.spawn_leader(key, compute, fallback.clone(), (since, read_failed));
-        let obs = &self.cache.inner.observe;
+        let obs = self.observe();
         let joined = match fallback {
             Some((v, _)) if serve_now => {
+                self.settle(missed, false);
                 obs.stale_served();
                 return Ok(v);
             }
@@ -111,6 +114,7 @@ impl<C: Codec> ComputeCall<'_, C> {
                     Ok(joined) => joined,
                     Err(_) => {
                         tracing::debug!(?soft, "compute past its soft timeout; serving the kept value, the compute goes on");
+                        self.settle(missed, false);
                         obs.stale_served();
                         return Ok(v);
                     }
@@ -118,8 +122,10 @@ impl<C: Codec> ComputeCall<'_, C> {
             }
             _ => task.await,
         };
+        // Coalesced when the task took another caller's compute.
+        self.settle(missed, matches!(joined, Ok((_, true))));
         match joined {
-            Ok(out) => out.map_err(Into::into),
+            Ok((out, _)) => out.map_err(Into::into),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(ComputeError::Cache(Error::new(
                 crate::ErrorKind::Unavailable,
@@ -130,14 +136,15 @@ impl<C: Codec> ComputeCall<'_, C> {
     }
 
     /// The leader's work on a task of its own: join the single flight (or follow
-    /// the one in progress), then lock, compute, write and release.
+    /// the one in progress), then lock, compute, write and release; `true` with the
+    /// outcome when it is another caller's compute's.
     fn spawn_leader<T, E, F, Fut>(
         &self,
         key: String,
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
         (since, read_failed): (u64, bool),
-    ) -> tokio::task::JoinHandle<Outcome<T, E>>
+    ) -> tokio::task::JoinHandle<(Outcome<T, E>, bool)>
     where
         T: Cacheable,
         E: Send + Sync + 'static,
@@ -146,27 +153,29 @@ impl<C: Codec> ComputeCall<'_, C> {
     {
         let cache = self.cache.clone();
         let settings = self.settings;
+        let scope = self.scope.clone();
         tokio::spawn(async move {
-            let call = ComputeCall::with_settings(&cache, settings);
+            let mut call = ComputeCall::with_settings(&cache, settings);
+            call.scope = scope;
             let ty = TypeId::of::<Outcome<T, E>>();
             let guard = loop {
                 match cache.inner.flights.join(ty, &key, since, read_failed) {
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
-                            return call.or_own(out, fallback);
+                            return (call.or_own(out, fallback), true);
                         }
                     }
                     Role::Follower(rx) => {
                         if let Some(out) = received::<T, E>(follow(rx).await, since) {
-                            return call.or_own(out, fallback);
+                            return (call.or_own(out, fallback), true);
                         }
                     }
                     Role::Leader(guard) => break guard,
                 }
             };
-            call.lead(&key, compute, fallback, false, &guard)
-                .await
-                .land(guard)
+            let led = call.lead(&key, compute, fallback, false, &guard).await;
+            let coalesced = led.coalesced;
+            (led.land(guard), coalesced)
         })
     }
 }

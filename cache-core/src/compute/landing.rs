@@ -22,6 +22,8 @@ pub(super) struct Led<T, E> {
     pub(super) superseded: Option<u64>,
     /// What followers get when it differs from `out`.
     pub(super) shared: Option<Outcome<T, E>>,
+    /// The value is another caller's: another process's lock holder wrote it.
+    pub(super) coalesced: bool,
 }
 
 impl<T, E> Led<T, E> {
@@ -33,6 +35,7 @@ impl<T, E> Led<T, E> {
             panic: None,
             superseded: None,
             shared: None,
+            coalesced: false,
         }
     }
     pub(super) fn failed(out: Outcome<T, E>, panic: Option<Box<dyn std::any::Any + Send>>) -> Self {
@@ -43,6 +46,7 @@ impl<T, E> Led<T, E> {
             panic,
             superseded: None,
             shared: None,
+            coalesced: false,
         }
     }
     pub(super) fn superseded(v: T, began: u64) -> Self {

@@ -49,7 +49,12 @@ impl<C: Codec> ComputeCall<'_, C> {
         // found may take it for the length of one store call.
         let read_linger = later(self.options().store_timeout + LINGER_MARGIN);
         let (mut held, waited_out) = match self.lock(key, fallback.as_ref().map(|f| &f.1)).await {
-            Locked::Found(v) => return Led::value(v, read_linger),
+            Locked::Found(v) => {
+                return Led {
+                    coalesced: true,
+                    ..Led::value(v, read_linger)
+                }
+            }
             Locked::Compute { held, waited_out } => (held, waited_out),
         };
         let clock = &self.cache.inner.clock;
@@ -64,7 +69,7 @@ impl<C: Codec> ComputeCall<'_, C> {
             .run(async move { compute().await }, soft && fallback.is_some())
             .await;
         let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
-        let obs = &self.cache.inner.observe;
+        let obs = self.observe();
         match &ran {
             Ran::Done(r) => obs.computed(timer.elapsed(), r.is_err()),
             Ran::Hard(_) | Ran::Panicked(_) => obs.computed(timer.elapsed(), true),
@@ -208,7 +213,7 @@ impl<C: Codec> ComputeCall<'_, C> {
                     Failure::Compute(_) => "the compute failed",
                     _ => "the compute timed out",
                 };
-                let obs = &self.cache.inner.observe;
+                let obs = self.observe();
                 tracing::warn!(key = %obs.log_key(key), "{why}; serving the stale value kept for fail-safe");
                 obs.stale_served();
                 // Asked again once per throttle, not on every call; the throttle is
@@ -232,6 +237,7 @@ impl<C: Codec> ComputeCall<'_, C> {
             open: false,
             panic,
             superseded: None,
+            coalesced: false,
         }
     }
 

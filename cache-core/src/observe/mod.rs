@@ -3,28 +3,60 @@
 //! recorder.
 //!
 //! - **Spans** (level DEBUG, name `cache`): `op`, `backend`, `namespace`, `hit` on
-//!   reads, `error` on failures; the key only with
+//!   reads, `coalesced` on a get-or-compute that took another caller's compute,
+//!   `error` on failures; the key only with
 //!   [`CacheBuilder::trace_keys`](crate::CacheBuilder::trace_keys). Never a value.
+//!   Seeing them needs a subscriber that shows DEBUG spans of the crate (with
+//!   `tracing_subscriber::fmt`, `.with_span_events(FmtSpan::CLOSE)` prints each
+//!   call's fields when it ends).
 //! - **Metrics** (labels `backend`, `namespace`): counters `cache_hits_total`,
-//!   `cache_misses_total`, `cache_stale_served_total`, `cache_computes_total`,
-//!   `cache_compute_errors_total`, `cache_errors_total{kind}`; histograms
-//!   `cache_compute_seconds` and `cache_backend_seconds{op}`. Handles are registered
-//!   when the cache is built, so install the recorder before building caches.
+//!   `cache_misses_total`, `cache_coalesced_total`, `cache_stale_served_total`,
+//!   `cache_computes_total`, `cache_compute_errors_total`, `cache_errors_total{kind}`;
+//!   histograms `cache_compute_seconds` and `cache_backend_seconds{op}`.
 //! - **Stats**: [`Cache::stats`](crate::Cache::stats), counted in per-thread stripes
 //!   (one per thread, up to 32 threads, counted without a locked instruction; threads
-//!   beyond share one more stripe).
+//!   beyond share one more stripe); serde-serialisable for a JSON endpoint, and
+//!   [`CacheStats::to_prometheus`] / [`prometheus_text`] for a Prometheus one.
 //!
-//! A miss is a read that found no fresh value (absent, stale or undecodable): the value
-//! had to be computed again, here or by another caller. The in-process read fast path
-//! (memory) is counted but not timed: its latency is the read itself.
+//! **Outcomes.** Each read counts one of: a *hit* (a fresh value found), a *miss* (none
+//! found, and this call computed, or served a stale value, or failed), or, for
+//! get-or-compute only, *coalesced* (none found, and the call took the outcome of
+//! another caller's compute: it followed this process's single flight, or waited on
+//! another process's lock and found its value). Fifty concurrent calls on one cold key
+//! count 1 miss, 1 compute and 49 coalesced. The in-process read fast path (memory) is
+//! counted but not timed: its latency is the read itself.
+//!
+//! **The `namespace` label** is the backend's namespace, or, for a get-or-compute call
+//! with [`ComputeCall::namespace`](crate::ComputeCall::namespace), that call's
+//! namespace (its span says the same), so `users` lookups and HTTP responses
+//! ([`Cache::record_read`](crate::Cache::record_read)) are told apart. Each distinct
+//! namespace is a set of series in the recorder (about 25: every counter, error kind and
+//! latency histogram) that lives as long as the process: choose namespaces in code,
+//! from a small fixed set, **never from request data** (a user id, a tenant, a path).
+//! A cache labels at most 64 per-call namespaces apart; calls in further ones share the
+//! label `_other`, and a warning is logged once.
+//!
+//! **Recorder installation.** Handles are registered when the cache is built (and a
+//! per-call namespace's at its first call), with the recorder in force then. If there
+//! was none yet (the no-op recorder), each count looks again (one thread-local and one
+//! atomic load) until a recorder is installed, registers the handles with it then, and
+//! counts from there on: a recorder installed after the cache was built works; what was
+//! counted before it is in [`Cache::stats`](crate::Cache::stats) only. A cache built
+//! inside [`metrics::with_local_recorder`] keeps that recorder's handles.
 
 use crate::error::ErrorKind;
-use metrics::{Counter, Histogram};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Span;
 
+mod layered;
+mod prometheus;
+mod series;
 mod stats;
+pub use layered::ReadOutcome;
+pub use prometheus::prometheus_text;
+use series::{Registry, Series};
 pub use stats::CacheStats;
 use stats::{add, stripe_index, Stripe, STRIPES};
 
@@ -120,54 +152,25 @@ fn kind_label(kind: ErrorKind) -> &'static str {
     }
 }
 
-struct Handles {
-    hits: Counter,
-    misses: Counter,
-    stale: Counter,
-    computes: Counter,
-    compute_errors: Counter,
-    errors: [Counter; KINDS.len()],
-    compute_seconds: Histogram,
-    backend_seconds: [Histogram; Op::TIMED.len()],
-}
-
-impl Handles {
-    fn register(backend: &'static str, namespace: &str) -> Self {
-        let labels = |extra: Option<(&'static str, &'static str)>| {
-            let mut l = vec![
-                metrics::Label::new("backend", backend),
-                metrics::Label::new("namespace", namespace.to_owned()),
-            ];
-            l.extend(extra.map(|(k, v)| metrics::Label::new(k, v)));
-            l
-        };
-        let counter = |name: &'static str| metrics::counter!(name, labels(None));
-        Handles {
-            hits: counter("cache_hits_total"),
-            misses: counter("cache_misses_total"),
-            stale: counter("cache_stale_served_total"),
-            computes: counter("cache_computes_total"),
-            compute_errors: counter("cache_compute_errors_total"),
-            errors: KINDS.map(|k| {
-                metrics::counter!("cache_errors_total", labels(Some(("kind", kind_label(k)))))
-            }),
-            compute_seconds: metrics::histogram!("cache_compute_seconds", labels(None)),
-            backend_seconds: Op::TIMED.map(|op| {
-                metrics::histogram!("cache_backend_seconds", labels(Some(("op", op.as_str()))))
-            }),
-        }
-    }
-}
-
 /// One cache's spans, metrics and stats (see the module docs).
 pub(crate) struct Observer {
     // What every call reads first, together: one cache line.
     on: bool,
     trace_keys: bool,
     stripes: Box<[Stripe]>,
-    handles: Option<Box<Handles>>,
-    backend: &'static str,
-    namespace: String,
+    metrics: Option<Box<Registry>>,
+}
+
+/// The labels of one get-or-compute call's metrics and span: the cache's own, or
+/// those of the call's own namespace ([`ComputeCall::namespace`](crate::ComputeCall::namespace)).
+#[derive(Clone, Default)]
+pub(crate) struct Scope(Option<Arc<Series>>);
+
+/// An [`Observer`] counting under one [`Scope`]'s labels.
+#[derive(Clone, Copy)]
+pub(crate) struct Scoped<'a> {
+    obs: &'a Observer,
+    series: Option<&'a Series>,
 }
 
 impl Observer {
@@ -175,12 +178,39 @@ impl Observer {
         Observer {
             on,
             trace_keys,
-            backend,
-            namespace: namespace.to_owned(),
             stripes: (0..if on { STRIPES } else { 0 })
                 .map(|_| Stripe::default())
                 .collect(),
-            handles: on.then(|| Box::new(Handles::register(backend, namespace))),
+            metrics: on.then(|| Box::new(Registry::new(backend, namespace))),
+        }
+    }
+
+    /// Counting under the cache's own labels.
+    #[inline]
+    pub(crate) fn main(&self) -> Scoped<'_> {
+        Scoped {
+            obs: self,
+            series: self.metrics.as_deref().map(|r| &r.main),
+        }
+    }
+
+    /// The scope of a call in `namespace` (`None`: the cache's own).
+    pub(crate) fn scope(&self, namespace: Option<&str>) -> Scope {
+        match (namespace, &self.metrics) {
+            (Some(ns), Some(r)) => Scope(Some(r.scoped(ns))),
+            _ => Scope(None),
+        }
+    }
+
+    /// Counting under `scope`'s labels.
+    #[inline]
+    pub(crate) fn scoped<'a>(&'a self, scope: &'a Scope) -> Scoped<'a> {
+        match &scope.0 {
+            Some(series) => Scoped {
+                obs: self,
+                series: Some(series),
+            },
+            None => self.main(),
         }
     }
 
@@ -194,55 +224,15 @@ impl Observer {
         }
     }
 
-    /// `hits` and `misses` reads.
+    /// `hits` and `misses` reads, under the cache's own labels.
     #[inline]
     pub(crate) fn reads(&self, hits: u64, misses: u64) {
-        let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) else {
-            return;
-        };
-        if hits > 0 {
-            add(i, &s.hits, hits);
-            h.hits.increment(hits);
-        }
-        if misses > 0 {
-            add(i, &s.misses, misses);
-            h.misses.increment(misses);
-        }
-    }
-
-    /// A stale or fail-safe value served.
-    pub(crate) fn stale_served(&self) {
-        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
-            add(i, &s.stale, 1);
-            h.stale.increment(1);
-        }
+        self.main().reads(hits, misses)
     }
 
     /// A failed cache call.
     pub(crate) fn error(&self, kind: ErrorKind) {
-        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
-            let k = kind_index(kind);
-            add(i, &s.errors[k], 1);
-            h.errors[k].increment(1);
-        }
-    }
-
-    /// A compute that ran for `took`, and whether it failed.
-    pub(crate) fn computed(&self, took: Duration, failed: bool) {
-        if let (Some((i, s)), Some(h)) = (self.stripe(), &self.handles) {
-            add(i, &s.computes, 1);
-            add(
-                i,
-                &s.compute_ns,
-                took.as_nanos().min(u64::MAX as u128) as u64,
-            );
-            h.computes.increment(1);
-            if failed {
-                add(i, &s.compute_errors, 1);
-                h.compute_errors.increment(1);
-            }
-            h.compute_seconds.record(took.as_secs_f64());
-        }
+        self.main().error(kind)
     }
 
     /// The clock, when this cache times its calls.
@@ -254,15 +244,9 @@ impl Observer {
     /// A backend call of `op` that began at `started`.
     #[inline]
     pub(crate) fn latency(&self, op: Op, started: Option<Instant>) {
-        if let (Some(t), Some(h)) = (started, &self.handles) {
-            if let Some(i) = Op::TIMED.iter().position(|o| *o == op) {
-                h.backend_seconds[i].record(t.elapsed().as_secs_f64());
-            }
-        }
+        self.main().latency(op, started)
     }
 
-    /// The span of one call (disabled, and free, without a subscriber that wants it).
-    #[inline]
     /// A key as logs may show it: the key with
     /// [`trace_keys`](crate::CacheBuilder::trace_keys), else a short digest salted
     /// with a random value of this process, that correlates the process's log lines
@@ -281,23 +265,10 @@ impl Observer {
         format!("#{}", &digest[..12])
     }
 
+    /// The span of one call (disabled, and free, without a subscriber that wants it).
+    #[inline]
     pub(crate) fn span(&self, op: Op, key: &str) -> Span {
-        if !self.on {
-            return Span::none();
-        }
-        let span = tracing::debug_span!(
-            "cache",
-            op = op.as_str(),
-            backend = self.backend,
-            namespace = %self.namespace,
-            key = tracing::field::Empty,
-            hit = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
-        if self.trace_keys && !span.is_disabled() {
-            span.record("key", key);
-        }
-        span
+        self.main().span(op, key)
     }
 
     /// [`outcome`](Self::outcome) of a call that made no span yet: the span is made
@@ -368,6 +339,7 @@ impl Observer {
         CacheStats {
             hits: sum(&|s| &s.hits),
             misses: sum(&|s| &s.misses),
+            coalesced: sum(&|s| &s.coalesced),
             stale_served: sum(&|s| &s.stale),
             computes: sum(&|s| &s.computes),
             compute_errors: sum(&|s| &s.compute_errors),
@@ -379,5 +351,130 @@ impl Observer {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         }
+    }
+}
+
+impl Scoped<'_> {
+    /// The stripe and the handles to count with; `None` when observing is off.
+    #[inline]
+    fn counters(&self) -> Option<(usize, &Stripe, &series::Handles)> {
+        let (i, s) = self.obs.stripe()?;
+        Some((i, s, self.series?.handles()))
+    }
+
+    /// `hits` and `misses` reads.
+    #[inline]
+    pub(crate) fn reads(&self, hits: u64, misses: u64) {
+        let Some((i, s, h)) = self.counters() else {
+            return;
+        };
+        if hits > 0 {
+            add(i, &s.hits, hits);
+            h.hits.increment(hits);
+        }
+        if misses > 0 {
+            add(i, &s.misses, misses);
+            h.misses.increment(misses);
+        }
+    }
+
+    /// A read that found no fresh value, settled: a miss, or `coalesced` when the
+    /// caller took the outcome of another caller's compute instead of computing
+    /// (recorded on the current span too).
+    pub(crate) fn missed(&self, coalesced: bool) {
+        let span = Span::current();
+        span.record("hit", false);
+        if coalesced {
+            span.record("coalesced", true);
+            self.coalesced();
+        } else {
+            self.reads(0, 1);
+        }
+    }
+
+    /// A call that took another caller's compute (see [`CacheStats::coalesced`]).
+    pub(crate) fn coalesced(&self) {
+        if let Some((i, s, h)) = self.counters() {
+            add(i, &s.coalesced, 1);
+            h.coalesced.increment(1);
+        }
+    }
+
+    /// A stale or fail-safe value served.
+    pub(crate) fn stale_served(&self) {
+        if let Some((i, s, h)) = self.counters() {
+            add(i, &s.stale, 1);
+            h.stale.increment(1);
+        }
+    }
+
+    /// A failed cache call.
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        if let Some((i, s, h)) = self.counters() {
+            let k = kind_index(kind);
+            add(i, &s.errors[k], 1);
+            h.errors[k].increment(1);
+        }
+    }
+
+    /// A compute that ran for `took`, and whether it failed.
+    pub(crate) fn computed(&self, took: Duration, failed: bool) {
+        if let Some((i, s, h)) = self.counters() {
+            add(i, &s.computes, 1);
+            add(
+                i,
+                &s.compute_ns,
+                took.as_nanos().min(u64::MAX as u128) as u64,
+            );
+            h.computes.increment(1);
+            if failed {
+                add(i, &s.compute_errors, 1);
+                h.compute_errors.increment(1);
+            }
+            h.compute_seconds.record(took.as_secs_f64());
+        }
+    }
+
+    /// The clock, when this cache times its calls.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        self.obs.start()
+    }
+
+    /// A backend call of `op` that began at `started`.
+    #[inline]
+    pub(crate) fn latency(&self, op: Op, started: Option<Instant>) {
+        if let (Some(t), Some(series)) = (started, self.series) {
+            if let Some(i) = Op::TIMED.iter().position(|o| *o == op) {
+                series.handles().backend_seconds[i].record(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// A key as logs may show it (see [`Observer::log_key`]).
+    pub(crate) fn log_key(&self, key: &str) -> String {
+        self.obs.log_key(key)
+    }
+
+    /// The span of one call (disabled, and free, without a subscriber that wants it).
+    #[inline]
+    pub(crate) fn span(&self, op: Op, key: &str) -> Span {
+        let Some(series) = self.series.filter(|_| self.obs.on) else {
+            return Span::none();
+        };
+        let span = tracing::debug_span!(
+            "cache",
+            op = op.as_str(),
+            backend = series.backend,
+            namespace = %series.namespace,
+            key = tracing::field::Empty,
+            hit = tracing::field::Empty,
+            coalesced = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if self.obs.trace_keys && !span.is_disabled() {
+            span.record("key", key);
+        }
+        span
     }
 }

@@ -2,6 +2,7 @@
 
 use super::{kind_label, KINDS};
 use crate::error::ErrorKind;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::sync::atomic::{
     AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
@@ -9,13 +10,30 @@ use std::sync::atomic::{
 use std::time::Duration;
 
 /// A snapshot of one cache's counters since it was built (clones share them).
+///
+/// Every get-or-compute call that reads counts one of `hits`, `misses` or
+/// `coalesced`; a plain read counts a hit or a miss per key.
+///
+/// Serialises (serde) as one JSON object, for a `/stats` endpoint:
+/// `{"hits":4,"misses":1,"coalesced":49,"stale_served":0,"computes":1,
+/// "compute_errors":0,"compute_seconds":0.05,"hit_ratio":0.8,"errors":{"timeout":2}}`
+/// (`hit_ratio` is `null` before the first read; `errors` holds the kinds counted).
+/// [`to_prometheus`](Self::to_prometheus) renders it in the Prometheus text format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
     /// Reads that found a fresh value (plain gets and get-or-compute).
     pub hits: u64,
-    /// Reads that found none (absent, stale or undecodable).
+    /// Reads that found none (absent, stale or undecodable) and did not take another
+    /// caller's compute: the value was computed by this call (or the stale value
+    /// served, or the compute failed).
     pub misses: u64,
+    /// Get-or-compute calls that found no fresh value and took the outcome of another
+    /// caller's compute instead of computing: followers of the in-process single
+    /// flight, and callers that waited on another process's lock and then found its
+    /// value. 50 concurrent calls on one cold key count 1 miss, 1 compute and 49
+    /// coalesced.
+    pub coalesced: u64,
     /// Stale or fail-safe values returned by get-or-compute instead of a fresh one.
     pub stale_served: u64,
     /// Computes run by get-or-compute (at most one per key at a time per process).
@@ -29,7 +47,10 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// `hits / (hits + misses)`, or `None` before the first read.
+    /// `hits / (hits + misses)`, or `None` before the first read. Coalesced calls are
+    /// in neither term: they are neither served from the store nor a compute of their
+    /// own; `(hits + coalesced) / (hits + misses + coalesced)` is the share of calls
+    /// that did not compute.
     pub fn hit_ratio(&self) -> Option<f64> {
         let reads = self.hits + self.misses;
         (reads > 0).then(|| self.hits as f64 / reads as f64)
@@ -45,11 +66,35 @@ impl CacheStats {
     }
 }
 
+impl Serialize for CacheStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The errors as a JSON object, kind to count.
+        struct Errors<'a>(&'a [(&'static str, u64)]);
+        impl Serialize for Errors<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(k, n)| (*k, *n)))
+            }
+        }
+        let mut s = serializer.serialize_struct("CacheStats", 9)?;
+        s.serialize_field("hits", &self.hits)?;
+        s.serialize_field("misses", &self.misses)?;
+        s.serialize_field("coalesced", &self.coalesced)?;
+        s.serialize_field("stale_served", &self.stale_served)?;
+        s.serialize_field("computes", &self.computes)?;
+        s.serialize_field("compute_errors", &self.compute_errors)?;
+        s.serialize_field("compute_seconds", &self.compute_time.as_secs_f64())?;
+        s.serialize_field("hit_ratio", &self.hit_ratio())?;
+        s.serialize_field("errors", &Errors(&self.errors))?;
+        s.end()
+    }
+}
+
 #[derive(Default)]
 #[repr(align(128))]
 pub(super) struct Stripe {
     pub(super) hits: AtomicU64,
     pub(super) misses: AtomicU64,
+    pub(super) coalesced: AtomicU64,
     pub(super) stale: AtomicU64,
     pub(super) computes: AtomicU64,
     pub(super) compute_errors: AtomicU64,
