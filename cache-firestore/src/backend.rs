@@ -3,8 +3,7 @@
 use crate::config::FirestoreConfig;
 use crate::driver::{
     absent, create, delete, delete_if_unchanged, doc_id, is_live, put, replace_if_unchanged,
-    value_of, value_ref, with_value, Conditional, Driver, COMMIT_MAX, EXPIRES, GET_MAX,
-    MAX_KEY_LEN, VALUE,
+    value_of, value_ref, with_value, Conditional, Driver, COMMIT_MAX, EXPIRES, GET_MAX, VALUE,
 };
 use crate::error::BACKEND;
 use cache_core::raw::{
@@ -12,8 +11,7 @@ use cache_core::raw::{
     LockState,
 };
 use cache_core::{
-    async_trait, BackendBuilder, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry,
-    LockToken, Result,
+    async_trait, Bytes, CacheBackend, Capabilities, Error, ErrorKind, Expiry, LockToken, Result,
 };
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
@@ -47,69 +45,17 @@ pub struct FirestoreBuilder {
 }
 
 impl FirestoreBuilder {
-    /// Start from a full configuration.
-    pub fn from_config(config: FirestoreConfig) -> Self {
-        FirestoreBuilder {
-            config,
-            clock_offset_ms: 0,
-        }
-    }
-    /// See [`FirestoreConfig::project_id`].
-    pub fn project_id(mut self, id: impl Into<String>) -> Self {
-        self.config.project_id = id.into();
-        self
-    }
-    /// See [`FirestoreConfig::database_id`].
-    pub fn database_id(mut self, id: impl Into<String>) -> Self {
-        self.config.database_id = id.into();
-        self
-    }
-    /// See [`FirestoreConfig::collection`].
-    pub fn collection(mut self, collection: impl Into<String>) -> Self {
-        self.config.collection = collection.into();
-        self
-    }
-    /// See [`FirestoreConfig::namespace`].
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.config.namespace = namespace.into();
-        self
-    }
-    /// See [`FirestoreConfig::key_file`].
-    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.key_file = Some(path.into());
-        self
-    }
-    /// See [`FirestoreConfig::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = timeout;
-        self
-    }
-    /// See [`FirestoreConfig::connect_timeout`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-    /// See [`FirestoreConfig::sweep_interval`].
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.config.sweep_interval = Some(every);
-        self
-    }
-    /// See [`FirestoreConfig::max_value_size`].
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.config.max_value_size = bytes;
-        self
-    }
-    /// See [`FirestoreConfig::max_clock_skew`].
-    pub fn max_clock_skew(mut self, skew: Duration) -> Self {
-        self.config.max_clock_skew = skew;
-        self
-    }
-    /// Tests only: run this backend's clock `offset_ms` milliseconds ahead (negative:
-    /// behind) of the system's, to play a client whose clock is off.
-    #[doc(hidden)]
-    pub fn test_clock_offset_ms(mut self, offset_ms: i64) -> Self {
-        self.clock_offset_ms = offset_ms;
-        self
+    cache_core::builder_setters! { config: FirestoreConfig;
+        from_config,
+        project_id(id: impl Into<String>) = id.into(),
+        database_id(id: impl Into<String>) = id.into(),
+        collection(collection: impl Into<String>) = collection.into(),
+        namespace,
+        key_file(path: impl Into<PathBuf>) = Some(path.into()),
+        timeout, connect_timeout,
+        sweep_interval(every: Duration) = Some(every),
+        max_value_size, max_clock_skew,
+        test_clock_offset_ms => clock_offset_ms,
     }
 
     /// Check the settings, connect and read once: a missing project id, bad names,
@@ -264,12 +210,10 @@ async fn sweep(driver: &Driver, namespace: &str, before: u64) -> Result<usize> {
     }
 }
 
-impl std::fmt::Debug for FirestoreBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FirestoreBackend")
-            .field("config", &self.config)
-            .finish()
-    }
+cache_core::backend_handle! {
+    FirestoreBackend: FirestoreBuilder, FirestoreConfig;
+    /// Another backend on the same client and collection with its own namespace.
+    with_namespace: on_driver(driver.clone(), config, clock),
 }
 
 /// How many times a create-or-take-over is tried again when the document changed
@@ -310,36 +254,14 @@ fn contended() -> Error {
 }
 
 impl FirestoreBackend {
-    /// A builder with the defaults of [`FirestoreConfig`].
-    pub fn builder() -> FirestoreBuilder {
-        FirestoreBuilder::default()
-    }
-
     fn on_driver(driver: Arc<Driver>, config: FirestoreConfig, clock: Clock) -> Self {
         FirestoreBackend {
             driver,
-            caps: capabilities(&config),
+            caps: config.capabilities(),
             config,
             clock,
             sweeper: None,
         }
-    }
-
-    /// Another backend on the same client and collection with its own namespace.
-    pub fn with_namespace(&self, namespace: &str) -> Result<FirestoreBackend> {
-        validate_namespace(BACKEND, namespace)?;
-        let mut config = self.config.clone();
-        config.namespace = namespace.to_owned();
-        Ok(FirestoreBackend::on_driver(
-            self.driver.clone(),
-            config,
-            self.clock,
-        ))
-    }
-
-    /// This backend's namespace.
-    pub fn namespace(&self) -> &str {
-        &self.config.namespace
     }
 
     /// Delete this namespace's expired documents now (what the background sweep of
@@ -515,41 +437,11 @@ impl FirestoreBackend {
     }
 }
 
-impl BackendBuilder for FirestoreBuilder {
-    type Backend = FirestoreBackend;
-
-    fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
-    }
-
-    fn namespace(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn build(self) -> impl std::future::Future<Output = Result<FirestoreBackend>> + Send {
-        FirestoreBuilder::build(self)
-    }
-}
-
-/// What a backend of `config` can do (known before it connects).
-fn capabilities(config: &FirestoreConfig) -> Capabilities {
-    Capabilities::new(BACKEND)
-        .max_key_len(Some(MAX_KEY_LEN))
-        .max_value_size(Some(config.max_value_size))
-        .native_batch(true)
-        .distributed_locks(true)
-        .fenced_writes(true)
-}
+cache_core::impl_backend_builder!(config: FirestoreBuilder => FirestoreBackend, FirestoreConfig::capabilities);
 
 #[async_trait]
 impl CacheBackend for FirestoreBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    fn namespace(&self) -> &str {
-        Self::namespace(self)
-    }
+    cache_core::backend_identity!(caps);
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let name = self.name(KeyKind::Value, key);

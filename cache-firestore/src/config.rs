@@ -1,7 +1,9 @@
 //! Settings of the Firestore backend.
 
+use crate::driver::MAX_KEY_LEN;
+use crate::error::BACKEND;
+use cache_core::Capabilities;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,7 +12,10 @@ use std::time::Duration;
 pub(crate) const MAX_VALUE: usize = 1024 * 1024 - 8 * 1024;
 
 /// Settings of [`FirestoreBackend`](crate::FirestoreBackend), loadable with serde.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Nothing here is secret: the key file's path is shown by `Debug`, its contents are
+/// never read here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct FirestoreConfig {
@@ -68,21 +73,10 @@ impl Default for FirestoreConfig {
     }
 }
 
-impl fmt::Debug for FirestoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The key file's path is not a secret; its contents are never read here.
-        f.debug_struct("FirestoreConfig")
-            .field("project_id", &self.project_id)
-            .field("database_id", &self.database_id)
-            .field("collection", &self.collection)
-            .field("namespace", &self.namespace)
-            .field("key_file", &self.key_file)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("max_value_size", &self.max_value_size)
-            .field("max_clock_skew", &self.max_clock_skew)
-            .finish()
+impl FirestoreConfig {
+    /// What a backend of these settings can do (known before it connects).
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        Capabilities::networked(BACKEND, Some(MAX_KEY_LEN), self.max_value_size)
     }
 }
 
