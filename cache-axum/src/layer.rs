@@ -20,6 +20,14 @@ use axum::response::Response;
 /// `stale-if-error`), `REVALIDATED` (the stored response, confirmed by the service with
 /// a `304`), `MISS` (fetched and stored), `PASS` (fetched, not stored) or `BYPASS`
 /// (the request asked for no store).
+///
+/// The cache's [`stats`](cache_core::Cache::stats) and metrics count each request once,
+/// by this label, under the layer's [`namespace`](HttpCacheLayer::namespace) label: `HIT`
+/// a hit (or, for a request that waited for a concurrent fetch of its URL, coalesced),
+/// `STALE` a miss and a stale value served, `MISS` and `REVALIDATED` a miss; `PASS` and
+/// `BYPASS` are not reads. Each request has a `cache` span (DEBUG, `op = "http"`) with
+/// the label as `x_cache` and `hit`; the layer's own store reads are not counted as
+/// hits or misses.
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache");
 
 /// A shared HTTP cache (RFC 9111) in front of the service it wraps, storing in a

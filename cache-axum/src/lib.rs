@@ -5,8 +5,8 @@
 //!   revalidation, stale-while-revalidate and stale-if-error, invalidation by unsafe
 //!   requests, nothing private shared, single flight for concurrent misses.
 //! - [`AppCache`]: the application's [`Cache`](cache_core::Cache) as an extractor
-//!   from the router's state, and [`serve`]: serve until a shutdown signal, then close
-//!   the cache.
+//!   from the router's state, [`serve`]: serve until a shutdown signal, then close
+//!   the cache, and [`prometheus_stats`]: its stats as a Prometheus `/metrics` page.
 //! - `#[cached]` on handlers' helper functions works as it does anywhere (see the
 //!   workspace README).
 //!
@@ -33,7 +33,7 @@ mod state;
 mod stored;
 
 pub use layer::{HttpCache, HttpCacheLayer, CACHE_STATUS};
-pub use state::{serve, AppCache};
+pub use state::{prometheus_stats, serve, AppCache};
 
 /// This crate's README, compiled and run as doc tests.
 #[cfg(doctest)]

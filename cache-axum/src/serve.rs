@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
+use cache_core::observe::ReadOutcome;
 use futures::StreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
@@ -35,7 +36,61 @@ struct Fetched {
     landed: Landed,
 }
 
+/// Marks, in its extensions, a response served from another request's fetch (a
+/// follower of the single flight): counted as coalesced, its label still `HIT`.
+#[derive(Clone, Copy)]
+struct Coalesced;
+
+/// One request through the layer, in its span, counted once in the cache's stats and
+/// metrics as its client sees it: by its `x-cache` label (see [`crate::CACHE_STATUS`]).
 pub(crate) async fn serve<S>(shared: Arc<LayerState>, inner: S, req: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    use tracing::Instrument;
+    let span = tracing::debug_span!(
+        "cache",
+        op = "http",
+        backend = shared.cache.capabilities().name,
+        namespace = %shared.settings.namespace,
+        hit = tracing::field::Empty,
+        coalesced = tracing::field::Empty,
+        x_cache = tracing::field::Empty,
+    );
+    let mut resp = serve_request(shared.clone(), inner, req)
+        .instrument(span.clone())
+        .await;
+    let coalesced = resp.extensions_mut().remove::<Coalesced>().is_some();
+    let Some(label) = resp
+        .headers()
+        .get(CACHE_STATUS)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return resp;
+    };
+    let outcome = match label {
+        "HIT" if coalesced => Some(ReadOutcome::Coalesced),
+        "HIT" => Some(ReadOutcome::Hit),
+        "STALE" => Some(ReadOutcome::Stale),
+        "MISS" | "REVALIDATED" => Some(ReadOutcome::Miss),
+        // Not answered from the cache, nor meant to be: not a read.
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        shared
+            .cache
+            .record_read(&shared.settings.namespace, outcome);
+    }
+    span.record("x_cache", label);
+    span.record("hit", label == "HIT");
+    if coalesced {
+        span.record("coalesced", true);
+    }
+    resp
+}
+
+async fn serve_request<S>(shared: Arc<LayerState>, inner: S, req: Request) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -145,7 +200,9 @@ where
                     if stored.serves(req.headers(), &headers, f) {
                         let (age, _) = stored.age_and_lifetime(&headers, f, shared.now());
                         let nm = conditions.not_modified(stored.status(), &headers);
-                        return stored.respond(headers, age, nm, false, "HIT");
+                        let mut resp = stored.respond(headers, age, nm, false, "HIT");
+                        resp.extensions_mut().insert(Coalesced);
+                        return resp;
                     }
                     break;
                 }
@@ -179,7 +236,8 @@ impl LayerState {
     }
 
     async fn read(&self, key: &str) -> Option<Slot> {
-        match self.cache.get::<Slot>(key).await {
+        // Counted once per request, as its client sees it (see `serve`).
+        match self.cache.get_uncounted::<Slot>(key).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "http cache read failed; asking the service");
@@ -699,4 +757,87 @@ fn empty(status: StatusCode) -> Response {
 /// `only-if-cached` with nothing to serve (RFC 9111 §5.2.1.7).
 fn gateway_timeout() -> Response {
     labelled(empty(StatusCode::GATEWAY_TIMEOUT), "MISS")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::HttpCacheLayer;
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use cache_core::{Cache, ManualClock};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tower::Service;
+
+    fn app(cache: &Cache, clock: &Arc<ManualClock>) -> Router {
+        Router::new()
+            .route(
+                "/fresh-for-1s",
+                get(|| async { ([("cache-control", "max-age=1")], "body") }),
+            )
+            .route(
+                "/swr",
+                get(|| async {
+                    (
+                        [("cache-control", "max-age=1, stale-while-revalidate=60")],
+                        "body",
+                    )
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    ([("cache-control", "max-age=60")], "slow")
+                }),
+            )
+            .layer(HttpCacheLayer::new(cache.clone()).clock(clock.clone()))
+    }
+
+    async fn label(app: &Router, path: &str) -> String {
+        let req = Request::get(format!("http://a.example{path}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().call(req).await.unwrap();
+        resp.headers()["x-cache"].to_str().unwrap().to_owned()
+    }
+
+    /// The stats count what the client was told: a response past its freshness is
+    /// a `MISS` (or `STALE`), never a hit, though the store still holds it.
+    #[tokio::test]
+    async fn the_counted_outcome_is_the_x_cache_label() {
+        let cache = Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let app = app(&cache, &clock);
+        assert_eq!(label(&app, "/fresh-for-1s").await, "MISS");
+        assert_eq!(label(&app, "/fresh-for-1s").await, "HIT");
+        assert_eq!(label(&app, "/swr").await, "MISS");
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(label(&app, "/fresh-for-1s").await, "MISS");
+        assert_eq!(label(&app, "/swr").await, "STALE");
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.stale_served), (1, 4, 1), "{s:?}");
+    }
+
+    /// Requests that waited for a concurrent fetch of their URL are coalesced.
+    #[tokio::test]
+    async fn requests_that_waited_for_a_fetch_are_coalesced() {
+        let cache = Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+        let app = app(&cache, &Arc::new(ManualClock::new()));
+        let labels = futures::future::join_all((0..10).map(|_| label(&app, "/slow"))).await;
+        assert_eq!(
+            labels.iter().filter(|l| *l == "MISS").count(),
+            1,
+            "{labels:?}"
+        );
+        assert_eq!(
+            labels.iter().filter(|l| *l == "HIT").count(),
+            9,
+            "{labels:?}"
+        );
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.coalesced), (0, 1, 9), "{s:?}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The [`Cache`] as application state: an extractor, and closing it at shutdown.
 
 use axum::extract::{FromRef, FromRequestParts};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use cache_core::Cache;
 use http::request::Parts;
@@ -37,6 +38,42 @@ where
     }
 }
 
+/// A handler answering with the application cache's [`CacheStats`] in the Prometheus text format (version
+/// 0.0.4), labelled `backend` and `namespace` (the backend's): a `/metrics` endpoint
+/// for a service without a `metrics` recorder (with one, serve the recorder's
+/// exporter instead: the names are the same). For JSON, [`CacheStats`] is
+/// `serde::Serialize`: `axum::Json(cache.stats())` (axum's default `json` feature).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use cache_axum::AppCache;
+/// let cache = cache_core::Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+/// let app: Router = Router::new()
+///     .route("/metrics", get(cache_axum::prometheus_stats))
+///     .route("/stats", get(|AppCache(c): AppCache| async move {
+///         serde_json::to_string(&c.stats()).unwrap_or_default()
+///     }))
+///     .with_state(cache);
+/// ```
+///
+/// [`CacheStats`]: cache_core::CacheStats
+pub async fn prometheus_stats(AppCache(cache): AppCache) -> Response {
+    use cache_core::CacheBackend;
+    let backend = cache.backend();
+    let text = cache.stats().to_prometheus(&[
+        ("backend", backend.capabilities().name),
+        ("namespace", backend.namespace()),
+    ]);
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// Serve `app` on `listener` until `shutdown` resolves, let the requests in flight
 /// finish, then close `cache`: the counterpart of the Python library's lifespan.
 ///
@@ -62,4 +99,53 @@ pub async fn serve(
         tracing::warn!(error = %e, "closing the cache at shutdown failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use std::time::Duration;
+    use tower::Service;
+
+    /// `/metrics` answers the Prometheus text of the cache's stats: every sample
+    /// line parses, labelled with the backend and its namespace.
+    #[tokio::test]
+    async fn prometheus_stats_serves_the_stats_as_prometheus_text() {
+        let backend = cache_memory::MemoryBackend::builder()
+            .namespace("app")
+            .build()
+            .unwrap();
+        let cache = cache_core::Cache::new(backend);
+        cache.set("a", &1u8, Duration::from_secs(60)).await.unwrap();
+        let _ = cache.get::<u8>("a").await.unwrap();
+        let _ = cache.get::<u8>("b").await.unwrap();
+        let mut app: Router = Router::new()
+            .route("/metrics", get(super::prometheus_stats))
+            .with_state(cache);
+        let req = Request::get("/metrics").body(Body::empty()).unwrap();
+        let resp = app.call(req).await.unwrap();
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        let mut samples = std::collections::HashMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            samples.insert(series.to_owned(), value);
+        }
+        let labels = r#"backend="memory",namespace="app""#;
+        assert_eq!(samples[&format!("cache_hits_total{{{labels}}}")], 1.0);
+        assert_eq!(samples[&format!("cache_misses_total{{{labels}}}")], 1.0);
+        assert_eq!(
+            samples[&format!(r#"cache_errors_total{{{labels},kind="timeout"}}"#)],
+            0.0
+        );
+    }
 }

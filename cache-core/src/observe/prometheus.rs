@@ -51,7 +51,7 @@ where
         .into_iter()
         .map(|(stats, labels)| (stats, label_text(labels)))
         .collect();
-    let counters: [(&str, &str, fn(&CacheStats) -> String); 7] = [
+    let counters: [Family; 7] = [
         ("cache_hits_total", "Reads that found a fresh value.", |s| {
             s.hits.to_string()
         }),
@@ -112,6 +112,9 @@ where
     }
     out
 }
+
+/// A counter's name, help text and value.
+type Family = (&'static str, &'static str, fn(&CacheStats) -> String);
 
 /// `name="value",...` with names made valid and values escaped.
 fn label_text(labels: &[(&str, &str)]) -> String {
