@@ -284,4 +284,10 @@ impl<C: Codec> ComputeCall<'_, C> {
         let ComputeCall { handle, inner } = self;
         handle.run(inner.get_or_compute_with(|| async move { compute() }))?
     }
+
+    /// Remove the value this call would read: see [`crate::ComputeCall::invalidate`].
+    pub fn invalidate(self) -> Result<bool> {
+        let ComputeCall { handle, inner } = self;
+        handle.run(inner.invalidate())?
+    }
 }

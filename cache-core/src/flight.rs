@@ -9,6 +9,11 @@
 //! flight window, not once per call. A caller whose read succeeded and found nothing
 //! never takes a landed outcome that began before it (the store is the authority
 //! then), and this process's own writes, deletes and clears drop what they touch.
+//!
+//! A refresh (`refresh(true)`: compute and overwrite) never takes a value computed
+//! before it was called: it follows (or takes the landed outcome of) only a refresh
+//! flight that took off after it, and waits out any other flight of its key, then
+//! leads or follows a new one.
 
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
@@ -28,7 +33,7 @@ type Slot = watch::Sender<Option<Outcome>>;
 enum Entry {
     /// In the air; the flag is set when this process writes, deletes or clears the
     /// key meanwhile (the leader's write is then skipped: that write wins).
-    Flying(Arc<Slot>, Arc<AtomicBool>),
+    Flying(Arc<Slot>, Arc<AtomicBool>, Takeoff),
     Landed {
         /// The landing's number (see [`Flights::mark`]).
         at: u64,
@@ -36,8 +41,18 @@ enum Entry {
         /// Also for callers whose read failed, whenever they began (the leader's write
         /// was not confirmed).
         open: bool,
+        /// The flight's take-off: a refresh called before it takes its outcome.
+        takeoff: Takeoff,
         outcome: Arc<dyn Any + Send + Sync>,
     },
+}
+
+/// When a flight took off (a number of [`Flights::starts`]) and whether it computes
+/// whatever the store holds (a refresh).
+#[derive(Clone, Copy)]
+struct Takeoff {
+    at: u64,
+    refresh: bool,
 }
 
 /// Landed outcomes kept at most; past half of it the expired go, and if many are
@@ -53,6 +68,9 @@ pub(crate) struct Flights {
     /// takes a landed outcome only if it landed later (a number, not a clock: exact,
     /// and one atomic load on the hit path).
     landings: AtomicU64,
+    /// Take-offs and refresh calls so far, in one order: a refresh follows only a
+    /// flight numbered after it.
+    starts: AtomicU64,
 }
 
 #[derive(Default)]
@@ -66,6 +84,9 @@ pub(crate) enum Role<'a> {
     Follower(watch::Receiver<Option<Outcome>>),
     /// A flight that landed after the caller began: its outcome.
     Landed(Arc<dyn Any + Send + Sync>),
+    /// A refresh found a flight that may have computed before it was called: wait
+    /// for it to land, ignore its outcome and join again.
+    Busy(watch::Receiver<Option<Outcome>>),
 }
 
 impl Flights {
@@ -77,30 +98,74 @@ impl Flights {
 
     /// Become the leader for `key` and outcome type `ty`, follow the current one, or
     /// take the outcome of one that landed after `since` (a [`mark`](Self::mark)), or
-    /// of an open one when the caller's read failed.
-    pub(crate) fn join(&self, ty: TypeId, key: &str, since: u64, read_failed: bool) -> Role<'_> {
+    /// of an open one when the caller's read failed. A refresh called at `refresh` (a
+    /// [`refresh_mark`](Self::refresh_mark)) follows or takes the outcome of only a
+    /// refresh flight that took off after it, and waits out any other flight.
+    pub(crate) fn join(
+        &self,
+        ty: TypeId,
+        key: &str,
+        since: u64,
+        read_failed: bool,
+        refresh: Option<u64>,
+    ) -> Role<'_> {
         let mut map = self.map.lock();
         let now = Instant::now();
         let Map { by_type, landed } = &mut *map;
         let by_key = by_type.entry(ty).or_default();
-        match by_key.get(key) {
-            Some(Entry::Flying(slot, _)) => return Role::Follower(slot.subscribe()),
-            Some(Entry::Landed {
-                at,
-                until,
-                open,
-                outcome,
-            }) if now < *until && (*at > since || (*open && read_failed)) => {
+        match (by_key.get(key), refresh) {
+            (Some(Entry::Flying(slot, _, t)), Some(after)) if !(t.refresh && t.at > after) => {
+                return Role::Busy(slot.subscribe())
+            }
+            (Some(Entry::Flying(slot, ..)), _) => return Role::Follower(slot.subscribe()),
+            (
+                Some(Entry::Landed {
+                    until,
+                    takeoff,
+                    outcome,
+                    ..
+                }),
+                Some(after),
+            ) if now < *until && takeoff.refresh && takeoff.at > after => {
                 return Role::Landed(outcome.clone());
             }
-            Some(Entry::Landed { .. }) => *landed -= 1,
-            None => {}
+            (
+                Some(Entry::Landed {
+                    at,
+                    until,
+                    open,
+                    outcome,
+                    ..
+                }),
+                None,
+            ) if now < *until && (*at > since || (*open && read_failed)) => {
+                return Role::Landed(outcome.clone());
+            }
+            (Some(Entry::Landed { .. }), _) => *landed -= 1,
+            (None, _) => {}
         }
+        self.take_off(by_key, ty, key, refresh.is_some())
+    }
+
+    /// The mark a refresh takes when it is called (see [`Flights::join`]).
+    pub(crate) fn refresh_mark(&self) -> u64 {
+        self.starts.fetch_add(1, Ordering::AcqRel)
+    }
+
+    fn take_off<'f>(
+        &'f self,
+        by_key: &mut HashMap<String, Entry>,
+        ty: TypeId,
+        key: &str,
+        refresh: bool,
+    ) -> Role<'f> {
         let slot = Arc::new(watch::Sender::new(None));
         let overtaken = Arc::new(AtomicBool::new(false));
+        let at = self.starts.fetch_add(1, Ordering::AcqRel);
+        let takeoff = Takeoff { at, refresh };
         by_key.insert(
             key.to_owned(),
-            Entry::Flying(slot.clone(), overtaken.clone()),
+            Entry::Flying(slot.clone(), overtaken.clone(), takeoff),
         );
         Role::Leader(LeaderGuard {
             flights: self,
@@ -123,7 +188,7 @@ impl Flights {
                     by_key.remove(key);
                     dropped += 1;
                 }
-                Some(Entry::Flying(_, overtaken)) => overtaken.store(true, Ordering::Release),
+                Some(Entry::Flying(_, overtaken, _)) => overtaken.store(true, Ordering::Release),
                 None => {}
             }
         }
@@ -135,7 +200,7 @@ impl Flights {
         let mut map = self.map.lock();
         for by_key in map.by_type.values_mut() {
             by_key.retain(|_, e| match e {
-                Entry::Flying(_, overtaken) => {
+                Entry::Flying(_, overtaken, _) => {
                     overtaken.store(true, Ordering::Release);
                     true
                 }
@@ -231,8 +296,11 @@ impl LeaderGuard<'_> {
             let map = &mut *guard;
             let now = Instant::now();
             if let Some(by_key) = map.by_type.get_mut(&self.ty) {
-                if matches!(by_key.get(&self.key), Some(Entry::Flying(s, _)) if Arc::ptr_eq(s, &self.slot))
-                {
+                let mine = match by_key.get(&self.key) {
+                    Some(Entry::Flying(s, _, t)) if Arc::ptr_eq(s, &self.slot) => Some(*t),
+                    _ => None,
+                };
+                if let Some(takeoff) = mine {
                     match &outcome {
                         Some(o) if linger > now && !self.overtaken() => {
                             let at = self.flights.landings.fetch_add(1, Ordering::AcqRel) + 1;
@@ -240,6 +308,7 @@ impl LeaderGuard<'_> {
                                 at,
                                 until: linger,
                                 open,
+                                takeoff,
                                 outcome: o.clone(),
                             };
                             by_key.insert(self.key.clone(), landed);
@@ -284,13 +353,13 @@ mod tests {
         let t = TypeId::of::<u32>();
         let now = || f.mark();
         let before = now();
-        let Role::Leader(g) = f.join(t, "k", now(), false) else {
+        let Role::Leader(g) = f.join(t, "k", now(), false, None) else {
             panic!("first caller leads")
         };
-        let Role::Follower(rx) = f.join(t, "k", now(), false) else {
+        let Role::Follower(rx) = f.join(t, "k", now(), false, None) else {
             panic!("second follows")
         };
-        let Role::Leader(other) = f.join(TypeId::of::<String>(), "k", now(), false) else {
+        let Role::Leader(other) = f.join(TypeId::of::<String>(), "k", now(), false, None) else {
             panic!("another type leads its own flight")
         };
         drop(other);
@@ -303,14 +372,14 @@ mod tests {
         assert_eq!(out.downcast_ref::<u32>(), Some(&5));
         assert_eq!(f.in_flight(), 0);
         // A caller that began before the landing takes its outcome; a later one leads.
-        let Role::Landed(out) = f.join(t, "k", before, false) else {
+        let Role::Landed(out) = f.join(t, "k", before, false, None) else {
             panic!("began before it landed")
         };
         assert_eq!(out.downcast_ref::<u32>(), Some(&5));
-        let Role::Leader(g) = f.join(t, "k", now(), false) else {
+        let Role::Leader(g) = f.join(t, "k", now(), false, None) else {
             panic!()
         };
-        let Role::Follower(rx) = f.join(t, "k", now(), false) else {
+        let Role::Follower(rx) = f.join(t, "k", now(), false, None) else {
             panic!()
         };
         drop(g);

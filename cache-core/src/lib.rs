@@ -83,14 +83,25 @@ pub use async_trait::async_trait;
 ///   of the function or a field of one (`cache = state.cache`), which is then left out
 ///   of the key;
 /// - `key = <expr>`: the key (any [`IntoKey`]: a `String`, a `format!`, a
-///   [`KeyBuilder`]); by default the module path, the function name and every
-///   argument as JSON (arguments must be `Serialize`);
+///   [`KeyBuilder`]); by default the function's name and every argument as JSON
+///   (arguments must be `Serialize`); not the module path, so moving the function
+///   keeps its keys, and two cached functions of one name sharing a cache and a
+///   namespace must tell their keys apart with `key_prefix` (or `namespace`);
+/// - `key_prefix = <&str expr>`: the default key's start instead of the function's
+///   name (`key_prefix = "user-v2"` when the value's shape changes;
+///   `key_prefix = concat!(module_path!(), "::f")` for keys that follow the module);
 /// - `exclude = [arg, ...]`: arguments left out of the default key (connections, ...);
 /// - `expiry = <expr>`: an integer literal counts seconds, else anything `Into<Expiry>`;
 /// - `namespace = "ns"`, `stampede_protection = bool`;
 /// - `lock_ttl`, `lock_wait`, `store_timeout`: an integer literal counts seconds, else a
 ///   `Duration`;
 /// - `skip = <bool expr>`, `refresh = <bool expr>`: per call, may use the arguments.
+///
+/// It also generates `<name>_invalidate(..) -> Result<bool, Error>` (async when the
+/// function is), which removes the value cached for its arguments (see
+/// [`ComputeCall::invalidate`]): call it after a write to what the value was computed
+/// from. It takes the arguments the key, the cache and the namespace are built from
+/// (every argument when `key` is given or the function is generic).
 ///
 /// Free functions only (in a method, call [`Cache::cached`] directly). Arguments must
 /// be plain names.
@@ -106,6 +117,8 @@ pub use async_trait::async_trait;
 ///
 /// # async fn demo(cache: Cache) -> Result<(), ComputeError<Infallible>> {
 /// let name = user_name(&cache, 7, false).await?;
+/// // After the user is written:
+/// user_name_invalidate(&cache, 7).await?;
 /// # Ok(()) }
 /// ```
 pub use cache_macros::cached;

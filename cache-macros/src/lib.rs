@@ -26,6 +26,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     cache: Option<Expr>,
     key: Option<Expr>,
+    key_prefix: Option<Expr>,
+    namespace: Option<Expr>,
     exclude: Vec<syn::Ident>,
     /// Arguments used as bare flags (`skip = no_cache`): never part of the key.
     flags: Vec<syn::Ident>,
@@ -100,6 +102,7 @@ fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Option
         match name.as_str() {
             "cache" => o.cache = Some(v),
             "key" => o.key = Some(v),
+            "key_prefix" => o.key_prefix = Some(v),
             "exclude" => match v {
                 Expr::Array(arr) => {
                     for e in arr.elems {
@@ -131,7 +134,7 @@ fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Option
                 };
                 o.calls.push(quote!(.expiry(#e)));
             }
-            "namespace" => o.calls.push(quote!(.namespace(#v))),
+            "namespace" => o.namespace = Some(v),
             "stampede_protection" => o.calls.push(quote!(.stampede_protection(#v))),
             "skip" | "refresh" => {
                 if let Some(id) = as_ident(&v) {
@@ -156,7 +159,7 @@ fn parse_options(args: TokenStream2, krate: &TokenStream2) -> syn::Result<Option
                 return Err(Error::new(
                     nv.path.span(),
                     format!(
-                    "unknown option `{other}`; expected cache, key, exclude, expiry, namespace, \
+                    "unknown option `{other}`; expected cache, key, key_prefix, exclude, expiry, namespace, \
                          stampede_protection, lock_ttl, lock_wait, store_timeout, skip or refresh"
                 ),
                 ))
@@ -187,6 +190,12 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let krate = krate();
     let options = parse_options(args, &krate)?;
     let func: ItemFn = syn::parse2(item)?;
+    if options.key.is_some() && options.key_prefix.is_some() {
+        return Err(Error::new(
+            Span::call_site(),
+            "#[cached] takes `key` (the whole key) or `key_prefix` (the default key's start), not both",
+        ));
+    }
     let cache = options.cache.clone().ok_or_else(|| {
         Error::new(
             Span::call_site(),
@@ -236,18 +245,27 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // The argument the cache comes from (`cache`, `state.cache`) is never part of the key.
     let cache_arg = root_ident(&cache);
     let fn_name = &sig.ident;
+    // The arguments of the default key.
+    let key_args: Vec<&syn::Ident> = names
+        .iter()
+        .filter(|n| {
+            !options.exclude.contains(n)
+                && !options.flags.contains(n)
+                && Some(*n) != cache_arg.as_ref()
+        })
+        .collect();
     let key = match &options.key {
         Some(k) => quote!(#k),
         None => {
             let parts = names
                 .iter()
-                .filter(|n| {
-                    !options.exclude.contains(n)
-                        && !options.flags.contains(n)
-                        && Some(*n) != cache_arg.as_ref()
-                })
+                .filter(|n| key_args.contains(n))
                 .map(|n| quote!(.arg(&#n)));
-            quote!(#krate::KeyBuilder::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#fn_name))) #(#parts)*)
+            let prefix = match &options.key_prefix {
+                Some(p) => quote!(#p),
+                None => quote!(::core::stringify!(#fn_name)),
+            };
+            quote!(#krate::KeyBuilder::new(#prefix) #(#parts)*)
         }
     };
 
@@ -263,20 +281,98 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let calls = &options.calls;
-    let run = if sig.asyncness.is_some() {
-        quote!(.get_or_compute(move || #inner_name(#(#names),*)).await)
+    let namespace = options.namespace.as_ref().map(|ns| quote!(.namespace(#ns)));
+    let (run, invalidate) = if sig.asyncness.is_some() {
+        (
+            quote!(.get_or_compute(move || #inner_name(#(#names),*)).await),
+            quote!(.invalidate().await),
+        )
     } else {
-        quote!(.get_or_compute(move || #inner_name(#(#names),*)))
+        (
+            quote!(.get_or_compute(move || #inner_name(#(#names),*))),
+            quote!(.invalidate()),
+        )
     };
+    let inv_sig = invalidator(&func.sig, &options, &key_args, &krate)?;
+    let inv_doc = format!(
+        "Removes the value [`{fn_name}`] cached for these arguments (the same key and \
+         namespace): call it after a write to what the value was computed from. True if \
+         a value was stored; see `ComputeCall::invalidate`."
+    );
     Ok(quote! {
         #(#attrs)*
         #vis #outer_sig {
             #[allow(clippy::too_many_arguments, unused_variables)]
             #inner_sig #body
             let __cached_key = #key;
-            (#cache).cached(__cached_key) #(#calls)* #run
+            (#cache).cached(__cached_key) #namespace #(#calls)* #run
+        }
+
+        #[doc = #inv_doc]
+        #[allow(clippy::too_many_arguments, unused_variables, unused_mut)]
+        #vis #inv_sig {
+            let __cached_key = #key;
+            (#cache).cached(__cached_key) #namespace #invalidate
         }
     })
+}
+
+/// The generated `<fn>_invalidate`: the arguments the key, the cache and the namespace
+/// are built from (all of them when the function is generic or the key is given, so
+/// that nothing is left to infer), returning `Result<bool, Error>`.
+fn invalidator(
+    fn_sig: &syn::Signature,
+    options: &Options,
+    key_args: &[&syn::Ident],
+    krate: &TokenStream2,
+) -> syn::Result<syn::Signature> {
+    let mut used = Vec::new();
+    for e in [
+        &options.cache,
+        &options.namespace,
+        &options.key_prefix,
+        &options.key,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        idents_in(quote!(#e), &mut used);
+    }
+    let keep_all = options.key.is_some()
+        || fn_sig
+            .generics
+            .params
+            .iter()
+            .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    let mut sig = fn_sig.clone();
+    sig.ident = format_ident!("{}_invalidate", fn_sig.ident);
+    sig.inputs = fn_sig
+        .inputs
+        .iter()
+        .filter(|arg| match arg {
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(id) => {
+                    keep_all || key_args.contains(&&id.ident) || used.contains(&id.ident)
+                }
+                _ => true,
+            },
+            FnArg::Receiver(_) => true,
+        })
+        .cloned()
+        .collect();
+    sig.output = syn::parse2(quote!(-> ::core::result::Result<bool, #krate::Error>))?;
+    Ok(sig)
+}
+
+/// Every identifier in `tokens`, nested groups included.
+fn idents_in(tokens: TokenStream2, out: &mut Vec<proc_macro2::Ident>) {
+    for t in tokens {
+        match t {
+            proc_macro2::TokenTree::Ident(id) => out.push(id),
+            proc_macro2::TokenTree::Group(g) => idents_in(g.stream(), out),
+            _ => {}
+        }
+    }
 }
 
 /// This crate's README, compiled and run as doc tests (private: a proc-macro crate

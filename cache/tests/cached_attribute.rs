@@ -25,15 +25,42 @@ async fn hit_does_not_recompute_and_arguments_make_the_key() {
     assert_eq!(SQUARES.load(Ordering::SeqCst), 1);
     assert_eq!(square(4).await.unwrap(), 16);
     assert_eq!(SQUARES.load(Ordering::SeqCst), 2);
-    let key = KeyBuilder::new(concat!(module_path!(), "::square"))
-        .arg(&3u64)
-        .build()
-        .unwrap();
+    let key = KeyBuilder::new("square").arg(&3u64).build().unwrap();
     assert_eq!(
         CACHE.get::<u64>(&key).await.unwrap(),
         Some(9),
-        "default key: path, name, arguments"
+        "default key: the function's name (not its module path: moving it keeps its keys) and the arguments"
     );
+    // The generated invalidate removes that value only.
+    assert!(square_invalidate(3).await.unwrap());
+    assert!(!square_invalidate(3).await.unwrap());
+    assert_eq!(square(4).await.unwrap(), 16);
+    assert_eq!(SQUARES.load(Ordering::SeqCst), 2, "4 is still cached");
+    assert_eq!(square(3).await.unwrap(), 9);
+    assert_eq!(SQUARES.load(Ordering::SeqCst), 3, "3 is computed again");
+}
+
+/// A key prefix of one's own, with a namespace and an excluded argument.
+#[cached(cache = cache, key_prefix = "profile-v2", namespace = "people", exclude = [db])]
+async fn profile(cache: &Cache, id: u32, db: &AtomicUsize) -> Result<u32, Infallible> {
+    db.fetch_add(1, Ordering::SeqCst);
+    Ok(id * 10)
+}
+
+#[tokio::test]
+async fn key_prefix_namespace_and_an_invalidator_without_the_excluded_argument() {
+    let cache = Cache::new(MemoryBackend::builder().build().unwrap());
+    let db = AtomicUsize::new(0);
+    assert_eq!(profile(&cache, 4, &db).await.unwrap(), 40);
+    let key = KeyBuilder::new("profile-v2").arg(&4u32).build().unwrap();
+    assert_eq!(
+        cache.get::<u32>(&format!("people:{key}")).await.unwrap(),
+        Some(40)
+    );
+    // The invalidator takes the cache and the key's arguments: not `db`.
+    assert!(profile_invalidate(&cache, 4).await.unwrap());
+    assert_eq!(profile(&cache, 4, &db).await.unwrap(), 40);
+    assert_eq!(db.load(Ordering::SeqCst), 2);
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -85,6 +112,9 @@ async fn options_key_namespace_skip_and_errors() {
     let err = user(&cache, 0, false, &calls).await.unwrap_err();
     assert!(matches!(err, ComputeError::Compute(ref e) if **e == NotFound));
     assert!(!cache.has("users:user:0").await.unwrap());
+    // With `key = ...` the invalidator takes every argument (the key may use any).
+    assert!(user_invalidate(&cache, 1, false, &calls).await.unwrap());
+    assert!(!cache.has("users:user:1").await.unwrap());
 }
 
 static BLOCKING: LazyLock<blocking::Cache> =
@@ -103,6 +133,10 @@ fn blocking_functions_use_the_blocking_cache() {
     assert_eq!(fib(10, "first").unwrap(), 55);
     assert_eq!(fib(10, "second label, same key").unwrap(), 55);
     assert_eq!(FIBS.load(Ordering::SeqCst), 1);
+    // A blocking invalidator for a blocking function.
+    assert!(fib_invalidate(10).unwrap());
+    assert_eq!(fib(10, "third").unwrap(), 55);
+    assert_eq!(FIBS.load(Ordering::SeqCst), 2);
 }
 
 /// Application state as a web framework would hand it to a handler.
@@ -130,4 +164,7 @@ async fn cache_from_a_field_of_an_argument() {
         1,
         "the state is not part of the key"
     );
+    assert!(greeting_invalidate(&state, "ada".into()).await.unwrap());
+    assert_eq!(greeting(&state, "ada".into()).await.unwrap(), "hello ada");
+    assert_eq!(state.lookups.load(Ordering::SeqCst), 2);
 }

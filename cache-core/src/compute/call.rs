@@ -146,8 +146,23 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
         &self.cache.inner.backend
     }
 
-    /// The key as stored (namespace and key), checked once for the whole call.
+    /// The key as stored (namespace and key), checked once for the whole call, with
+    /// the options that would refuse it.
     pub(super) fn full_key(&mut self) -> Result<String> {
+        let key = self.key_only()?;
+        let backend = self.backend().name();
+        let o = self.options();
+        if o.stampede_protection && o.lock_ttl.is_zero() {
+            return Err(Error::invalid_input(
+                backend,
+                "lock_ttl must be positive (or turn stampede protection off)",
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The key as stored (namespace and key), checked.
+    pub(super) fn key_only(&mut self) -> Result<String> {
         let backend = self.backend().name();
         let key = std::mem::replace(&mut self.key, Ok(String::new()))?;
         let key = match &self.namespace {
@@ -158,13 +173,6 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
             None => key,
         };
         validate_key(backend, &key)?;
-        let o = self.options();
-        if o.stampede_protection && o.lock_ttl.is_zero() {
-            return Err(Error::invalid_input(
-                backend,
-                "lock_ttl must be positive (or turn stampede protection off)",
-            ));
-        }
         Ok(key)
     }
 
@@ -238,6 +246,7 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
             // Taken once: a caller that looks again after a superseded flight still
             // asked at this point.
             let since = flights.mark();
+            let refresh = self.settings.refresh.then(|| flights.refresh_mark());
             loop {
                 let mut fallback = None;
                 if !self.settings.refresh {
@@ -264,7 +273,9 @@ impl<'a, C: Codec> ComputeCall<'a, C> {
                     }
                 }
                 let read_failed = self.degraded.load(Ordering::Relaxed);
-                match flights.join(ty, &key, since, read_failed) {
+                match flights.join(ty, &key, since, read_failed, refresh) {
+                    // A refresh waits out a flight that may have computed before it.
+                    Role::Busy(rx) => drop(follow(rx).await),
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
                             self.settle(missed, true);

@@ -82,7 +82,9 @@ impl<C: Codec> ComputeCall<'_, C> {
         Fut: Future<Output = std::result::Result<Computed<T>, E>> + Send + 'static,
     {
         let (mut fallback, mut serve_now, mut missed) = (None, false, false);
-        let since = self.cache.inner.flights.mark();
+        let flights = &self.cache.inner.flights;
+        let since = flights.mark();
+        let refresh = self.settings.refresh.then(|| flights.refresh_mark());
         if !self.settings.refresh {
             let found = self.lookup::<T>(&key, true).await;
             missed = self.count(&found);
@@ -100,7 +102,12 @@ impl<C: Codec> ComputeCall<'_, C> {
             }
         }
         let read_failed = self.degraded.load(Ordering::Relaxed);
-        let task = self.spawn_leader(key, compute, fallback.clone(), (since, read_failed));
+        let task = self.spawn_leader(
+            key,
+            compute,
+            fallback.clone(),
+            (since, read_failed, refresh),
+        );
         let obs = self.observe();
         let joined = match fallback {
             Some((v, _)) if serve_now => {
@@ -143,7 +150,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         key: String,
         compute: F,
         fallback: Option<(T, envelope::Meta)>,
-        (since, read_failed): (u64, bool),
+        (since, read_failed, refresh): (u64, bool, Option<u64>),
     ) -> tokio::task::JoinHandle<(Outcome<T, E>, bool)>
     where
         T: Cacheable,
@@ -159,7 +166,12 @@ impl<C: Codec> ComputeCall<'_, C> {
             call.scope = scope;
             let ty = TypeId::of::<Outcome<T, E>>();
             let guard = loop {
-                match cache.inner.flights.join(ty, &key, since, read_failed) {
+                match cache
+                    .inner
+                    .flights
+                    .join(ty, &key, since, read_failed, refresh)
+                {
+                    Role::Busy(rx) => drop(follow(rx).await),
                     Role::Landed(out) => {
                         if let Some(out) = downcast::<T, E>(Some(out)) {
                             return (call.or_own(out, fallback), true);

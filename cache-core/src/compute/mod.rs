@@ -10,12 +10,14 @@
 //! - `lead`: the leader's work (lock, compute, fenced write) and `lock` its held lock;
 //! - `landing`: what a flight's leader hands to its followers;
 //! - `detached`: the compute on a task of its own (background refresh);
+//! - `invalidate`: removing the value a call would read;
 //! - `error`: how a call fails.
 
 mod call;
 mod computed;
 mod detached;
 mod error;
+mod invalidate;
 mod landing;
 mod lead;
 mod lock;

@@ -144,7 +144,10 @@ macro_rules! call_setters {
             self$(.$path)*.skip = skip;
             self
         }
-        /// Do not read: compute and overwrite the cached value.
+        /// Do not read: compute and overwrite the cached value (after a write to
+        /// what it is computed from). The value returned was computed after the call
+        /// began: a refresh never takes the value of a compute begun before it (it
+        /// waits that one out); refreshes of one key called meanwhile share one compute.
         pub fn refresh(mut self, refresh: bool) -> Self {
             self$(.$path)*.settings.refresh = refresh;
             self

@@ -1,5 +1,6 @@
 //! cache-core's integration tests, one binary (the observability tests, which install
 //! a global tracing subscriber, have their own).
 
+mod invalidate;
 mod once;
 mod trust;
