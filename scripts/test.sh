@@ -20,4 +20,14 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 # `--workspace` would override).
 scope=(--workspace)
 for a in "$@"; do [[ "$a" == -p || "$a" == --package || "$a" == --package=* ]] && scope=(); done
-cargo test "${scope[@]}" --all-features "$@"
+if (($#)); then
+  cargo test "${scope[@]}" --all-features "$@"
+  exit
+fi
+# The whole suite: build once, run the test binaries in lanes (scripts/run_tests.py:
+# the slowest stores' crates beside the rest), then the doc tests.
+built="${CARGO_TARGET_DIR:-target}/test-binaries.json"
+mkdir -p "$(dirname "$built")"
+cargo test --workspace --all-features --no-run --message-format=json-render-diagnostics >"$built"
+python3 scripts/run_tests.py <"$built"
+cargo test --workspace --all-features --doc
