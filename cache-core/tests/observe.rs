@@ -608,7 +608,8 @@ async fn per_call_namespace_labels_are_bounded() {
     assert_eq!(cache.stats().misses, 100);
 }
 
-/// A recorder installed after the cache was built gets its counts from then on.
+/// A recorder installed after the cache was built gets its counts from then on
+/// (each thread looks for one every 64 counts while there is none).
 /// (The only test of this binary that installs a global recorder.)
 #[tokio::test]
 async fn a_recorder_installed_after_the_cache_was_built_works() {
@@ -620,7 +621,9 @@ async fn a_recorder_installed_after_the_cache_was_built_works() {
     recorder
         .install()
         .expect("no other global recorder in this binary");
-    let _ = cache.get::<u8>("a").await.unwrap();
+    for _ in 0..100 {
+        let _ = cache.get::<u8>("a").await.unwrap();
+    }
     let _ = cache.get::<u8>("b").await.unwrap();
     let _: u8 = cache
         .cached("c")
@@ -635,9 +638,10 @@ async fn a_recorder_installed_after_the_cache_was_built_works() {
             .map(|(_, n)| *n)
             .unwrap_or_else(|| panic!("{key} in {seen:#?}"))
     };
-    assert_eq!(
-        value("cache_hits_total{backend=memory,namespace=late-recorder}"),
-        1
+    let hits = value("cache_hits_total{backend=memory,namespace=late-recorder}");
+    assert!(
+        (100 - 64..=100).contains(&hits),
+        "{hits}: at most 64 missed"
     );
     assert_eq!(
         value("cache_misses_total{backend=memory,namespace=late-recorder}"),
@@ -645,7 +649,8 @@ async fn a_recorder_installed_after_the_cache_was_built_works() {
     );
     assert_eq!(
         value("cache_misses_total{backend=memory,namespace=late-users}"),
-        1
+        1,
+        "a namespace first seen after the installation"
     );
-    assert_eq!(cache.stats().hits, 2, "stats count from the start");
+    assert_eq!(cache.stats().hits, 101, "stats count from the start");
 }

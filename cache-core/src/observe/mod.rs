@@ -38,11 +38,13 @@
 //!
 //! **Recorder installation.** Handles are registered when the cache is built (and a
 //! per-call namespace's at its first call), with the recorder in force then. If there
-//! was none yet (the no-op recorder), each count looks again (one thread-local and one
-//! atomic load) until a recorder is installed, registers the handles with it then, and
-//! counts from there on: a recorder installed after the cache was built works; what was
-//! counted before it is in [`Cache::stats`](crate::Cache::stats) only. A cache built
-//! inside [`metrics::with_local_recorder`] keeps that recorder's handles.
+//! was none yet (the no-op recorder), each thread looks again at its first count and
+//! every 64th after, until a recorder is installed; the handles are then registered
+//! with it, and count from there on. So a recorder installed after the cache was built
+//! works, missing at most 64 counts per thread (and cache) after its installation; what
+//! was counted before it is in [`Cache::stats`](crate::Cache::stats) only (which counts
+//! everything). A cache built inside [`metrics::with_local_recorder`] keeps that
+//! recorder's handles.
 
 use crate::error::ErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -58,7 +60,7 @@ pub use layered::ReadOutcome;
 pub use prometheus::prometheus_text;
 use series::{Registry, Series};
 pub use stats::CacheStats;
-use stats::{add, stripe_index, Stripe, STRIPES};
+use stats::{add, stripe_index, tick, Stripe, STRIPES};
 
 /// Run `fut` inside `span`, without the instrumenting wrapper when the span is off.
 pub(crate) async fn in_span<F: std::future::Future>(span: Span, fut: F) -> F::Output {
@@ -359,7 +361,8 @@ impl Scoped<'_> {
     #[inline]
     fn counters(&self) -> Option<(usize, &Stripe, &series::Handles)> {
         let (i, s) = self.obs.stripe()?;
-        Some((i, s, self.series?.handles()))
+        let look = || tick(i, &s.ticks) % series::LOOK_EVERY == 1;
+        Some((i, s, self.series?.handles(look)))
     }
 
     /// `hits` and `misses` reads.
@@ -446,7 +449,7 @@ impl Scoped<'_> {
     pub(crate) fn latency(&self, op: Op, started: Option<Instant>) {
         if let (Some(t), Some(series)) = (started, self.series) {
             if let Some(i) = Op::TIMED.iter().position(|o| *o == op) {
-                series.handles().backend_seconds[i].record(t.elapsed().as_secs_f64());
+                series.handles(|| false).backend_seconds[i].record(t.elapsed().as_secs_f64());
             }
         }
     }

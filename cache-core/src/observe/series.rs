@@ -17,6 +17,12 @@ pub(crate) const MAX_NAMESPACES: usize = 64;
 /// The `namespace` label of the per-call namespaces past [`MAX_NAMESPACES`].
 pub(crate) const OTHER: &str = "_other";
 
+/// While no recorder is installed, a thread looks for one at its first count and
+/// every this many counts after (one thread-local and one atomic load each time):
+/// cheaper than on every count, and a recorder installed late misses at most this
+/// many counts per thread and cache.
+pub(crate) const LOOK_EVERY: u64 = 64;
+
 pub(super) struct Handles {
     pub(super) hits: Counter,
     pub(super) misses: Counter,
@@ -84,9 +90,10 @@ pub(crate) struct Series {
     pub(super) backend: &'static str,
     early: Handles,
     /// `early` came from a zero-sized recorder: the no-op one, when none was installed
-    /// yet (or a zero-sized one of the application's). Each use looks again, until a
-    /// recorder other than `seen` is in force: the handles are then registered with it,
-    /// once (a global recorder can be installed only once).
+    /// yet (or a zero-sized one of the application's). Every [`LOOK_EVERY`]th count of
+    /// a thread looks again, until a recorder other than `seen` is in force: the
+    /// handles are then registered with it, once (a global recorder can be installed
+    /// only once).
     provisional: bool,
     seen: RecorderId,
     late: OnceLock<Handles>,
@@ -105,22 +112,25 @@ impl Series {
         }
     }
 
-    /// The handles to count with.
+    /// The handles to count with; `look` says whether this count is one that looks
+    /// for a recorder installed since (asked only while there is none).
     #[inline]
-    pub(super) fn handles(&self) -> &Handles {
-        if self.provisional {
-            self.look_again()
-        } else {
-            &self.early
+    pub(super) fn handles(&self, look: impl FnOnce() -> bool) -> &Handles {
+        if !self.provisional {
+            return &self.early;
+        }
+        match self.late.get() {
+            Some(h) => h,
+            None if look() => self.look_again(),
+            None => &self.early,
         }
     }
 
-    /// The handles, when those registered first came from a zero-sized recorder.
+    /// The handles, when those registered first came from a zero-sized recorder: the
+    /// recorder in force now, if it is another.
+    #[cold]
     #[inline(never)]
     fn look_again(&self) -> &Handles {
-        if let Some(h) = self.late.get() {
-            return h;
-        }
         if RecorderId::current() == self.seen {
             return &self.early;
         }

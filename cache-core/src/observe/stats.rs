@@ -100,6 +100,8 @@ pub(super) struct Stripe {
     pub(super) compute_errors: AtomicU64,
     pub(super) compute_ns: AtomicU64,
     pub(super) errors: [AtomicU64; KINDS.len()],
+    /// Counts while no `metrics` recorder is installed (see `series::LOOK_EVERY`).
+    pub(super) ticks: AtomicU64,
 }
 
 /// Stripes owned by one thread each (a plain load and store counts there: no locked
@@ -172,6 +174,18 @@ fn claim_stripe() -> usize {
             drop(Claim(claimed));
             OWNED
         }
+    }
+}
+
+/// Add 1 to a counter of the stripe `i`; its new value.
+#[inline]
+pub(super) fn tick(i: usize, c: &AtomicU64) -> u64 {
+    if i < OWNED {
+        let n = c.load(Relaxed).wrapping_add(1);
+        c.store(n, Relaxed);
+        n
+    } else {
+        c.fetch_add(1, Relaxed).wrapping_add(1)
     }
 }
 
