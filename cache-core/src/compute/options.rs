@@ -134,7 +134,10 @@ macro_rules! call_setters {
             self$(.$path)*.settings.expiry = expiry.into();
             self
         }
-        /// Prefix the key with `namespace:` (within the backend's own namespace).
+        /// Prefix the key with `namespace:` (within the backend's own namespace). The
+        /// call's metrics and span carry it as their `namespace` label: choose it in
+        /// code from a small fixed set, never from request data (each namespace is a
+        /// set of series for the life of the process; see [`crate::observe`]).
         pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
             self$(.$path)*.namespace = Some(namespace.into());
             self
