@@ -57,7 +57,7 @@ pub use bytes::Bytes;
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, Json, MessagePack};
-pub use compute::{Cacheable, ComputeCall, ComputeError, Computed, IntoKey};
+pub use compute::{Cacheable, ComputeCall, ComputeError, ComputeMany, Computed, IntoKey};
 pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;

@@ -48,7 +48,7 @@ pub(crate) struct Settings {
 #[must_use = "call .get_or_compute(...) to run it"]
 pub struct ComputeCall<'a, C: Codec> {
     pub(super) cache: &'a Cache<C>,
-    key: Result<String>,
+    pub(super) key: Result<String>,
     pub(crate) namespace: Option<String>,
     pub(crate) skip: bool,
     pub(crate) settings: Settings,

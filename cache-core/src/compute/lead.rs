@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How a compute ran.
-enum Ran<T, E> {
+pub(super) enum Ran<T, E> {
     Done(std::result::Result<T, E>),
     /// It panicked: the payload, to hand to the followers as an error and to resume
     /// in the leader's caller.
@@ -126,7 +126,7 @@ impl<C: Codec> ComputeCall<'_, C> {
 
     /// Store a computed value: fenced by the lock when this leader holds it. Only a
     /// lock holder writes with stampede protection on.
-    async fn store<T, E>(
+    pub(super) async fn store<T, E>(
         &self,
         key: &str,
         v: T,
@@ -199,7 +199,7 @@ impl<C: Codec> ComputeCall<'_, C> {
     /// A failed, timed-out or panicked compute: the fail-safe value if there is one
     /// (throttled), else the failure. Followers get the failure, and serve their own
     /// fail-safe values (see `or_own`): this one was read before they asked.
-    fn failed<T, E>(
+    pub(super) fn failed<T, E>(
         &self,
         key: &str,
         failure: Failure<E>,
@@ -243,7 +243,7 @@ impl<C: Codec> ComputeCall<'_, C> {
 
     /// Run the compute within the hard timeout, and the soft one when `soft`; a
     /// panic is caught, to reach the followers as an error.
-    async fn run<T, E>(
+    pub(super) async fn run<T, E>(
         &self,
         fut: impl Future<Output = std::result::Result<T, E>>,
         soft: bool,

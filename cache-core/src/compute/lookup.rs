@@ -41,11 +41,21 @@ impl<C: Codec> ComputeCall<'_, C> {
     /// early refresh.
     pub(super) async fn lookup<T: DeserializeOwned>(&self, key: &str, early: bool) -> Found<T> {
         let read = self.backend().get_valid(key);
-        let Some(Some(bytes)) = self.guarded(Op::Get, key, read).await else {
-            return Found::Miss;
-        };
+        match self.guarded(Op::Get, key, read).await {
+            Some(Some(bytes)) => self.place(key, &bytes, early),
+            _ => Found::Miss,
+        }
+    }
+
+    /// Place the stored bytes of `key`: see [`lookup`](Self::lookup).
+    pub(super) fn place<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        early: bool,
+    ) -> Found<T> {
         let inner = &self.cache.inner;
-        let (meta, payload) = match envelope::open(&bytes) {
+        let (meta, payload) = match envelope::open(bytes) {
             Opened::Enveloped(meta, payload) => (Some(meta), payload),
             Opened::Bare(payload) => (None, payload),
             Opened::Unknown => {

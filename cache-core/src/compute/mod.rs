@@ -5,6 +5,7 @@
 //! - `options`: the options, written once for the [`CacheBuilder`](crate::CacheBuilder)
 //!   and both call builders;
 //! - `call`: the call builder and a call's road (key, read, single flight);
+//! - `batch`: get-or-compute of many keys at once;
 //! - `computed`: a compute's value with its own expiry, or not to store;
 //! - `lookup`: reading a value and placing it (fresh, stale, kept, a miss);
 //! - `lead`: the leader's work (lock, compute, fenced write) and `lock` its held lock;
@@ -13,6 +14,7 @@
 //! - `invalidate`: removing the value a call would read;
 //! - `error`: how a call fails.
 
+mod batch;
 mod call;
 mod computed;
 mod detached;
@@ -26,6 +28,7 @@ pub(crate) mod options;
 #[cfg(test)]
 mod tests;
 
+pub use batch::ComputeMany;
 pub use call::ComputeCall;
 pub use computed::Computed;
 pub use error::ComputeError;

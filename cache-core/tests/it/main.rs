@@ -1,6 +1,7 @@
 //! cache-core's integration tests, one binary (the observability tests, which install
 //! a global tracing subscriber, have their own).
 
+mod batch;
 mod invalidate;
 mod once;
 mod trust;

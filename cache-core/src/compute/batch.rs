@@ -1,0 +1,450 @@
+//! Batch get-or-compute: many keys, one read, one compute of the misses; each key
+//! keeps get-or-compute's rules (single flight, lock, fenced write, fail-safe).
+
+use super::call::ComputeCall;
+use super::error::{ComputeError, Failure, Outcome};
+use super::landing::{downcast, later, panic_message, received, Led, LINGER_MARGIN};
+use super::lead::Ran;
+use super::lock::{LockHold, Locked};
+use super::lookup::Found;
+use super::options::call_setters;
+use super::{Cacheable, IntoKey};
+use crate::cache::Cache;
+use crate::codec::Codec;
+use crate::envelope::Meta;
+use crate::flight::{follow, LeaderGuard, Role};
+use crate::observe::{in_span, Op};
+use crate::CacheBackend;
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A batch get-or-compute call with its options; made by [`Cache::cached_many`].
+///
+/// 1. Every key is checked first (namespace and key as in
+///    [`get_or_compute`](ComputeCall::get_or_compute)); a bad one fails the call
+///    before any store call. A key asked twice is read and computed once.
+/// 2. One read of every key (the store's native batch read); fresh values are
+///    returned as they are.
+/// 3. The others join this process's single flight per key, shared with single
+///    get-or-compute calls and other batches: a key another caller computes is
+///    waited for (beside this batch's own compute, never before it).
+/// 4. With stampede protection, this batch's keys are locked as in get-or-compute
+///    (a key whose lock another process holds is polled for its value up to
+///    `lock_wait`, then computed and returned unstored), re-read, and computed by
+///    **one** call of the compute with their arguments, in request order. Each value
+///    is written fenced by its lock, as get-or-compute writes one.
+/// 5. A key the compute returns no value for is `None` in the result, and not
+///    cached. A failed compute fails the call, but for keys with a stale or kept
+///    value to serve (fail-safe); a panic reaches the caller.
+///
+/// The compute is called again, for the keys left, only when another caller's
+/// compute of a key went away without an answer for this batch (dropped, or written
+/// over while computed): rare, and never for a key already answered.
+#[must_use = "call .get_or_compute_many(...) to run it"]
+pub struct ComputeMany<'a, C: Codec, A> {
+    call: ComputeCall<'a, C>,
+    items: Vec<(crate::Result<String>, A)>,
+}
+
+impl<C: Codec> Cache<C> {
+    /// Start a batch get-or-compute: `items` pairs each key with the argument the
+    /// compute gets for it (an id, a row's key, ...). See [`ComputeMany`].
+    ///
+    /// ```
+    /// # async fn demo(cache: cache_core::Cache) {
+    /// use cache_core::KeyBuilder;
+    /// use std::time::Duration;
+    /// let ids = [3u64, 1, 3, 7];
+    /// let names: Vec<Option<String>> = cache
+    ///     .cached_many(ids.iter().map(|id| (KeyBuilder::new("user").arg(id), *id)))
+    ///     .namespace("users")
+    ///     .expiry(Duration::from_secs(60))
+    ///     .get_or_compute_many(|missing: Vec<u64>| async move {
+    ///         // One query for every id not cached, e.g. `WHERE id = ANY($1)`.
+    ///         Ok::<_, std::io::Error>(missing.into_iter().map(|id| (id, format!("user {id}"))))
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(names[0].as_deref(), Some("user 3"));
+    /// # }
+    /// ```
+    pub fn cached_many<K: IntoKey, A>(
+        &self,
+        items: impl IntoIterator<Item = (K, A)>,
+    ) -> ComputeMany<'_, C, A> {
+        ComputeMany {
+            call: self.cached(""),
+            items: items.into_iter().map(|(k, a)| (k.into_key(), a)).collect(),
+        }
+    }
+}
+
+/// One key of the batch, once: its stored key, argument and what is known of it.
+struct Slot<T, E, A> {
+    key: String,
+    arg: A,
+    /// Stale or kept: served if the compute fails.
+    fallback: Option<(T, Meta)>,
+    answer: Option<Answer<T, E>>,
+    missed: bool,
+}
+
+enum Answer<T, E> {
+    /// The value, or the failure, this call returns for the key.
+    Out(Outcome<T, E>, bool),
+    /// The compute returned nothing for it: `None`, not cached.
+    Nothing,
+}
+
+/// A key this batch leads: its flight, then its lock.
+struct Lead<'f, C: Codec, T, A> {
+    slot: usize,
+    key: String,
+    arg: A,
+    fallback: Option<(T, Meta)>,
+    guard: LeaderGuard<'f>,
+    held: LockHold<C>,
+    waited_out: bool,
+}
+
+/// A key this batch leads, before its lock.
+type Led0<'f, T, A> = (usize, String, A, Option<(T, Meta)>, LeaderGuard<'f>);
+
+impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
+    call_setters!(call);
+
+    /// Look up every key; compute the missing ones with one call of `compute`, which
+    /// gets their arguments and returns `(argument, value)` pairs; store them and
+    /// return a value (or `None`: see [`ComputeMany`]) for each key, in order.
+    pub async fn get_or_compute_many<T, E, F, Fut, I>(
+        mut self,
+        compute: F,
+    ) -> Result<Vec<Option<T>>, ComputeError<E>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        A: Eq + Hash + Clone,
+        F: Fn(Vec<A>) -> Fut,
+        Fut: Future<Output = std::result::Result<I, E>>,
+        I: IntoIterator<Item = (A, T)>,
+    {
+        // Every key checked before any store call; a key asked twice is one slot.
+        let mut order = Vec::with_capacity(self.items.len());
+        let mut slots: Vec<Slot<T, E, A>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (key, arg) in std::mem::take(&mut self.items) {
+            self.call.key = key;
+            let key = self.call.full_key()?;
+            let next = slots.len();
+            let at = *index.entry(key.clone()).or_insert(next);
+            if at == next {
+                slots.push(Slot {
+                    key,
+                    arg,
+                    fallback: None,
+                    answer: None,
+                    missed: false,
+                });
+            }
+            order.push(at);
+        }
+        if self.call.skip {
+            let args = slots.iter().map(|s| s.arg.clone()).collect();
+            let found = run_compute(&compute, args).await?;
+            return Ok(order
+                .iter()
+                .map(|&i| found.get(&slots[i].arg).cloned())
+                .collect());
+        }
+        self.call.scope = self
+            .call
+            .cache
+            .inner
+            .observe
+            .scope(self.call.namespace.as_deref());
+        let span = self.call.observe().span(Op::GetOrCompute, "");
+        let body = async {
+            self.read(&mut slots).await;
+            let mut rounds = 0;
+            while slots.iter().any(|s| s.answer.is_none()) {
+                rounds += 1;
+                if let Some(payload) = self.round(&mut slots, &compute, rounds).await {
+                    std::panic::resume_unwind(payload);
+                }
+            }
+            let call = &self.call;
+            for s in &slots {
+                if s.missed {
+                    let coalesced = matches!(s.answer, Some(Answer::Out(_, true)));
+                    call.settle(true, coalesced);
+                }
+            }
+            let mut out = Vec::with_capacity(order.len());
+            for i in order {
+                out.push(match &slots[i].answer {
+                    Some(Answer::Out(Ok(v), _)) => Some(v.clone()),
+                    Some(Answer::Out(Err(f), _)) => return Err(f.clone().into()),
+                    Some(Answer::Nothing) | None => None,
+                });
+            }
+            Ok(out)
+        };
+        in_span(span, body).await
+    }
+
+    /// One native read of every slot (none on a refresh): fresh values answer.
+    async fn read<T: Cacheable, E>(&self, slots: &mut [Slot<T, E, A>]) {
+        if self.call.settings.refresh {
+            return;
+        }
+        let call = &self.call;
+        let keys: Vec<&str> = slots.iter().map(|s| s.key.as_str()).collect();
+        let read = call.backend().get_many(&keys);
+        let found = call.guarded(Op::GetMany, "", read).await;
+        let mut hits = 0;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let bytes = found
+                .as_ref()
+                .and_then(|f| f.get(i))
+                .and_then(Option::as_ref);
+            let placed = match bytes {
+                Some(b) => call.place::<T>(&slot.key, b, true),
+                None => Found::Miss,
+            };
+            match placed {
+                Found::Fresh(v, _) => {
+                    hits += 1;
+                    slot.answer = Some(Answer::Out(Ok(v), false));
+                }
+                // After a fail-safe answer, not computed again within the throttle.
+                Found::Stale(v, _) | Found::Kept(v, _) if call.cache.throttled(&slot.key) => {
+                    slot.missed = true;
+                    call.observe().stale_served();
+                    slot.answer = Some(Answer::Out(Ok(v), false));
+                }
+                Found::Stale(v, m) | Found::Kept(v, m) => {
+                    slot.missed = true;
+                    slot.fallback = Some((v, m));
+                }
+                Found::Miss => slot.missed = true,
+            }
+        }
+        if hits > 0 {
+            call.observe().reads(hits, 0);
+        }
+    }
+
+    /// Answer the slots left: follow the flights of other callers, lead the others
+    /// (lock, one compute, fenced writes). `Some`: the compute panicked.
+    async fn round<T, E, F, Fut, I>(
+        &self,
+        slots: &mut [Slot<T, E, A>],
+        compute: &F,
+        round: usize,
+    ) -> Option<Box<dyn std::any::Any + Send>>
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        A: Eq + Hash + Clone,
+        F: Fn(Vec<A>) -> Fut,
+        Fut: Future<Output = std::result::Result<I, E>>,
+        I: IntoIterator<Item = (A, T)>,
+    {
+        let call = &self.call;
+        let flights = &call.cache.inner.flights;
+        let ty = TypeId::of::<Outcome<T, E>>();
+        let since = flights.mark();
+        let refresh = call.settings.refresh.then(|| flights.refresh_mark());
+        let read_failed = call.degraded.load(Ordering::Relaxed);
+        let (mut leads, mut follows, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.answer.is_some() {
+                continue;
+            }
+            match flights.join(ty, &slot.key, since, read_failed, refresh) {
+                Role::Landed(out) => {
+                    if let Some(out) = downcast::<T, E>(Some(out)) {
+                        let out = call.or_own(out, slot.fallback.take());
+                        slot.answer = Some(Answer::Out(out, true));
+                    }
+                }
+                Role::Follower(rx) => follows.push((i, rx)),
+                // A refresh waits out a flight that may have computed before it,
+                // then looks again next round.
+                Role::Busy(rx) => waits.push(rx),
+                Role::Leader(guard) => {
+                    let (key, arg) = (slot.key.clone(), slot.arg.clone());
+                    leads.push((i, key, arg, slot.fallback.take(), guard));
+                }
+            }
+        }
+        let led = self.lead_all::<T, E, F, Fut, I>(leads, compute, round);
+        let followed = futures::future::join_all(
+            follows
+                .into_iter()
+                .map(|(i, rx)| async move { (i, received::<T, E>(follow(rx).await, since)) }),
+        );
+        let waited = futures::future::join_all(waits.into_iter().map(follow));
+        let ((answers, panic), followed, _) = futures::join!(led, followed, waited);
+        for (i, answer) in answers {
+            slots[i].answer = Some(answer);
+        }
+        for (i, out) in followed {
+            // `None`: the leader went away, or its value may be older than this
+            // call: the key stays for the next round.
+            if let Some(out) = out {
+                let out = call.or_own(out, slots[i].fallback.take());
+                slots[i].answer = Some(Answer::Out(out, true));
+            }
+        }
+        panic
+    }
+
+    /// Lock this batch's keys, re-read them, compute the ones still missing with one
+    /// call, write each fenced, and land each key's flight.
+    #[allow(clippy::type_complexity)]
+    async fn lead_all<'f, T, E, F, Fut, I>(
+        &self,
+        leads: Vec<Led0<'f, T, A>>,
+        compute: &F,
+        round: usize,
+    ) -> (
+        Vec<(usize, Answer<T, E>)>,
+        Option<Box<dyn std::any::Any + Send>>,
+    )
+    where
+        T: Cacheable,
+        E: Send + Sync + 'static,
+        A: Eq + Hash + Clone,
+        F: Fn(Vec<A>) -> Fut,
+        Fut: Future<Output = std::result::Result<I, E>>,
+        I: IntoIterator<Item = (A, T)>,
+    {
+        let call = &self.call;
+        let mut answers = Vec::new();
+        if leads.is_empty() {
+            return (answers, None);
+        }
+        // Locks (and re-reads) of every key at once: a value that landed between the
+        // read and the lock is taken, not computed.
+        let locked =
+            futures::future::join_all(leads.iter().map(|(_, key, _, fallback, _)| {
+                call.lock::<T>(key, fallback.as_ref().map(|f| &f.1))
+            }))
+            .await;
+        let read_linger = later(call.options().store_timeout + LINGER_MARGIN);
+        let mut computing: Vec<Lead<'f, C, T, A>> = Vec::new();
+        for ((slot, key, arg, fallback, guard), lock) in leads.into_iter().zip(locked) {
+            match lock {
+                Locked::Found(v) => {
+                    let led = Led {
+                        coalesced: true,
+                        ..Led::value(v, read_linger)
+                    };
+                    answers.push((slot, Answer::Out(led.land(guard), true)));
+                }
+                Locked::Compute { held, waited_out } => computing.push(Lead {
+                    slot,
+                    key,
+                    arg,
+                    fallback,
+                    guard,
+                    held,
+                    waited_out,
+                }),
+            }
+        }
+        if computing.is_empty() {
+            return (answers, None);
+        }
+        if round > 1 {
+            tracing::debug!(
+                keys = computing.len(),
+                round,
+                "computing the keys another caller's compute left"
+            );
+        }
+        let clock = &call.cache.inner.clock;
+        let started = clock.now_ms();
+        let began = call.cache.inner.flights.mark();
+        let timer = std::time::Instant::now();
+        let wanted: Vec<A> = computing.iter().map(|l| l.arg.clone()).collect();
+        let ran = call.run(compute(wanted), false).await;
+        let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
+        let obs = call.observe();
+        let failed = !matches!(ran, Ran::Done(Ok(_)));
+        obs.computed(timer.elapsed(), failed);
+        let (failure, panic) = match ran {
+            Ran::Done(Ok(values)) => {
+                let values: HashMap<A, T> = values.into_iter().collect();
+                let expiry = call.settings.expiry;
+                let stores = computing.into_iter().map(|mut l| {
+                    // Cloned: two keys may share an argument.
+                    let value = values.get(&l.arg).cloned();
+                    async move {
+                        let led = match value {
+                            None => {
+                                l.held.release(call.options().store_timeout).await;
+                                // Nothing to hand over: a waiter computes its own.
+                                drop(l.guard);
+                                return (l.slot, Answer::Nothing);
+                            }
+                            Some(v) if l.guard.overtaken() => {
+                                l.held.release(call.options().store_timeout).await;
+                                Led::superseded(v, began)
+                            }
+                            Some(v) => {
+                                let stored = (l.held, l.waited_out, took, began);
+                                call.store(&l.key, v, expiry, stored).await
+                            }
+                        };
+                        (l.slot, Answer::Out(led.land(l.guard), false))
+                    }
+                });
+                answers.extend(futures::future::join_all(stores).await);
+                return (answers, None);
+            }
+            Ran::Done(Err(e)) => (Failure::Compute(Arc::new(e)), None),
+            Ran::Hard(d) => (Failure::TimedOut(d), None),
+            Ran::Soft => (Failure::TimedOut(Duration::ZERO), None),
+            Ran::Panicked(payload) => (
+                Failure::Panicked(panic_message(payload.as_ref())),
+                Some(payload),
+            ),
+        };
+        for mut l in computing {
+            l.held.release(call.options().store_timeout).await;
+            // A panic serves no fail-safe value (as in get-or-compute).
+            let fallback = l.fallback.take().filter(|_| panic.is_none());
+            let mut led = call.failed(&l.key, failure.clone(), None, fallback);
+            if panic.is_some() {
+                // Not kept for later callers, as a single compute's panic is not.
+                led.linger = later(Duration::ZERO);
+            }
+            answers.push((l.slot, Answer::Out(led.land(l.guard), false)));
+        }
+        (answers, panic)
+    }
+}
+
+/// The compute, for a skipped batch: its error as every key would get it.
+async fn run_compute<A, T, E, F, Fut, I>(
+    compute: &F,
+    args: Vec<A>,
+) -> Result<HashMap<A, T>, ComputeError<E>>
+where
+    A: Eq + Hash,
+    F: Fn(Vec<A>) -> Fut,
+    Fut: Future<Output = std::result::Result<I, E>>,
+    I: IntoIterator<Item = (A, T)>,
+{
+    match compute(args).await {
+        Ok(values) => Ok(values.into_iter().collect()),
+        Err(e) => Err(ComputeError::Compute(Arc::new(e))),
+    }
+}
