@@ -9,32 +9,65 @@ use crate::compute::Options;
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::Observer;
-use crate::Checked;
+use crate::{BreakerConfig, Checked, CircuitBreaker};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether the cache gets a [`CircuitBreaker`].
+#[derive(Debug, Clone, Copy)]
+enum Breaker {
+    /// `BreakerConfig::default()` for a networked store, none for an in-process one.
+    Default,
+    On(BreakerConfig),
+    Off,
+}
 
 /// Builder for [`Cache`].
+///
+/// Its defaults depend on where the store lives. A *networked* store (one whose
+/// [`Capabilities::distributed_locks`](crate::Capabilities::distributed_locks) is true,
+/// as for every networked backend of this workspace: Redis, PostgreSQL, Memcached,
+/// MongoDB, DynamoDB, Firestore) gets a [`CircuitBreaker`] with
+/// [`BreakerConfig::default()`] and a default expiry of
+/// [`NETWORKED_DEFAULT_EXPIRY`](CacheBuilder::NETWORKED_DEFAULT_EXPIRY) (1 hour); an
+/// in-process store (the memory backend) gets neither: no breaker (it cannot be
+/// unreachable) and [`Expiry::Never`] (its size bound evicts). Each can be set:
+///
+/// | setting | networked store | in-process store |
+/// |---|---|---|
+/// | [`default_expiry`](Self::default_expiry) | 1 hour | `Expiry::Never` |
+/// | [`circuit_breaker`](Self::circuit_breaker) / [`without_circuit_breaker`](Self::without_circuit_breaker) | on, `BreakerConfig::default()` | off |
 #[must_use]
 pub struct CacheBuilder<C: Codec = MessagePack> {
     backend: Arc<dyn CacheBackend>,
     codec: C,
-    default_expiry: Expiry,
+    /// `None`: the default for the store (see the type's docs).
+    default_expiry: Option<Expiry>,
     compute: Options,
     clock: Arc<dyn Clock>,
     observe: bool,
     trace_keys: bool,
+    breaker: Breaker,
 }
 
 impl CacheBuilder<MessagePack> {
+    /// The default expiry of a cache over a networked store when
+    /// [`default_expiry`](Self::default_expiry) is not set: 1 hour, so that values
+    /// written without an expiry (get-or-compute without `.expiry`, [`Cache::insert`])
+    /// do not stay in a shared store forever.
+    pub const NETWORKED_DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
+
     /// Start from a shared backend.
     pub fn from_arc(backend: Arc<dyn CacheBackend>) -> Self {
         CacheBuilder {
             backend,
             codec: MessagePack,
-            default_expiry: Expiry::Never,
+            default_expiry: None,
             compute: Options::default(),
             clock: Arc::new(SystemClock),
             observe: true,
             trace_keys: false,
+            breaker: Breaker::Default,
         }
     }
 }
@@ -50,11 +83,17 @@ impl<C: Codec> CacheBuilder<C> {
             clock: self.clock,
             observe: self.observe,
             trace_keys: self.trace_keys,
+            breaker: self.breaker,
         }
     }
     /// Expiry used by [`Cache::insert`] and get-or-compute when none is given.
+    ///
+    /// Default: [`NETWORKED_DEFAULT_EXPIRY`](CacheBuilder::NETWORKED_DEFAULT_EXPIRY)
+    /// (1 hour) on a networked store, [`Expiry::Never`] on an in-process one (see
+    /// [`CacheBuilder`]). Set `Expiry::Never` here to keep values in a networked
+    /// store until they are deleted or evicted.
     pub fn default_expiry(mut self, expiry: impl Into<Expiry>) -> Self {
-        self.default_expiry = expiry.into();
+        self.default_expiry = Some(expiry.into());
         self
     }
     // store_timeout, stampede_protection, lock_ttl, lock_wait, stale_while_revalidate,
@@ -67,12 +106,24 @@ impl<C: Codec> CacheBuilder<C> {
         self.clock = clock;
         self
     }
-    /// Put a [`CircuitBreaker`](crate::CircuitBreaker) with `config` around the
-    /// backend (default: none): after a run of failed calls the store is skipped at
-    /// once — get-or-compute computes without waiting for it, plain calls return
-    /// [`Unavailable`](crate::ErrorKind::Unavailable) — until a probe call succeeds.
-    pub fn circuit_breaker(mut self, config: crate::BreakerConfig) -> Self {
-        self.backend = Arc::new(crate::CircuitBreaker::new(self.backend, config));
+    /// Put a [`CircuitBreaker`] with `config` around the backend: after a run of
+    /// failed calls the store is skipped at once — get-or-compute computes without
+    /// waiting for it, plain calls return [`Unavailable`](crate::ErrorKind::Unavailable)
+    /// — until a probe call succeeds.
+    ///
+    /// Default: a breaker with [`BreakerConfig::default()`] on a networked store, none
+    /// on an in-process one (see [`CacheBuilder`]); turn it off with
+    /// [`without_circuit_breaker`](Self::without_circuit_breaker). The last call of
+    /// the two wins. A backend that is a `CircuitBreaker` already gets a second one
+    /// unless it is turned off here. [`Cache::circuit_breaker`] reads its state.
+    pub fn circuit_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Breaker::On(config);
+        self
+    }
+    /// No [`CircuitBreaker`], even on a networked store: every call goes to the store,
+    /// each bounded by the backend's own timeout.
+    pub fn without_circuit_breaker(mut self) -> Self {
+        self.breaker = Breaker::Off;
         self
     }
     /// Spans, `metrics` facade counters and histograms, and [`Cache::stats`] (default
@@ -89,7 +140,22 @@ impl<C: Codec> CacheBuilder<C> {
     }
     /// Finish.
     pub fn build(self) -> Cache<C> {
-        let backend = Checked::new(self.backend);
+        let networked = self.backend.capabilities().distributed_locks;
+        let breaker = match self.breaker {
+            Breaker::On(config) => Some(config),
+            Breaker::Default if networked => Some(BreakerConfig::default()),
+            Breaker::Default | Breaker::Off => None,
+        }
+        .map(|config| Arc::new(CircuitBreaker::new(self.backend.clone(), config)));
+        let default_expiry = self.default_expiry.unwrap_or(if networked {
+            Expiry::After(CacheBuilder::NETWORKED_DEFAULT_EXPIRY)
+        } else {
+            Expiry::Never
+        });
+        let backend = Checked::new(match &breaker {
+            Some(b) => b.clone(),
+            None => self.backend,
+        });
         let observe = Observer::new(
             self.observe,
             self.trace_keys,
@@ -100,8 +166,9 @@ impl<C: Codec> CacheBuilder<C> {
             inner: Arc::new(Inner {
                 observe,
                 backend,
+                breaker,
                 codec: self.codec,
-                default_expiry: self.default_expiry,
+                default_expiry,
                 compute: self.compute,
                 flights: Flights::default(),
                 clock: self.clock,

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::expiry::Expiry;
 use crate::flight::Flights;
 use crate::observe::{in_span, CacheStats, Observer, Op};
-use crate::Checked;
+use crate::{Checked, CircuitBreaker};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -20,6 +20,8 @@ use std::time::Duration;
 
 pub(crate) struct Inner<C> {
     pub(crate) backend: Checked,
+    /// The breaker inside `backend`, if the cache has one.
+    pub(crate) breaker: Option<Arc<CircuitBreaker>>,
     pub(crate) codec: C,
     pub(crate) default_expiry: Expiry,
     pub(crate) compute: Options,
@@ -68,7 +70,9 @@ impl<C: Codec> fmt::Debug for Cache<C> {
 }
 
 impl Cache<MessagePack> {
-    /// A cache over `backend` with MessagePack values and no default expiry.
+    /// A cache over `backend` with MessagePack values and the defaults of
+    /// [`CacheBuilder`]: on a networked store a [`CircuitBreaker`] and a default
+    /// expiry of 1 hour, on an in-process one neither.
     pub fn new(backend: impl CacheBackend) -> Self {
         Self::builder(backend).build()
     }
@@ -127,9 +131,16 @@ impl<C: Codec> Cache<C> {
         self.inner.backend.capabilities()
     }
 
-    /// The default expiry.
+    /// The default expiry (see [`CacheBuilder::default_expiry`]).
     pub fn default_expiry(&self) -> Expiry {
         self.inner.default_expiry
+    }
+
+    /// The [`CircuitBreaker`] around the backend, if the cache has one (see
+    /// [`CacheBuilder::circuit_breaker`]): its [`state`](CircuitBreaker::state) tells
+    /// whether calls skip the store now, for a health check, say.
+    pub fn circuit_breaker(&self) -> Option<&CircuitBreaker> {
+        self.inner.breaker.as_deref()
     }
 
     /// The value under `key`, decoded as `T`. Bytes that do not decode as `T` are a

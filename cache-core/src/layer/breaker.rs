@@ -89,8 +89,12 @@ pub enum BreakerState {
 /// Errors that say nothing of the store's health (invalid input, a value that does
 /// not decode) neither open nor close it. `close` always reaches the store.
 ///
-/// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker) puts one
-/// around a cache's backend:
+/// A [`Cache`](crate::Cache) over a networked store has one with
+/// [`BreakerConfig::default()`] unless told otherwise;
+/// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker) sets its
+/// configuration (or puts one around any backend), and
+/// [`without_circuit_breaker`](crate::CacheBuilder::without_circuit_breaker) leaves it
+/// out. The calls it fails fast say what the store said last.
 ///
 /// ```
 /// use cache_core::{BreakerConfig, Cache};
@@ -113,6 +117,9 @@ pub struct CircuitBreaker {
     retry_at: AtomicU64,
     /// A probe call is in flight.
     probing: AtomicBool,
+    /// The failure that opened the breaker (or failed its last probe), for the
+    /// errors of the calls it fails fast: what the store last said.
+    last_failure: parking_lot::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -132,6 +139,15 @@ enum Admit {
     Probe,
 }
 
+/// How a call ended, for the breaker.
+#[derive(Clone, Copy)]
+enum Outcome<'a> {
+    Succeeded,
+    Failed(&'a Error),
+    /// Dropped by its caller before it ended (a timeout above the breaker, say).
+    Abandoned,
+}
+
 /// Records a call's outcome; a call dropped before it finished counts as failed.
 struct Pending<'a> {
     breaker: &'a CircuitBreaker,
@@ -143,8 +159,8 @@ impl Pending<'_> {
     fn finish<T>(mut self, outcome: &Result<T>) {
         self.done = true;
         match outcome {
-            Ok(_) => self.breaker.record(self.admit, false),
-            Err(e) if e.is_transient() => self.breaker.record(self.admit, true),
+            Ok(_) => self.breaker.record(self.admit, Outcome::Succeeded),
+            Err(e) if e.is_transient() => self.breaker.record(self.admit, Outcome::Failed(e)),
             // Says nothing of the store's health: neither opens nor closes it.
             Err(_) => self.breaker.neutral(self.admit),
         }
@@ -154,7 +170,7 @@ impl Pending<'_> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.record(self.admit, true);
+            self.breaker.record(self.admit, Outcome::Abandoned);
         }
     }
 }
@@ -173,6 +189,7 @@ impl CircuitBreaker {
             opened_at: AtomicU64::new(0),
             retry_at: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            last_failure: parking_lot::Mutex::new(None),
         }
     }
 
@@ -215,12 +232,16 @@ impl CircuitBreaker {
         if now >= retry_at && !self.probing.swap(true, Ordering::AcqRel) {
             return Ok(Admit::Probe);
         }
+        let last = match self.last_failure.lock().as_deref() {
+            Some(why) => format!(" (the last: {why})"),
+            None => String::new(),
+        };
         Err(Error::new(
             ErrorKind::Unavailable,
             self.name(),
             format!(
-                "circuit breaker open for {} ms after {} failed calls in a row; the next \
-                 call tries the store again in {} ms (check that the store is up and \
+                "circuit breaker open for {} ms after {} failed calls in a row{last}; the \
+                 next call tries the store again in {} ms (check that the store is up and \
                  reachable; calls fail fast meanwhile)",
                 now.saturating_sub(opened),
                 self.config.failure_threshold,
@@ -239,9 +260,22 @@ impl CircuitBreaker {
         }
     }
 
-    fn record(&self, admit: Admit, failed: bool) {
+    /// Keep what the store said last, for the errors of the calls failed fast.
+    fn remember(&self, outcome: Outcome<'_>) {
+        let why = match outcome {
+            Outcome::Failed(e) => e.to_string(),
+            Outcome::Abandoned => "a call abandoned by its caller before the store answered \
+                 (a timeout above the breaker)"
+                .to_owned(),
+            Outcome::Succeeded => return,
+        };
+        *self.last_failure.lock() = Some(why);
+    }
+
+    fn record(&self, admit: Admit, outcome: Outcome<'_>) {
         let now = self.now_ms();
         let retry_at = now + self.config.retry_after.as_millis() as u64;
+        let failed = !matches!(outcome, Outcome::Succeeded);
         match (admit, failed) {
             (Admit::Probe, false) => {
                 self.failures.store(0, Ordering::Release);
@@ -253,6 +287,7 @@ impl CircuitBreaker {
                 );
             }
             (Admit::Probe, true) => {
+                self.remember(outcome);
                 self.retry_at.store(retry_at, Ordering::Release);
                 self.probing.store(false, Ordering::Release);
             }
@@ -269,6 +304,7 @@ impl CircuitBreaker {
                         .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                 {
+                    self.remember(outcome);
                     self.retry_at.store(retry_at, Ordering::Release);
                     tracing::warn!(
                         backend = self.name(),
