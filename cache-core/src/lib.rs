@@ -47,6 +47,7 @@ mod error;
 mod expiry;
 mod flight;
 mod key;
+mod key_site;
 mod layer;
 pub mod observe;
 pub mod raw;
@@ -61,6 +62,8 @@ pub use compute::{Cacheable, ComputeCall, ComputeError, ComputeMany, Computed, I
 pub use error::{BoxError, Error, ErrorKind, Origin, Result};
 pub use expiry::Expiry;
 pub use key::KeyBuilder;
+#[doc(hidden)]
+pub use key_site::KeySite;
 pub use layer::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use layer::checked::Checked;
 pub use layer::lazy::{BackendBuilder, LazyBackend};
@@ -83,13 +86,16 @@ pub use async_trait::async_trait;
 ///   of the function or a field of one (`cache = state.cache`), which is then left out
 ///   of the key;
 /// - `key = <expr>`: the key (any [`IntoKey`]: a `String`, a `format!`, a
-///   [`KeyBuilder`]); by default the function's name and every argument as JSON
-///   (arguments must be `Serialize`); not the module path, so moving the function
-///   keeps its keys, and two cached functions of one name sharing a cache and a
-///   namespace must tell their keys apart with `key_prefix` (or `namespace`);
-/// - `key_prefix = <&str expr>`: the default key's start instead of the function's
-///   name (`key_prefix = "user-v2"` when the value's shape changes;
+///   [`KeyBuilder`]); by default the crate's name, the function's name and every
+///   argument as JSON (arguments must be `Serialize`); not the module path, so
+///   moving the function within its crate keeps its keys. Two cached functions of
+///   one name in one crate with one namespace would read each other's values: at
+///   their first calls both refuse with a [`Config`](ErrorKind::Config) error naming
+///   them, until one gets a `key_prefix` (or another namespace);
+/// - `key_prefix = <&str expr>`: the default key's start instead of the crate's and
+///   function's names (`key_prefix = "user-v2"` when the value's shape changes;
 ///   `key_prefix = concat!(module_path!(), "::f")` for keys that follow the module);
+///   a literal one is checked against the crate's other functions as above;
 /// - `exclude = [arg, ...]`: arguments left out of the default key (connections, ...);
 /// - `expiry = <expr>`: an integer literal counts seconds, else anything `Into<Expiry>`;
 /// - `namespace = "ns"`, `stampede_protection = bool`;

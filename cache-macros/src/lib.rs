@@ -245,6 +245,47 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     // The argument the cache comes from (`cache`, `state.cache`) is never part of the key.
     let cache_arg = root_ident(&cache);
     let fn_name = &sig.ident;
+    // The default key starts with the crate's and the function's names: moving the
+    // function in its crate keeps its keys; another crate's function of that name
+    // (another service on the same store) has its own.
+    let default_prefix = quote!(::core::concat!(
+        ::core::env!("CARGO_PKG_NAME"),
+        "::",
+        ::core::stringify!(#fn_name)
+    ));
+    // Registered at the first call, so that two functions of one crate building keys
+    // from one prefix in one namespace fail instead of reading each other's values
+    // (a prefix computed at run time, or a whole `key`, is the caller's to keep apart).
+    let registered = match (&options.key, &options.key_prefix) {
+        (None, None) => Some(default_prefix.clone()),
+        (
+            None,
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            })),
+        ) => Some(quote!(#s)),
+        _ => None,
+    };
+    let namespace_text = options
+        .namespace
+        .as_ref()
+        .map(|n| quote!(#n).to_string())
+        .unwrap_or_default();
+    let check = registered.map(|prefix| {
+        quote! {
+            static __CACHED_SITE: ::std::sync::OnceLock<#krate::KeySite> = ::std::sync::OnceLock::new();
+            if let ::core::result::Result::Err(e) = __CACHED_SITE
+                .get_or_init(|| #krate::KeySite::register(
+                    #prefix,
+                    #namespace_text,
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#fn_name)),
+                ))
+                .check()
+            {
+                return ::core::result::Result::Err(::core::convert::From::from(e));
+            }
+        }
+    });
     // The arguments of the default key.
     let key_args: Vec<&syn::Ident> = names
         .iter()
@@ -263,7 +304,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 .map(|n| quote!(.arg(&#n)));
             let prefix = match &options.key_prefix {
                 Some(p) => quote!(#p),
-                None => quote!(::core::stringify!(#fn_name)),
+                None => default_prefix.clone(),
             };
             quote!(#krate::KeyBuilder::new(#prefix) #(#parts)*)
         }
@@ -304,6 +345,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #vis #outer_sig {
             #[allow(clippy::too_many_arguments, unused_variables)]
             #inner_sig #body
+            #check
             let __cached_key = #key;
             (#cache).cached(__cached_key) #namespace #(#calls)* #run
         }
@@ -311,6 +353,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #[doc = #inv_doc]
         #[allow(clippy::too_many_arguments, unused_variables, unused_mut)]
         #vis #inv_sig {
+            #check
             let __cached_key = #key;
             (#cache).cached(__cached_key) #namespace #invalidate
         }
@@ -338,12 +381,12 @@ fn invalidator(
     {
         idents_in(quote!(#e), &mut used);
     }
-    let keep_all = options.key.is_some()
-        || fn_sig
-            .generics
-            .params
-            .iter()
-            .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    // A format string may name arguments no token shows (`format!("t-{tenant}")`).
+    let formats = [&options.cache, &options.namespace, &options.key_prefix]
+        .into_iter()
+        .flatten()
+        .any(|e| has_format_literal(quote!(#e)));
+    let keep_all = options.key.is_some() || formats;
     let mut sig = fn_sig.clone();
     sig.ident = format_ident!("{}_invalidate", fn_sig.ident);
     sig.inputs = fn_sig
@@ -361,7 +404,48 @@ fn invalidator(
         .cloned()
         .collect();
     sig.output = syn::parse2(quote!(-> ::core::result::Result<bool, #krate::Error>))?;
+    // Type parameters no kept argument mentions (say, only the value's type) could
+    // not be inferred at the call: they go, with the bounds that name them.
+    let mut in_args = Vec::new();
+    for arg in &sig.inputs {
+        idents_in(quote!(#arg), &mut in_args);
+    }
+    let dropped: Vec<syn::Ident> = sig
+        .generics
+        .type_params()
+        .map(|t| t.ident.clone())
+        .filter(|t| !in_args.contains(t))
+        .collect();
+    let mentions_dropped = |tokens: TokenStream2| {
+        let mut ids = Vec::new();
+        idents_in(tokens, &mut ids);
+        ids.iter().any(|i| dropped.contains(i))
+    };
+    sig.generics.params = sig
+        .generics
+        .params
+        .iter()
+        .filter(|p| !matches!(p, syn::GenericParam::Type(t) if dropped.contains(&t.ident)))
+        .cloned()
+        .collect();
+    if let Some(w) = sig.generics.where_clause.as_mut() {
+        w.predicates = w
+            .predicates
+            .iter()
+            .filter(|p| !mentions_dropped(quote!(#p)))
+            .cloned()
+            .collect();
+    }
     Ok(sig)
+}
+
+/// Whether `tokens` hold a string literal with a `{`: a format string.
+fn has_format_literal(tokens: TokenStream2) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Literal(l) => l.to_string().contains('{'),
+        proc_macro2::TokenTree::Group(g) => has_format_literal(g.stream()),
+        _ => false,
+    })
 }
 
 /// Every identifier in `tokens`, nested groups included.

@@ -1,6 +1,6 @@
 //! The `#[cached]` attribute on async and blocking functions.
 
-use cache::{blocking, cached, Cache, ComputeError, KeyBuilder, MemoryBackend};
+use cache::{blocking, cached, Cache, ComputeError, ErrorKind, KeyBuilder, MemoryBackend};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
@@ -25,11 +25,12 @@ async fn hit_does_not_recompute_and_arguments_make_the_key() {
     assert_eq!(SQUARES.load(Ordering::SeqCst), 1);
     assert_eq!(square(4).await.unwrap(), 16);
     assert_eq!(SQUARES.load(Ordering::SeqCst), 2);
-    let key = KeyBuilder::new("square").arg(&3u64).build().unwrap();
+    let key = KeyBuilder::new("cache::square").arg(&3u64).build().unwrap();
     assert_eq!(
         CACHE.get::<u64>(&key).await.unwrap(),
         Some(9),
-        "default key: the function's name (not its module path: moving it keeps its keys) and the arguments"
+        "default key: the crate's and the function's names (not the module path: moving \
+         it keeps its keys) and the arguments"
     );
     // The generated invalidate removes that value only.
     assert!(square_invalidate(3).await.unwrap());
@@ -167,4 +168,63 @@ async fn cache_from_a_field_of_an_argument() {
     assert!(greeting_invalidate(&state, "ada".into()).await.unwrap());
     assert_eq!(greeting(&state, "ada".into()).await.unwrap(), "hello ada");
     assert_eq!(state.lookups.load(Ordering::SeqCst), 2);
+}
+
+mod left {
+    use super::*;
+    #[cached(cache = super::CACHE, expiry = 60)]
+    pub async fn twin(id: u32) -> Result<String, Infallible> {
+        Ok(format!("left {id}"))
+    }
+}
+
+mod right {
+    use super::*;
+    #[cached(cache = super::CACHE, expiry = 60)]
+    pub async fn twin(id: u32) -> Result<String, Infallible> {
+        Ok(format!("right {id}"))
+    }
+}
+
+/// Two functions of one name in one crate would build the same keys: they refuse to
+/// run (a clear error naming both), rather than read each other's values.
+#[tokio::test]
+async fn two_functions_of_one_name_refuse_rather_than_share_values() {
+    assert_eq!(left::twin(1).await.unwrap(), "left 1");
+    let err = right::twin(1).await.unwrap_err();
+    let ComputeError::Cache(e) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("left::twin") && msg.contains("right::twin") && msg.contains("key_prefix"),
+        "{msg}"
+    );
+    assert!(
+        left::twin(1).await.is_err(),
+        "the first one refuses from then on too"
+    );
+    assert!(right::twin_invalidate(1).await.is_err());
+}
+
+/// A format string naming an argument keeps every argument in the invalidator; a type
+/// parameter of the value alone leaves it.
+#[cached(cache = cache, namespace = format!("t-{tenant}"), exclude = [tenant])]
+async fn per_tenant<
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + Default + 'static,
+>(
+    cache: &Cache,
+    tenant: u32,
+    id: u32,
+) -> Result<T, Infallible> {
+    let _ = (tenant, id);
+    Ok(T::default())
+}
+
+#[tokio::test]
+async fn the_invalidator_takes_what_a_format_string_names_and_no_value_type() {
+    let cache = Cache::new(MemoryBackend::builder().build().unwrap());
+    assert_eq!(per_tenant::<u32>(&cache, 1, 2).await.unwrap(), 0);
+    assert!(per_tenant_invalidate(&cache, 1, 2).await.unwrap());
 }

@@ -10,10 +10,13 @@ impl<C: Codec> ComputeCall<'_, C> {
     /// checked as [`get_or_compute`](Self::get_or_compute) does): what to call after a
     /// write to the data the value was computed from. True if a value was stored.
     ///
-    /// A compute of this key in flight in this process when it is called does not
-    /// store its value (its callers still get it); on backends with
-    /// [`fenced_writes`](crate::Capabilities::fenced_writes) neither does one in
-    /// another process. The options other than the namespace play no part.
+    /// With stampede protection on and a backend with
+    /// [`fenced_writes`](crate::Capabilities::fenced_writes) (every backend of this
+    /// workspace), a compute of this key in flight when it is called, in this
+    /// process or another, does not store its value over the invalidation (its
+    /// callers still get it). Without them, a write already on its way when
+    /// `invalidate` is called may land after it. The options other than the
+    /// namespace play no part.
     ///
     /// ```
     /// # async fn demo(cache: cache_core::Cache) -> cache_core::Result<()> {

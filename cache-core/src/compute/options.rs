@@ -151,6 +151,8 @@ macro_rules! call_setters {
         /// what it is computed from). The value returned was computed after the call
         /// began: a refresh never takes the value of a compute begun before it (it
         /// waits that one out); refreshes of one key called meanwhile share one compute.
+        /// While other calls keep starting computes of the key whose values are not
+        /// stored (a compute that fails, or passes), a refresh may wait out several.
         pub fn refresh(mut self, refresh: bool) -> Self {
             self$(.$path)*.settings.refresh = refresh;
             self
