@@ -22,6 +22,22 @@ pub(super) enum Locked<T, C: Codec> {
 }
 
 impl<C: Codec> ComputeCall<'_, C> {
+    /// One try of the store's lock on `key`: `None` while another process holds it;
+    /// a hold of nothing without stampede protection, or when the store did not
+    /// answer (the value is then computed without the lock, as by [`lock`](Self::lock)).
+    pub(super) async fn try_lock(&self, key: &str) -> Option<LockHold<C>> {
+        let o = self.options();
+        if !o.stampede_protection {
+            return Some(LockHold::default());
+        }
+        let acquire = self.backend().acquire_lock_valid(key, o.lock_ttl);
+        match self.guarded(Op::AcquireLock, key, acquire).await {
+            Some(Some(token)) => Some(LockHold::new(self.cache, key, token)),
+            Some(None) => None,
+            None => Some(LockHold::default()),
+        }
+    }
+
     /// Take the store's lock on `key` (with stampede protection), polling for the
     /// value while another process holds it, then re-read: the value may have landed
     /// between this caller's read and its lock. `fallback` is the stale value this

@@ -1,11 +1,12 @@
 //! Batch get-or-compute: many keys, one read, one compute of the misses; each key
 //! keeps get-or-compute's rules (single flight, lock, fenced write, fail-safe).
 
+mod lead;
+
 use super::call::ComputeCall;
-use super::error::{ComputeError, Failure, Outcome};
-use super::landing::{downcast, later, panic_message, received, Led, LINGER_MARGIN};
-use super::lead::Ran;
-use super::lock::{LockHold, Locked};
+use super::error::{ComputeError, Outcome};
+use super::landing::{downcast, received};
+use super::lock::LockHold;
 use super::lookup::Found;
 use super::options::call_setters;
 use super::{Cacheable, IntoKey};
@@ -21,7 +22,6 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A batch get-or-compute call with its options; made by [`Cache::cached_many`].
 ///
@@ -101,7 +101,7 @@ enum Answer<T, E> {
     Nothing,
 }
 
-/// A key this batch leads: its flight, then its lock.
+/// A key this batch leads, with its lock.
 struct Lead<'f, C: Codec, T, A> {
     slot: usize,
     key: String,
@@ -303,132 +303,6 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
             }
         }
         panic
-    }
-
-    /// Lock this batch's keys, re-read them, compute the ones still missing with one
-    /// call, write each fenced, and land each key's flight.
-    #[allow(clippy::type_complexity)]
-    async fn lead_all<'f, T, E, F, Fut, I>(
-        &self,
-        leads: Vec<Led0<'f, T, A>>,
-        compute: &F,
-        round: usize,
-    ) -> (
-        Vec<(usize, Answer<T, E>)>,
-        Option<Box<dyn std::any::Any + Send>>,
-    )
-    where
-        T: Cacheable,
-        E: Send + Sync + 'static,
-        A: Eq + Hash + Clone,
-        F: Fn(Vec<A>) -> Fut,
-        Fut: Future<Output = std::result::Result<I, E>>,
-        I: IntoIterator<Item = (A, T)>,
-    {
-        let call = &self.call;
-        let mut answers = Vec::new();
-        if leads.is_empty() {
-            return (answers, None);
-        }
-        // Locks (and re-reads) of every key at once: a value that landed between the
-        // read and the lock is taken, not computed.
-        let locked =
-            futures::future::join_all(leads.iter().map(|(_, key, _, fallback, _)| {
-                call.lock::<T>(key, fallback.as_ref().map(|f| &f.1))
-            }))
-            .await;
-        let read_linger = later(call.options().store_timeout + LINGER_MARGIN);
-        let mut computing: Vec<Lead<'f, C, T, A>> = Vec::new();
-        for ((slot, key, arg, fallback, guard), lock) in leads.into_iter().zip(locked) {
-            match lock {
-                Locked::Found(v) => {
-                    let led = Led {
-                        coalesced: true,
-                        ..Led::value(v, read_linger)
-                    };
-                    answers.push((slot, Answer::Out(led.land(guard), true)));
-                }
-                Locked::Compute { held, waited_out } => computing.push(Lead {
-                    slot,
-                    key,
-                    arg,
-                    fallback,
-                    guard,
-                    held,
-                    waited_out,
-                }),
-            }
-        }
-        if computing.is_empty() {
-            return (answers, None);
-        }
-        if round > 1 {
-            tracing::debug!(
-                keys = computing.len(),
-                round,
-                "computing the keys another caller's compute left"
-            );
-        }
-        let clock = &call.cache.inner.clock;
-        let started = clock.now_ms();
-        let began = call.cache.inner.flights.mark();
-        let timer = std::time::Instant::now();
-        let wanted: Vec<A> = computing.iter().map(|l| l.arg.clone()).collect();
-        let ran = call.run(compute(wanted), false).await;
-        let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
-        let obs = call.observe();
-        let failed = !matches!(ran, Ran::Done(Ok(_)));
-        obs.computed(timer.elapsed(), failed);
-        let (failure, panic) = match ran {
-            Ran::Done(Ok(values)) => {
-                let values: HashMap<A, T> = values.into_iter().collect();
-                let expiry = call.settings.expiry;
-                let stores = computing.into_iter().map(|mut l| {
-                    // Cloned: two keys may share an argument.
-                    let value = values.get(&l.arg).cloned();
-                    async move {
-                        let led = match value {
-                            None => {
-                                l.held.release(call.options().store_timeout).await;
-                                // Nothing to hand over: a waiter computes its own.
-                                drop(l.guard);
-                                return (l.slot, Answer::Nothing);
-                            }
-                            Some(v) if l.guard.overtaken() => {
-                                l.held.release(call.options().store_timeout).await;
-                                Led::superseded(v, began)
-                            }
-                            Some(v) => {
-                                let stored = (l.held, l.waited_out, took, began);
-                                call.store(&l.key, v, expiry, stored).await
-                            }
-                        };
-                        (l.slot, Answer::Out(led.land(l.guard), false))
-                    }
-                });
-                answers.extend(futures::future::join_all(stores).await);
-                return (answers, None);
-            }
-            Ran::Done(Err(e)) => (Failure::Compute(Arc::new(e)), None),
-            Ran::Hard(d) => (Failure::TimedOut(d), None),
-            Ran::Soft => (Failure::TimedOut(Duration::ZERO), None),
-            Ran::Panicked(payload) => (
-                Failure::Panicked(panic_message(payload.as_ref())),
-                Some(payload),
-            ),
-        };
-        for mut l in computing {
-            l.held.release(call.options().store_timeout).await;
-            // A panic serves no fail-safe value (as in get-or-compute).
-            let fallback = l.fallback.take().filter(|_| panic.is_none());
-            let mut led = call.failed(&l.key, failure.clone(), None, fallback);
-            if panic.is_some() {
-                // Not kept for later callers, as a single compute's panic is not.
-                led.linger = later(Duration::ZERO);
-            }
-            answers.push((l.slot, Answer::Out(led.land(l.guard), false)));
-        }
-        (answers, panic)
     }
 }
 
