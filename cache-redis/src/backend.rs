@@ -60,7 +60,7 @@ impl RedisBuilder {
         let cfg = self.config;
         validate_namespace(BACKEND, &cfg.namespace)?;
         let conn = connect(&cfg).await?;
-        let redis = Driver::new(conn, &cfg.namespace);
+        let redis = Driver::new(conn, &cfg.namespace, cfg.timeout);
         tracing::debug!(namespace = %cfg.namespace, cluster = redis.is_cluster(), "redis backend connected");
         Ok(RedisBackend {
             redis,

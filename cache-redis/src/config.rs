@@ -18,10 +18,11 @@ pub struct RedisConfig {
     pub cluster_urls: Vec<String>,
     /// Namespace of this backend's keys (stored as `namespace:key`). Default `"default"`.
     pub namespace: String,
-    /// How long a call waits for Redis's answer (the driver's response timeout); past
-    /// it the call fails with a `Timeout` error. A call made while the connection is
-    /// being re-established also waits for the reconnect (up to 6 quick retries,
-    /// 10 ms to 250 ms apart) and then fails with `Unavailable`. Default 1 s.
+    /// Bound on each round trip to Redis, end to end: past it the call fails with a
+    /// `Timeout` error. A call made while the connection is being re-established waits
+    /// for the reconnect (up to 6 quick retries, 10 ms to 250 ms apart, in the
+    /// background) within this bound too. `clear` makes a round trip per 500 keys
+    /// scanned, each bounded. Default 1 s.
     #[serde(with = "cache_core::raw::millis")]
     pub timeout: Duration,
     /// Bound on opening a connection. Default 5 s.

@@ -198,6 +198,11 @@ impl CircuitBreaker {
         &self.inner
     }
 
+    /// Its settings.
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
     /// Open or closed, and for how long.
     pub fn state(&self) -> BreakerState {
         let opened = self.opened_at.load(Ordering::Acquire);

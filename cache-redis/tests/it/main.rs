@@ -56,12 +56,6 @@ impl conformance_tests::scenarios::ScenarioSpec for RedisSpec {
     fn fault_timeout(&self) -> Duration {
         Duration::from_millis(200)
     }
-
-    /// Plain get is bounded by the driver's timeouts and its quick reconnect retries
-    /// (about 1 s).
-    fn fault_plain_get_bound(&self, _timeout: Duration) -> Duration {
-        Duration::from_secs(3)
-    }
 }
 
 conformance_tests::scenarios!(RedisSpec);

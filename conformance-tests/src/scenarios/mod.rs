@@ -1,11 +1,12 @@
 //! Scenarios every networked backend's own tests run the same way: a server killed
-//! and restarted during get-or-compute, a stampede across processes, lazy start, and the
+//! and restarted during get-or-compute, every call bounded by the backend's timeout
+//! with the server killed, a stampede across processes, lazy start, and the
 //! blocking API from plain threads. Each is a public function here; [`ScenarioSpec`] says
 //! what differs per store (how to make its builder, how to run a server of a test's
 //! own), and [`scenarios!`](crate::scenarios!) expands the spec into one test per
 //! scenario.
 
-use cache_core::{blocking, Cache};
+use cache_core::{blocking, Cache, CacheBackend};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,8 @@ pub struct FaultReport {
 /// Up, down, back: with the server up a second call is a hit; after `kill` every
 /// get-or-compute call returns its computed value within 5 × `timeout` and a plain
 /// `get` is a transient error within `plain_get_bound`; after `restart` caching
-/// resumes within one second. Panics on any failure.
+/// resumes within one second, plus the circuit breaker's `retry_after` if the cache
+/// has one (while it is open only its probes try the store). Panics on any failure.
 pub async fn fault_cycle(
     cache: &Cache,
     timeout: Duration,
@@ -100,14 +102,138 @@ pub async fn fault_cycle(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let resumed_after = resumed.expect("caching never resumed after the server came back");
+    let probe = cache
+        .circuit_breaker()
+        .map_or(Duration::ZERO, |b| b.config().retry_after);
     assert!(
-        resumed_after < Duration::from_secs(1),
+        resumed_after < Duration::from_secs(1) + probe,
         "caching resumed only after {resumed_after:?}"
     );
     FaultReport {
         calls_while_down: i,
         resumed_after,
     }
+}
+
+/// What [`bounded_while_down`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundReport {
+    /// Calls made while the server was down (every one within the bound).
+    pub calls: u64,
+    /// The slowest of them.
+    pub slowest: Duration,
+}
+
+/// One call of [`bounded_while_down`]: its error, if any.
+type OneCall<'a> = std::pin::Pin<Box<dyn Future<Output = Option<cache_core::Error>> + Send + 'a>>;
+
+/// Scheduling slack allowed over a bound (a debug build on a small, busy machine):
+/// with a 250 ms timeout, a call may take up to 250 + 25 + 125 = 400 ms.
+pub const BOUND_SLACK: Duration = Duration::from_millis(125);
+
+/// The server killed: for 1.5 s (and two rounds at least) every call returns within the backend's `timeout` +
+/// 10 % (+ [`BOUND_SLACK`]), reconnect attempts included: `get`, `set`, `delete`,
+/// `has`, `get_many`, `set_if_absent`, `acquire_lock` and `clear` with a transient
+/// error, get-or-compute with its computed value. `cache` must have no circuit
+/// breaker (an open one would answer for the store, at once) and a get-or-compute
+/// `store_timeout` above `timeout`, so that the bound measured is the backend's own.
+/// Panics, naming every call past the bound.
+pub async fn bounded_while_down(
+    cache: &Cache,
+    timeout: Duration,
+    kill: impl FnOnce(),
+) -> BoundReport {
+    assert!(
+        cache.circuit_breaker().is_none(),
+        "the bound of the backend is under test: build the cache without a circuit breaker"
+    );
+    // Up: the connection is made and used, as in a service the outage interrupts.
+    let mut up = Err(None);
+    for _ in 0..20 {
+        match cache.set("up", &1u64, Duration::from_secs(60)).await {
+            Ok(()) => {
+                up = Ok(());
+                break;
+            }
+            Err(e) => up = Err(Some(e)),
+        }
+    }
+    up.unwrap_or_else(|e| panic!("the server does not answer before the kill: {e:?}"));
+    assert_eq!(cache.get::<u64>("up").await.unwrap(), Some(1));
+
+    let bound = timeout + timeout / 10 + BOUND_SLACK;
+    let backend = cache.backend();
+    let bytes = || cache_core::Bytes::from_static(b"v");
+    let minute = Duration::from_secs(60);
+    kill();
+    let down_since = Instant::now();
+    let (mut calls, mut slowest, mut late) = (0u64, Duration::ZERO, vec![]);
+    let mut i = 0u64;
+    // Two rounds at least: the first calls may find the lost connection at once.
+    while down_since.elapsed() < Duration::from_millis(1500) || i < 2 {
+        let k = format!("down-{i}");
+        let ops: [(&str, OneCall<'_>); 9] = [
+            ("get", Box::pin(async { cache.get::<u64>(&k).await.err() })),
+            (
+                "set",
+                Box::pin(async { cache.set(&k, &i, minute).await.err() }),
+            ),
+            ("delete", Box::pin(async { cache.delete(&k).await.err() })),
+            ("has", Box::pin(async { cache.has(&k).await.err() })),
+            (
+                "get_many",
+                Box::pin(async { backend.get_many(&[&k, "up"]).await.err() }),
+            ),
+            (
+                "set_if_absent",
+                Box::pin(async {
+                    backend
+                        .set_if_absent(&k, bytes(), minute.into())
+                        .await
+                        .err()
+                }),
+            ),
+            (
+                "acquire_lock",
+                Box::pin(async { backend.acquire_lock(&k, minute).await.err() }),
+            ),
+            ("clear", Box::pin(async { cache.clear().await.err() })),
+            (
+                "get_or_compute",
+                Box::pin(async {
+                    let v = cache
+                        .get_or_compute(k.clone(), || async { Ok::<_, std::io::Error>(i) })
+                        .await
+                        .expect("get-or-compute never fails because of the cache");
+                    assert_eq!(v, i, "the computed value while the server is down");
+                    None
+                }),
+            ),
+        ];
+        for (op, call) in ops {
+            let started = Instant::now();
+            let err = call.await;
+            let took = started.elapsed();
+            if op != "get_or_compute" {
+                let err = err.unwrap_or_else(|| panic!("{op} succeeded with the server down"));
+                assert!(err.is_transient(), "{op} while down: {err}");
+            }
+            calls += 1;
+            slowest = slowest.max(took);
+            if took > bound {
+                late.push(format!("{op} #{i} took {took:?}"));
+            }
+        }
+        i += 1;
+    }
+    assert!(
+        late.is_empty(),
+        "{} of {calls} calls took longer than the timeout {timeout:?} + 10 % + {BOUND_SLACK:?} \
+         with the server down: {}",
+        late.len(),
+        late.join(", ")
+    );
+    BoundReport { calls, slowest }
 }
 
 /// The blocking API from 4 plain threads: a round trip, and one compute for four

@@ -201,6 +201,33 @@ pub mod run {
         scenarios::stampede_child(&cache, || async {}).await;
     }
 
+    /// The timeout of [`bounded`]: 250 ms.
+    pub const BOUNDED_TIMEOUT: Duration = Duration::from_millis(250);
+
+    /// [`bounded_while_down`](scenarios::bounded_while_down) on the spec's own server,
+    /// built with a timeout of [`BOUNDED_TIMEOUT`], killed; `test` is the test's full
+    /// name (for [`fault_alone`](ScenarioSpec::fault_alone)).
+    pub async fn bounded<S: ScenarioSpec>(spec: &S, test: &str) {
+        if spec.fault_alone() && !alone_in_a_process(test) {
+            return;
+        }
+        let mut server = spec.own_server();
+        let backend = spec
+            .on_own_server(server.port(), BOUNDED_TIMEOUT)
+            .await
+            .build()
+            .await
+            .expect("connects to the test's own server");
+        // The backend's own bound is measured: no breaker (an open one answers for the
+        // store at once), and get-or-compute's store_timeout far above it.
+        let cache = Cache::builder(backend)
+            .without_circuit_breaker()
+            .store_timeout(Duration::from_secs(5))
+            .build();
+        let report = scenarios::bounded_while_down(&cache, BOUNDED_TIMEOUT, || server.kill()).await;
+        eprintln!("{report:?}");
+    }
+
     /// [`fault_cycle`](scenarios::fault_cycle) on the spec's own server, killed and
     /// restarted; `test` is the test's full name (for
     /// [`fault_alone`](ScenarioSpec::fault_alone)).
@@ -240,6 +267,8 @@ pub mod run {
 /// - `stampede_across_processes` (and `stampede_child_process`, which the parent runs
 ///   in 4 processes, doing nothing as an ordinary test): one compute across the
 ///   processes with stampede protection, more without;
+/// - `bounded_while_down`: the spec's own server killed, every call bounded by the
+///   backend's timeout (+ 10 % and scheduling slack);
 /// - `fault_killed_and_restarted`: the spec's own server killed and restarted during
 ///   get-or-compute calls.
 ///
@@ -273,6 +302,12 @@ macro_rules! scenarios {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stampede_child_process() {
                 $crate::scenarios::run::stampede_child(&$spec).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bounded_while_down() {
+                let test = $crate::scenarios::test_name(module_path!(), "bounded_while_down");
+                $crate::scenarios::run::bounded(&$spec, &test).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
