@@ -1,6 +1,6 @@
 //! A batch's own keys: their locks, one compute, fenced writes, their flights landed.
 
-use super::{Answer, ComputeMany, Lead, Led0};
+use super::{Answer, BatchFn, ComputeMany, Lead, Led0};
 use crate::codec::Codec;
 use crate::compute::error::Failure;
 use crate::compute::landing::{later, panic_message, Led, LINGER_MARGIN};
@@ -11,7 +11,6 @@ use crate::compute::Cacheable;
 use crate::observe::Op;
 use crate::CacheBackend;
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,45 +21,41 @@ type Answers<T, E> = (
     Option<Box<dyn std::any::Any + Send>>,
 );
 
-impl<C: Codec, A: Eq + Hash + Clone> ComputeMany<'_, C, A> {
+/// A round's leading: the batch, its compute and the round's number.
+pub(super) struct Leader<'s, 'a, C: Codec, A, T, E, F> {
+    pub(super) many: &'s ComputeMany<'a, C, A>,
+    pub(super) compute: &'s F,
+    pub(super) round: usize,
+    /// The value and error types the compute answers with.
+    pub(super) answers: std::marker::PhantomData<fn() -> (T, E)>,
+}
+
+impl<C, A, T, E, F> Leader<'_, '_, C, A, T, E, F>
+where
+    C: Codec,
+    A: Eq + Hash + Clone,
+    T: Cacheable,
+    E: Send + Sync + 'static,
+    F: BatchFn<A, T, E>,
+{
     /// Lock this batch's keys (one try each), re-read the locked ones at once (a
     /// value may have landed since the read), compute the rest with one call, write
     /// each fenced, and land each key's flight. Keys whose lock another process holds
     /// are polled meanwhile, never waited for before the compute (two batches holding
     /// each other's keys would wait for each other); those its holder leaves get a
     /// compute of their own.
-    pub(super) async fn lead_all<'f, T, E, F, Fut, I>(
-        &self,
-        leads: Vec<Led0<'f, T, A>>,
-        compute: &F,
-        round: usize,
-    ) -> Answers<T, E>
-    where
-        T: Cacheable,
-        E: Send + Sync + 'static,
-        F: Fn(Vec<A>) -> Fut,
-        Fut: Future<Output = std::result::Result<I, E>>,
-        I: IntoIterator<Item = (A, T)>,
-    {
-        let call = &self.call;
+    pub(super) async fn lead_all<'f>(&self, leads: Vec<Led0<'f, T, A>>) -> Answers<T, E> {
+        let call = &self.many.call;
         let mut answers = Vec::new();
         if leads.is_empty() {
             return (answers, None);
         }
         let tries = futures::future::join_all(leads.iter().map(|l| call.try_lock(&l.1))).await;
         let (mut mine, mut contended) = (Vec::new(), Vec::new());
-        for ((slot, key, arg, fallback, guard), held) in leads.into_iter().zip(tries) {
+        for (lead, held) in leads.into_iter().zip(tries) {
             match held {
-                Some(held) => mine.push(Lead {
-                    slot,
-                    key,
-                    arg,
-                    fallback,
-                    guard,
-                    held,
-                    waited_out: false,
-                }),
-                None => contended.push((slot, key, arg, fallback, guard)),
+                Some(held) => mine.push(Lead::new(lead, held, false)),
+                None => contended.push(lead),
             }
         }
         let mine = self.reread(mine, &mut answers).await;
@@ -68,48 +63,41 @@ impl<C: Codec, A: Eq + Hash + Clone> ComputeMany<'_, C, A> {
             futures::future::join_all(contended.iter().map(|(_, key, _, fallback, _)| {
                 call.lock::<T>(key, fallback.as_ref().map(|f| &f.1))
             }));
-        let ((mut led, panic), polled) =
-            futures::join!(self.compute_and_store(mine, compute, round), polled);
+        let ((mut led, panic), polled) = futures::join!(self.compute_and_store(mine), polled);
         answers.append(&mut led);
         let read_linger = later(call.options().store_timeout + LINGER_MARGIN);
         let mut left = Vec::new();
-        for ((slot, key, arg, fallback, guard), lock) in contended.into_iter().zip(polled) {
+        for (lead, lock) in contended.into_iter().zip(polled) {
             match lock {
                 Locked::Found(v) => {
                     let led = Led {
                         coalesced: true,
                         ..Led::value(v, read_linger)
                     };
-                    answers.push((slot, Answer::Out(led.land(guard), true)));
+                    answers.push((lead.0, Answer::Out(led.land(lead.4), true)));
                 }
-                Locked::Compute { held, waited_out } => left.push(Lead {
-                    slot,
-                    key,
-                    arg,
-                    fallback,
-                    guard,
-                    held,
-                    waited_out,
-                }),
+                Locked::Compute { held, waited_out } => {
+                    left.push(Lead::new(lead, held, waited_out))
+                }
             }
         }
         if panic.is_some() {
             // Not computed again after a panic: the waiters of these keys take over.
             return (answers, panic);
         }
-        let (mut rest, panic) = self.compute_and_store(left, compute, round).await;
+        let (mut rest, panic) = self.compute_and_store(left).await;
         answers.append(&mut rest);
         (answers, panic)
     }
 
     /// One read of the keys just locked: a fresh value found is this call's (and its
     /// lock released), unless it is the very value a fallback was picked to refresh.
-    async fn reread<'f, T: Cacheable, E: Send + Sync + 'static>(
+    async fn reread<'f>(
         &self,
         mine: Vec<Lead<'f, C, T, A>>,
         answers: &mut Vec<(usize, Answer<T, E>)>,
     ) -> Vec<Lead<'f, C, T, A>> {
-        let call = &self.call;
+        let call = &self.many.call;
         let held: Vec<String> = mine
             .iter()
             .filter(|l| l.held.is_held())
@@ -149,20 +137,8 @@ impl<C: Codec, A: Eq + Hash + Clone> ComputeMany<'_, C, A> {
 
     /// One call of the compute for `leads`, each value written fenced by its lock
     /// (or, when the compute fails, each key's fail-safe value or the failure).
-    async fn compute_and_store<'f, T, E, F, Fut, I>(
-        &self,
-        leads: Vec<Lead<'f, C, T, A>>,
-        compute: &F,
-        round: usize,
-    ) -> Answers<T, E>
-    where
-        T: Cacheable,
-        E: Send + Sync + 'static,
-        F: Fn(Vec<A>) -> Fut,
-        Fut: Future<Output = std::result::Result<I, E>>,
-        I: IntoIterator<Item = (A, T)>,
-    {
-        let call = &self.call;
+    async fn compute_and_store(&self, leads: Vec<Lead<'_, C, T, A>>) -> Answers<T, E> {
+        let (call, round) = (&self.many.call, self.round);
         let mut answers = Vec::new();
         if leads.is_empty() {
             return (answers, None);
@@ -179,7 +155,7 @@ impl<C: Codec, A: Eq + Hash + Clone> ComputeMany<'_, C, A> {
         let began = call.cache.inner.flights.mark();
         let timer = std::time::Instant::now();
         let wanted: Vec<A> = leads.iter().map(|l| l.arg.clone()).collect();
-        let ran = call.run(compute(wanted), false).await;
+        let ran = call.run(self.compute.call(wanted), false).await;
         let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
         call.observe()
             .computed(timer.elapsed(), !matches!(ran, Ran::Done(Ok(_))));

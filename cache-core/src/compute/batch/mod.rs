@@ -112,6 +112,45 @@ struct Lead<'f, C: Codec, T, A> {
     waited_out: bool,
 }
 
+/// A batch's compute: the arguments of the keys to compute in, `(argument, value)`
+/// pairs out (the bounds of [`ComputeMany::get_or_compute_many`], named once).
+pub(super) trait BatchFn<A, T, E> {
+    type Fut: Future<Output = std::result::Result<Self::Values, E>>;
+    type Values: IntoIterator<Item = (A, T)>;
+    fn call(&self, args: Vec<A>) -> Self::Fut;
+}
+
+impl<A, T, E, F, Fut, I> BatchFn<A, T, E> for F
+where
+    F: Fn(Vec<A>) -> Fut,
+    Fut: Future<Output = std::result::Result<I, E>>,
+    I: IntoIterator<Item = (A, T)>,
+{
+    type Fut = Fut;
+    type Values = I;
+    fn call(&self, args: Vec<A>) -> Fut {
+        self(args)
+    }
+}
+
+impl<'f, C: Codec, T, A> Lead<'f, C, T, A> {
+    fn new(
+        (slot, key, arg, fallback, guard): Led0<'f, T, A>,
+        held: LockHold<C>,
+        waited_out: bool,
+    ) -> Self {
+        Lead {
+            slot,
+            key,
+            arg,
+            fallback,
+            guard,
+            held,
+            waited_out,
+        }
+    }
+}
+
 /// A key this batch leads, before its lock.
 type Led0<'f, T, A> = (usize, String, A, Option<(T, Meta)>, LeaderGuard<'f>);
 
@@ -241,7 +280,7 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
 
     /// Answer the slots left: follow the flights of other callers, lead the others
     /// (lock, one compute, fenced writes). `Some`: the compute panicked.
-    async fn round<T, E, F, Fut, I>(
+    async fn round<T, E, F: BatchFn<A, T, E>>(
         &self,
         slots: &mut [Slot<T, E, A>],
         compute: &F,
@@ -251,9 +290,6 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         T: Cacheable,
         E: Send + Sync + 'static,
         A: Eq + Hash + Clone,
-        F: Fn(Vec<A>) -> Fut,
-        Fut: Future<Output = std::result::Result<I, E>>,
-        I: IntoIterator<Item = (A, T)>,
     {
         let call = &self.call;
         let flights = &call.cache.inner.flights;
@@ -283,7 +319,13 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
                 }
             }
         }
-        let led = self.lead_all::<T, E, F, Fut, I>(leads, compute, round);
+        let leader = lead::Leader {
+            many: self,
+            compute,
+            round,
+            answers: std::marker::PhantomData,
+        };
+        let led = leader.lead_all(leads);
         let followed = futures::future::join_all(
             follows
                 .into_iter()
@@ -307,17 +349,14 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
 }
 
 /// The compute, for a skipped batch: its error as every key would get it.
-async fn run_compute<A, T, E, F, Fut, I>(
+async fn run_compute<A, T, E, F: BatchFn<A, T, E>>(
     compute: &F,
     args: Vec<A>,
 ) -> Result<HashMap<A, T>, ComputeError<E>>
 where
     A: Eq + Hash,
-    F: Fn(Vec<A>) -> Fut,
-    Fut: Future<Output = std::result::Result<I, E>>,
-    I: IntoIterator<Item = (A, T)>,
 {
-    match compute(args).await {
+    match compute.call(args).await {
         Ok(values) => Ok(values.into_iter().collect()),
         Err(e) => Err(ComputeError::Compute(Arc::new(e))),
     }
