@@ -89,6 +89,21 @@ impl RedisBackend {
     pub fn is_cluster(&self) -> bool {
         self.redis.is_cluster()
     }
+
+    /// Another backend on the same connection with its own namespace (checked as the
+    /// builder checks one). Each handle closes on its own; the connection closes when
+    /// the last one does. A [`Closed`](cache_core::ErrorKind::Closed) error once this
+    /// one is closed.
+    pub fn with_namespace(&self, namespace: &str) -> Result<RedisBackend> {
+        validate_namespace(BACKEND, namespace)?;
+        let mut config = self.config.clone();
+        config.namespace = namespace.to_owned();
+        Ok(RedisBackend {
+            redis: self.redis.for_namespace(namespace)?,
+            caps: config.capabilities(),
+            config,
+        })
+    }
 }
 
 #[async_trait]

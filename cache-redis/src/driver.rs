@@ -356,6 +356,11 @@ impl Driver {
             .ok_or_else(|| Error::closed(BACKEND))
     }
 
+    /// A driver on the same connection for `namespace`.
+    pub(crate) fn for_namespace(&self, namespace: &str) -> Result<Driver> {
+        Ok(Driver::new(self.conn()?, namespace, self.timeout))
+    }
+
     /// Drop this handle of the connection; it closes once in-flight calls end.
     pub(crate) fn close(&self) {
         self.conn.lock().take();

@@ -63,3 +63,34 @@ async fn glob_namespaces_clear_exactly_on_a_single_server() {
 async fn glob_namespaces_clear_exactly_on_the_cluster() {
     clear_is_exact(Target::Cluster).await;
 }
+
+/// `with_namespace` gives a backend on the same connection with its own namespace:
+/// values and `clear` stay apart, a bad namespace is refused, a closed handle says so.
+#[tokio::test]
+async fn with_namespace_shares_the_connection_not_the_keys() {
+    let a = backend(&Target::Single, &conformance_tests::random_namespace()).await;
+    let b = a
+        .with_namespace(&conformance_tests::random_namespace())
+        .unwrap();
+    a.set("k", Bytes::from_static(b"a"), Expiry::Never)
+        .await
+        .unwrap();
+    b.set("k", Bytes::from_static(b"b"), Expiry::Never)
+        .await
+        .unwrap();
+    b.clear().await.unwrap();
+    assert_eq!(a.get("k").await.unwrap(), Some(Bytes::from_static(b"a")));
+    assert_eq!(b.get("k").await.unwrap(), None);
+    let bad = a.with_namespace("has space").unwrap_err();
+    assert_eq!(bad.kind(), cache_core::ErrorKind::Config);
+    b.close().await.unwrap();
+    assert_eq!(
+        a.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"a")),
+        "a stays open"
+    );
+    a.clear().await.unwrap();
+    a.close().await.unwrap();
+    let closed = a.with_namespace("other").unwrap_err();
+    assert_eq!(closed.kind(), cache_core::ErrorKind::Closed);
+}
