@@ -132,3 +132,62 @@ async fn breaker_skips_a_killed_redis_and_closes_when_it_is_back() {
         "resumed after {resumed:?}"
     );
 }
+
+/// The outage of issue 31, with the defaults: a `Cache` over a Redis built with
+/// `.timeout(250 ms)` and nothing else. Redis killed, each get-or-compute request
+/// returns its computed value within the timeout + 10 % (+ 125 ms of scheduling
+/// slack, asserted; the figures are printed) until the default circuit breaker has
+/// seen its 5 failures, then at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_defaults_each_request_is_bounded_by_the_timeout_then_skips_redis() {
+    let mut server = OwnProcess::redis(OwnProcess::free_port(), &[]);
+    let timeout = Duration::from_millis(250);
+    let backend = RedisBuilder::new(format!("redis://127.0.0.1:{}", server.port))
+        .namespace("outage")
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::new(backend);
+    let threshold = cache
+        .circuit_breaker()
+        .expect("a breaker by default on Redis")
+        .config()
+        .failure_threshold as usize;
+    let request = |i: u64| {
+        let cache = cache.clone();
+        async move {
+            let started = Instant::now();
+            let v = cache
+                .get_or_compute(
+                    format!("user:{i}"),
+                    || async move { Ok::<_, std::io::Error>(i) },
+                )
+                .await
+                .expect("get-or-compute never fails because of the cache");
+            assert_eq!(v, i);
+            started.elapsed()
+        }
+    };
+    request(0).await;
+    server.kill();
+    let mut took = vec![];
+    for i in 1..=threshold as u64 + 10 {
+        took.push(request(i).await);
+    }
+    eprintln!("requests with Redis down (timeout {timeout:?}): {took:?}");
+    let bound = timeout + timeout / 10 + conformance_tests::scenarios::BOUND_SLACK;
+    for (i, d) in took[..threshold].iter().enumerate() {
+        assert!(
+            *d <= bound,
+            "request {i} took {d:?} before the breaker opened"
+        );
+    }
+    for (i, d) in took[threshold..].iter().enumerate() {
+        assert!(
+            *d < Duration::from_millis(50),
+            "request {} took {d:?} with the breaker open",
+            threshold + i
+        );
+    }
+}
