@@ -2,6 +2,7 @@
 //! a global tracing subscriber, have their own).
 
 mod batch;
+mod batch_races;
 mod defaults;
 mod invalidate;
 mod once;

@@ -11,6 +11,7 @@ use crate::compute::Cacheable;
 use crate::observe::Op;
 use crate::CacheBackend;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,7 @@ where
         if leads.is_empty() {
             return (answers, None);
         }
-        let tries = futures::future::join_all(leads.iter().map(|l| call.try_lock(&l.1))).await;
+        let tries = in_order(leads.iter().map(|l| call.try_lock(&l.1)).collect()).await;
         let (mut mine, mut contended) = (Vec::new(), Vec::new());
         for (lead, held) in leads.into_iter().zip(tries) {
             match held {
@@ -59,26 +60,28 @@ where
             }
         }
         let mine = self.reread(mine, &mut answers).await;
-        let polled =
-            futures::future::join_all(contended.iter().map(|(_, key, _, fallback, _)| {
-                call.lock::<T>(key, fallback.as_ref().map(|f| &f.1))
-            }));
-        let ((mut led, panic), polled) = futures::join!(self.compute_and_store(mine), polled);
-        answers.append(&mut led);
-        let read_linger = later(call.options().store_timeout + LINGER_MARGIN);
-        let mut left = Vec::new();
-        for (lead, lock) in contended.into_iter().zip(polled) {
-            match lock {
+        // Each value found is landed at once: held until the compute ends, a write or
+        // delete made meanwhile would not stop it reaching later followers.
+        let polled = contended.into_iter().map(|lead| async move {
+            match call.lock::<T>(&lead.1, lead.3.as_ref().map(|f| &f.1)).await {
                 Locked::Found(v) => {
                     let led = Led {
                         coalesced: true,
-                        ..Led::value(v, read_linger)
+                        ..Led::value(v, later(call.options().store_timeout + LINGER_MARGIN))
                     };
-                    answers.push((lead.0, Answer::Out(led.land(lead.4), true)));
+                    Ok((lead.0, Answer::Out(led.land(lead.4), true)))
                 }
-                Locked::Compute { held, waited_out } => {
-                    left.push(Lead::new(lead, held, waited_out))
-                }
+                Locked::Compute { held, waited_out } => Err(Lead::new(lead, held, waited_out)),
+            }
+        });
+        let polled = in_order(polled.collect());
+        let ((mut led, panic), polled) = futures::join!(self.compute_and_store(mine), polled);
+        answers.append(&mut led);
+        let mut left = Vec::new();
+        for p in polled {
+            match p {
+                Ok(a) => answers.push(a),
+                Err(l) => left.push(l),
             }
         }
         if panic.is_some() {
@@ -154,8 +157,15 @@ where
         let started = clock.now_ms();
         let began = call.cache.inner.flights.mark();
         let timer = std::time::Instant::now();
-        let wanted: Vec<A> = leads.iter().map(|l| l.arg.clone()).collect();
-        let ran = call.run(self.compute.call(wanted), false).await;
+        let mut asked = std::collections::HashSet::new();
+        let wanted: Vec<A> = leads
+            .iter()
+            .filter(|l| asked.insert(&l.arg))
+            .map(|l| l.arg.clone())
+            .collect();
+        let ran = call
+            .run(async { self.compute.call(wanted).await }, false)
+            .await;
         let took = Duration::from_millis(clock.now_ms().saturating_sub(started));
         call.observe()
             .computed(timer.elapsed(), !matches!(ran, Ran::Done(Ok(_))));
@@ -187,7 +197,7 @@ where
                         (l.slot, Answer::Out(led.land(l.guard), false))
                     }
                 });
-                answers.extend(futures::future::join_all(stores).await);
+                answers.extend(in_order(stores.collect()).await);
                 return (answers, None);
             }
             Ran::Done(Err(e)) => (Failure::Compute(Arc::new(e)), None),
@@ -210,5 +220,20 @@ where
             answers.push((l.slot, Answer::Out(led.land(l.guard), false)));
         }
         (answers, panic)
+    }
+}
+
+/// Run `futs` in chunks of [`IN_FLIGHT`](super::IN_FLIGHT); their outputs in order.
+/// (Futures made first, then awaited: an iterator of closures held across an await
+/// would keep the batch's future from being `Send`.)
+async fn in_order<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs = futs.into_iter();
+    let mut out = Vec::new();
+    loop {
+        let chunk: Vec<F> = futs.by_ref().take(super::IN_FLIGHT).collect();
+        if chunk.is_empty() {
+            return out;
+        }
+        out.extend(futures::future::join_all(chunk).await);
     }
 }

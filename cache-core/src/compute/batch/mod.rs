@@ -27,24 +27,32 @@ use std::sync::Arc;
 ///
 /// 1. Every key is checked first (namespace and key as in
 ///    [`get_or_compute`](ComputeCall::get_or_compute)); a bad one fails the call
-///    before any store call. A key asked twice is read and computed once.
+///    before any store call. A key asked twice is read and computed once, with the
+///    argument given first.
 /// 2. One read of every key (the store's native batch read); fresh values are
 ///    returned as they are.
 /// 3. The others join this process's single flight per key, shared with single
 ///    get-or-compute calls and other batches: a key another caller computes is
 ///    waited for (beside this batch's own compute, never before it).
-/// 4. With stampede protection, this batch's keys are locked as in get-or-compute
-///    (a key whose lock another process holds is polled for its value up to
-///    `lock_wait`, then computed and returned unstored), re-read, and computed by
-///    **one** call of the compute with their arguments, in request order. Each value
-///    is written fenced by its lock, as get-or-compute writes one.
+/// 4. With stampede protection, this batch's keys are locked (one try each), the
+///    locked ones re-read at once, and computed by **one** call of the compute with
+///    their arguments in request order (an argument shared by two keys once). Each
+///    value is written fenced by its lock, as get-or-compute writes one. A key whose
+///    lock another process holds is polled for that process's value beside the
+///    compute, up to `lock_wait`; if the holder leaves without one, the key gets a
+///    second call of the compute (after `lock_wait`, its value is returned unstored).
 /// 5. A key the compute returns no value for is `None` in the result, and not
-///    cached. A failed compute fails the call, but for keys with a stale or kept
-///    value to serve (fail-safe); a panic reaches the caller.
+///    cached; of pairs the compute returns twice for one argument the last counts,
+///    and pairs for arguments not asked for are ignored. A failed compute fails the
+///    call, but for keys with a stale or kept value to serve (fail-safe); a panic
+///    reaches the caller.
 ///
-/// The compute is called again, for the keys left, only when another caller's
-/// compute of a key went away without an answer for this batch (dropped, or written
-/// over while computed): rare, and never for a key already answered.
+/// The compute is also called again, for the keys left, when another caller's compute
+/// of a key went away without an answer for this batch (dropped, or written over
+/// while computed): rare, and never for a key already answered. `soft_timeout` plays
+/// no part in a batch (`hard_timeout` does). Lock and write calls run 32 at a time
+/// at most; each is one store call per key for now (a native batch lock and fenced
+/// write per store is to come).
 #[must_use = "call .get_or_compute_many(...) to run it"]
 pub struct ComputeMany<'a, C: Codec, A> {
     call: ComputeCall<'a, C>,
@@ -151,6 +159,10 @@ impl<'f, C: Codec, T, A> Lead<'f, C, T, A> {
     }
 }
 
+/// The most store calls (locks, writes) a batch has under way at once: a large batch
+/// must not take every connection of a pool.
+pub(super) const IN_FLIGHT: usize = 32;
+
 /// A key this batch leads, before its lock.
 type Led0<'f, T, A> = (usize, String, A, Option<(T, Meta)>, LeaderGuard<'f>);
 
@@ -208,11 +220,17 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
             .scope(self.call.namespace.as_deref());
         let span = self.call.observe().span(Op::GetOrCompute, "");
         let body = async {
+            let flights = &self.call.cache.inner.flights;
+            let since = flights.mark();
+            let refresh = self.call.settings.refresh.then(|| flights.refresh_mark());
             self.read(&mut slots).await;
             let mut rounds = 0;
             while slots.iter().any(|s| s.answer.is_none()) {
                 rounds += 1;
-                if let Some(payload) = self.round(&mut slots, &compute, rounds).await {
+                if let Some(payload) = self
+                    .round(&mut slots, &compute, rounds, since, refresh)
+                    .await
+                {
                     std::panic::resume_unwind(payload);
                 }
             }
@@ -285,6 +303,8 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         slots: &mut [Slot<T, E, A>],
         compute: &F,
         round: usize,
+        since: u64,
+        refresh: Option<u64>,
     ) -> Option<Box<dyn std::any::Any + Send>>
     where
         T: Cacheable,
@@ -294,8 +314,6 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         let call = &self.call;
         let flights = &call.cache.inner.flights;
         let ty = TypeId::of::<Outcome<T, E>>();
-        let since = flights.mark();
-        let refresh = call.settings.refresh.then(|| flights.refresh_mark());
         let read_failed = call.degraded.load(Ordering::Relaxed);
         let (mut leads, mut follows, mut waits) = (Vec::new(), Vec::new(), Vec::new());
         for (i, slot) in slots.iter_mut().enumerate() {
