@@ -54,6 +54,18 @@ impl<C: Codec> ComputeCall<'_, C> {
         bytes: &[u8],
         early: bool,
     ) -> Found<T> {
+        self.place_at(key, bytes, early, || self.cache.inner.clock.now_ms())
+    }
+
+    /// [`place`](Self::place) with the time read from `now` (only if the value has a
+    /// header): a batch reads the clock once for all its values.
+    pub(super) fn place_at<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        early: bool,
+        now: impl FnOnce() -> u64,
+    ) -> Found<T> {
         let inner = &self.cache.inner;
         let (meta, payload) = match envelope::open(bytes) {
             Opened::Enveloped(meta, payload) => (Some(meta), payload),
@@ -76,7 +88,7 @@ impl<C: Codec> ComputeCall<'_, C> {
         let Some(meta) = meta else {
             return Found::Fresh(v, None);
         };
-        let now = inner.clock.now_ms();
+        let now = now();
         match meta.age(now) {
             Age::Fresh if early && refresh_early(now, &meta, self.options().early_refresh) => {
                 Found::Stale(v, meta)

@@ -184,26 +184,8 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         Fut: Future<Output = std::result::Result<I, E>>,
         I: IntoIterator<Item = (A, T)>,
     {
-        // Every key checked before any store call; a key asked twice is one slot.
-        let mut order = Vec::with_capacity(self.items.len());
-        let mut slots: Vec<Slot<T, E, A>> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for (key, arg) in std::mem::take(&mut self.items) {
-            self.call.key = key;
-            let key = self.call.full_key()?;
-            let next = slots.len();
-            let at = *index.entry(key.clone()).or_insert(next);
-            if at == next {
-                slots.push(Slot {
-                    key,
-                    arg,
-                    fallback: None,
-                    answer: None,
-                    missed: false,
-                });
-            }
-            order.push(at);
-        }
+        let (slots, order) = self.slots()?;
+        let mut slots: Vec<Slot<T, E, A>> = slots;
         if self.call.skip {
             let args = slots.iter().map(|s| s.arg.clone()).collect();
             let found = run_compute(&compute, args).await?;
@@ -254,6 +236,43 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         in_span(span, body).await
     }
 
+    /// Every key checked before any store call, and a key asked twice made one slot
+    /// (with the argument given first): the slots, and each position's slot.
+    #[allow(clippy::type_complexity)]
+    fn slots<T, E>(&mut self) -> crate::Result<(Vec<Slot<T, E, A>>, Vec<usize>)> {
+        let n = self.items.len();
+        let mut keys = Vec::with_capacity(n);
+        let mut args = Vec::with_capacity(n);
+        for (key, arg) in std::mem::take(&mut self.items) {
+            self.call.key = key;
+            keys.push(self.call.full_key()?);
+            args.push(Some(arg));
+        }
+        let mut index = hashbrown::HashMap::with_capacity(n);
+        let (mut order, mut first) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (i, key) in keys.iter().enumerate() {
+            let next = first.len();
+            let at = *index.entry(key.as_str()).or_insert(next);
+            if at == next {
+                first.push(i);
+            }
+            order.push(at);
+        }
+        drop(index);
+        let mut keys: Vec<Option<String>> = keys.into_iter().map(Some).collect();
+        let slots = first
+            .into_iter()
+            .map(|i| Slot {
+                key: keys[i].take().unwrap_or_default(),
+                arg: args[i].take().expect("one slot per first position"),
+                fallback: None,
+                answer: None,
+                missed: false,
+            })
+            .collect();
+        Ok((slots, order))
+    }
+
     /// One native read of every slot (none on a refresh): fresh values answer.
     async fn read<T: Cacheable, E>(&self, slots: &mut [Slot<T, E, A>]) {
         if self.call.settings.refresh {
@@ -263,6 +282,7 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
         let keys: Vec<&str> = slots.iter().map(|s| s.key.as_str()).collect();
         let read = call.backend().get_many(&keys);
         let found = call.guarded(Op::GetMany, "", read).await;
+        let now = call.cache.inner.clock.now_ms();
         let mut hits = 0;
         for (i, slot) in slots.iter_mut().enumerate() {
             let bytes = found
@@ -270,7 +290,7 @@ impl<'a, C: Codec, A> ComputeMany<'a, C, A> {
                 .and_then(|f| f.get(i))
                 .and_then(Option::as_ref);
             let placed = match bytes {
-                Some(b) => call.place::<T>(&slot.key, b, true),
+                Some(b) => call.place_at::<T>(&slot.key, b, true, || now),
                 None => Found::Miss,
             };
             match placed {
