@@ -13,6 +13,13 @@
 //! | `mongodb` | `MongoBackend` (one collection, TTL index) | `cache-mongodb` |
 //! | `dynamodb` | `DynamoBackend` (one table, DynamoDB's TTL, conditional-write locks) | `cache-dynamodb` |
 //! | `firestore` | `FirestoreBackend` (one collection, commit preconditions) | `cache-firestore` |
+//! | `axum` | module `axum`: `HttpCacheLayer`, the `AppCache` extractor, `serve`, `prometheus_stats` | `cache-axum` |
+//!
+//! To choose the store by configuration, [`from_env`] connects to the one the
+//! `CACHE_URL` variable names (`redis://...`, `postgres://...`, `memcached://...`,
+//! `mongodb://...`; `memory:` when unset), and [`from_url`] to the one a URL names;
+//! [`CacheUrl`] lists the forms and takes a default namespace, lazy start and the
+//! [`CacheBuilder`]'s settings.
 //!
 //! ```
 //! use cache::{Cache, MemoryBackend};
@@ -34,6 +41,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::*;
+
+mod url;
+pub use url::{from_env, from_url, CacheUrl, UrlError, CACHE_URL_VAR, DEFAULT_CACHE_URL};
 
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
