@@ -10,6 +10,10 @@
 //! - `#[cached]` on handlers' helper functions works as it does anywhere (see the
 //!   workspace README).
 //!
+//! Needs axum 0.8 (re-exported as [`axum`](mod@axum)). `GUIDE.md` beside this crate's
+//! README builds a whole service step by step: Cargo.toml, state, layer order, tracing,
+//! `/metrics`, SIGTERM.
+//!
 //! ```
 //! use axum::{routing::get, Router};
 //! use cache_axum::{AppCache, HttpCacheLayer};
@@ -34,6 +38,12 @@ mod stored;
 
 pub use layer::{HttpCache, HttpCacheLayer, CACHE_STATUS};
 pub use state::{prometheus_stats, serve, AppCache};
+
+/// The axum this crate is built with (0.8). Its `Router`, layers and extractors are
+/// the only ones that fit this crate's: another major version's are other types, and
+/// the compiler's error (`expected Router, found Router`) does not say why. Depend on
+/// `axum = "0.8"` yourself (`cargo tree -i axum` shows one version), or name this one.
+pub use axum;
 
 /// This crate's README, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -8,9 +8,11 @@ use http::request::Parts;
 use std::convert::Infallible;
 use std::future::Future;
 
-/// The application's [`Cache`], taken from the router's state (any state that has a
-/// `Cache` field with `#[derive(FromRef)]`, or the `Cache` itself): the counterpart of
-/// the Python library's `get_cache()` dependency.
+/// The application's [`Cache`], taken from the router's state: the `Cache` itself, or
+/// any state `S` with `impl FromRef<S> for Cache`: the counterpart of the Python
+/// library's `get_cache()` dependency. Write the impl (below), or put
+/// `#[derive(FromRef)]` on the state, which needs axum's `macros` feature
+/// (`axum = { version = "0.8", features = ["macros"] }`).
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -22,6 +24,31 @@ use std::future::Future;
 /// }
 /// let cache = cache_core::Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
 /// let app: Router = Router::new().route("/visits", get(visits)).with_state(cache);
+/// ```
+///
+/// With a state of your own:
+///
+/// ```
+/// use axum::{extract::FromRef, routing::get, Router};
+/// use cache_axum::AppCache;
+/// use cache_core::Cache;
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     cache: Cache,
+///     greeting: &'static str,
+/// }
+///
+/// impl FromRef<AppState> for Cache {
+///     fn from_ref(state: &AppState) -> Cache {
+///         state.cache.clone()
+///     }
+/// }
+///
+/// let cache = Cache::new(cache_memory::MemoryBackend::builder().build().unwrap());
+/// let app: Router = Router::new()
+///     .route("/hits", get(|AppCache(c): AppCache| async move { c.stats().hits.to_string() }))
+///     .with_state(AppState { cache, greeting: "hello" });
 /// ```
 #[derive(Clone, Debug)]
 pub struct AppCache(pub Cache);

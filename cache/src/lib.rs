@@ -93,6 +93,12 @@ pub use cache_axum as axum;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+/// The axum guide (`cache-axum/GUIDE.md`), compiled and run as doc tests: it uses the
+/// `cache` crate, as an application does.
+#[cfg(all(doctest, feature = "axum", feature = "redis"))]
+#[doc = include_str!("../../cache-axum/GUIDE.md")]
+pub struct AxumGuideDoctests;
+
 /// This crate's README, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
