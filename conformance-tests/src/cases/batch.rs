@@ -83,6 +83,12 @@ async fn compute_many(
     cache
         .cached_many(ids.iter().map(|id| (format!("item-{id}"), *id)))
         .expiry(Duration::from_secs(300))
+        // These cases are about locks and flights, not a slow store: a store call that
+        // outlived the default 1 s on a loaded machine would leave a value unstored
+        // and have another batch compute it again (fail-open, as designed).
+        .store_timeout(Duration::from_secs(30))
+        .lock_wait(Duration::from_secs(30))
+        .lock_ttl(Duration::from_secs(60))
         .get_or_compute_many(move |missing: Vec<u32>| {
             let asked = asked.clone();
             async move {
