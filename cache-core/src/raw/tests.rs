@@ -18,6 +18,20 @@ fn urls_are_redacted() {
         "postgres://***@h/db?sslmode=require&password=***"
     );
     assert_eq!(redact_url("no scheme"), "<unparsable url>");
+    // A password written unencoded with `#`, `?` or `/` in it never shows.
+    for (url, shown) in [
+        ("redis://:pa#ss@host:6379", "redis://***@host:6379"),
+        ("redis://:pa?ss@host", "redis://***@host"),
+        ("postgres://app:p?ss@db/x", "postgres://***@db/x"),
+        ("redis+cluster://u:p/ss@h1,h2", "redis+cluster://***@h1,h2"),
+    ] {
+        assert_eq!(redact_url(url), shown);
+    }
+    // Parameters that may carry a secret.
+    assert_eq!(
+        redact_url("postgres://h/db?sslpassword=a&Client_Secret=b&x=1&AWS_SESSION_TOKEN=c"),
+        "postgres://h/db?sslpassword=***&Client_Secret=***&x=1&AWS_SESSION_TOKEN=***"
+    );
 }
 
 #[test]
